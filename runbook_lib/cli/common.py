@@ -1,0 +1,43 @@
+"""Arguments and helpers shared by the subcommand modules."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import pandas as pd
+
+from runbook_lib.errors import DateRangeError
+from runbook_lib.run.params import Params, load_params
+
+
+def add_env(parser: argparse.ArgumentParser) -> None:
+    """Add --env and --today to a subcommand."""
+    parser.add_argument("--env", required=True, help="environment: a params/<env>.yaml file")
+    parser.add_argument(
+        "--today", type=parse_date, default=None,
+        help="override the params' today (YYYY-MM-DD); every cutoff is computed from it",
+    )
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    """Load the params of --env, with --today applied."""
+    overrides = {"today": args.today.isoformat()} if getattr(args, "today", None) else None
+    return load_params(args.env, overrides)
+
+
+def parse_date(text: str) -> dt.date:
+    """Parse YYYY-MM-DD or raise DateRangeError naming the bad value."""
+    try:
+        return dt.date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise DateRangeError(
+            f"{text!r} is not a date", "write dates as YYYY-MM-DD, for example 2023-02-23"
+        ) from None
+
+
+def show(df: pd.DataFrame, title: str | None = None) -> None:
+    """Print a DataFrame as a plain table."""
+    if title:
+        print(title)
+    print(df.to_string(index=False) if len(df) else "  (none)")

@@ -1,0 +1,191 @@
+"""Every error the runbook raises: one root, specific subclasses that carry their facts.
+
+Each message says what was wrong and how to fix it, so a person reading it in an archived
+notebook knows the next command to type.
+"""
+
+from __future__ import annotations
+
+
+class RunbookError(Exception):
+    """Root of every error the runbook raises on purpose."""
+
+
+class ParamsError(RunbookError):
+    """A params file or a parameter value is wrong (unknown, duplicate, missing, mistyped)."""
+
+    def __init__(self, source: str, key: str, problem: str, fix: str):
+        self.source, self.key, self.problem, self.fix = source, key, problem, fix
+        super().__init__(f"{source}: {key}: {problem} (to fix this, {fix})")
+
+
+class UnknownEnvironmentError(RunbookError):
+    """The environment named has no params file."""
+
+    def __init__(self, env: str, known: list[str]):
+        self.env, self.known = env, known
+        super().__init__(
+            f"unknown environment {env!r}: there is no params/{env}.yaml "
+            f"(to fix this, use one of {', '.join(known)} or create params/{env}.yaml)"
+        )
+
+
+class EnvironmentMismatchError(RunbookError):
+    """A client, warehouse or command points at another project than the params name."""
+
+    def __init__(self, expected: str, actual: str, what: str = "project"):
+        self.expected, self.actual = expected, actual
+        super().__init__(
+            f"{what} mismatch: params name {expected!r} but got {actual!r} "
+            f"(to fix this, point the credentials or command at {expected!r}, or use the params "
+            f"file of the environment you meant)"
+        )
+
+
+class InvalidIdentifierError(RunbookError):
+    """A project, dataset or table name is not a plain identifier."""
+
+    def __init__(self, kind: str, value: str, rule: str):
+        self.kind, self.value = kind, value
+        super().__init__(
+            f"invalid {kind} name {value!r}: it must match {rule} "
+            f"(to fix this, correct the name in the params file)"
+        )
+
+
+class WarehouseError(RunbookError):
+    """The warehouse refused an operation."""
+
+
+class TableExistsError(WarehouseError):
+    """A copy or create would overwrite a table that already exists."""
+
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(
+            f"table {table} already exists and is never overwritten here "
+            f"(to fix this, pick another backup name or drop {table} after checking it)"
+        )
+
+
+class TableNotFoundError(WarehouseError):
+    """A table that must exist does not."""
+
+    def __init__(self, table: str, hint: str = "run `runbook seed --env local` for the local warehouse"):
+        self.table = table
+        super().__init__(f"table {table} does not exist (to fix this, {hint})")
+
+
+class DeleteCountMismatchError(WarehouseError):
+    """A delete would remove a different number of rows than the plan said; nothing was deleted."""
+
+    def __init__(self, table: str, expected_rows: int, actual_rows: int):
+        self.table, self.expected_rows, self.actual_rows = table, expected_rows, actual_rows
+        super().__init__(
+            f"delete on {table} refused: the plan said {expected_rows:,} rows but "
+            f"{actual_rows:,} now match; nothing was deleted "
+            f"(to fix this, preview again and confirm the new count)"
+        )
+
+
+class BackupVerificationError(WarehouseError):
+    """A backup's row count differs from its source."""
+
+    def __init__(self, table: str, expected_rows: int, actual_rows: int):
+        self.table, self.expected_rows, self.actual_rows = table, expected_rows, actual_rows
+        super().__init__(
+            f"backup {table} holds {actual_rows:,} rows but its source held {expected_rows:,}; "
+            f"nothing was deleted (to fix this, inspect {table}, drop it and run the backup again)"
+        )
+
+
+class ConfirmationRequired(RunbookError):
+    """A destructive step needs a confirmation token that echoes its plan."""
+
+    def __init__(self, expected_token: str, given: str | None = None):
+        self.expected_token, self.given = expected_token, given
+        got = "no confirmation" if not given else f"the confirmation {given!r}"
+        super().__init__(
+            f"{got} does not match the previewed plan; nothing was changed "
+            f"(to fix this, review the preview and confirm with exactly: {expected_token!r})"
+        )
+
+
+class DateRangeError(RunbookError):
+    """A date or date range is malformed, reversed, in the future or too wide."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(f"{problem} (to fix this, {fix})")
+
+
+class CleanupCapExceededError(RunbookError):
+    """One run would delete a larger share of a table than the params allow."""
+
+    def __init__(self, table: str, rows: int, total: int, cap: float):
+        self.table, self.rows, self.total, self.cap = table, rows, total, cap
+        super().__init__(
+            f"refusing to delete {rows:,} of {total:,} rows ({rows / max(total, 1):.1%}) from "
+            f"{table}: the cap is {cap:.0%} of a table per run (to fix this, check the cutoff; "
+            f"if the deletion is right, raise cleanup.max_delete_fraction in the params file)"
+        )
+
+
+class VerificationFailedError(RunbookError):
+    """A post-condition check found the warehouse not in the state it must be in."""
+
+
+class PreflightFailedError(RunbookError):
+    """The backfill's pre-flight coverage check found partial UPCG dates."""
+
+    def __init__(self, issues: list[dict]):
+        self.issues = issues
+        listed = ", ".join(
+            f"{i['game_date']} (UPCG {i['upcg_players']}/{i['pgs_players']} PGS)" for i in issues
+        )
+        super().__init__(
+            f"pre-flight coverage check found partial UPCG on {len(issues)} date(s): {listed} "
+            f"(to fix this, run `runbook cleanup` to purge stale rows, or pass "
+            f"--allow-partial-context to let the fallback build context from PGS)"
+        )
+
+
+class CoverageValidationError(RunbookError):
+    """One or more dates failed coverage validation and were not published to PCF."""
+
+    def __init__(self, failed: dict[str, str]):
+        self.failed = failed
+        listed = "; ".join(f"{d}: {e}" for d, e in sorted(failed.items()))
+        super().__init__(
+            f"{len(failed)} date(s) failed and were not published: {listed} "
+            f"(to fix this, read the errors, fix the cause, then rerun: failed dates are retried)"
+        )
+
+
+class LockHeldError(RunbookError):
+    """Another run holds the environment's lock."""
+
+    def __init__(self, owner: str, run_id: str, since: str, path: str):
+        self.owner, self.run_id, self.since = owner, run_id, since
+        super().__init__(
+            f"environment is locked by {owner} (run {run_id}, since {since}) "
+            f"(to fix this, wait for that run to end; if it died, remove {path})"
+        )
+
+
+class PhaseFailedError(RunbookError):
+    """A phase of a run failed."""
+
+    def __init__(self, phase: str, reason: str, notebook: str):
+        self.phase, self.reason, self.notebook = phase, reason, notebook
+        super().__init__(
+            f"phase {phase} FAILED: {reason} (see {notebook}; fix the cause, then "
+            f"`runbook resume` the run directory)"
+        )
+
+
+class AuditChainError(RunbookError):
+    """An archived run does not match its manifest's hash chain."""
+
+
+class DeployError(RunbookError):
+    """A Cloud Function deployment plan cannot be built or applied."""

@@ -1,0 +1,1 @@
+"""The system the runbook deploys: schema, synthetic league, backfill, cleanup, function."""

@@ -1,0 +1,1 @@
+"""The runbook machinery: params, phases, runner, manifest and audit chain, reports."""

@@ -1,0 +1,230 @@
+"""Params files become frozen, typed objects; anything unexpected is an error naming file and key.
+
+YAML is read with a loader that rejects duplicate keys and keeps dates as strings until the
+model parses them (bigquery-etl's UniqueKeyLoader, papermill's NoDatesSafeLoader).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from runbook_lib import paths
+from runbook_lib.errors import ParamsError, UnknownEnvironmentError
+from runbook_lib.platform.schema import DEFAULT_DATASETS, Tables
+from runbook_lib.warehouse.ids import NAME_RE, PROJECT_RE
+
+ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate keys and leaves dates as strings."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(
+                    getattr(self, "source", "params"), str(key),
+                    f"duplicate key (line {key_node.start_mark.line + 1})",
+                    "keep only one of the two entries",
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _parse_date(value):
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a date in YYYY-MM-DD form") from e
+    return value
+
+
+class BackfillParams(_Model):
+    """Thresholds and limits of `runbook backfill`."""
+
+    fallback_threshold: float = 0.9
+    fail_below_pct: float = 90.0
+    warn_below_pct: float = 95.0
+    bootstrap_days: int = 14
+    max_range_days: int = Field(1500, gt=0)
+    workers: int = Field(2, ge=1, le=64)
+    checkpoint_dir: str = "outputs/local/checkpoints"
+
+
+class CleanupParams(_Model):
+    """Limits of `runbook cleanup` and of the daily Cloud Function."""
+
+    ttl_days: int = Field(7, ge=1)
+    max_delete_fraction: float = Field(0.9, gt=0, le=1)
+    dry_run: bool = False
+    confirm: str | None = None
+
+
+class AlertParams(_Model):
+    """Where alerts go and when they fire."""
+
+    webhook_url: str | None = None
+    coverage_alert_pct: float = 90.0
+    large_deletion_rows: int = 10_000
+
+
+class CloudFunctionParams(_Model):
+    """The daily cleanup function, its topic and its schedule."""
+
+    name: str = "upcoming-tables-cleanup"
+    topic: str = "upcoming-tables-cleanup-trigger"
+    scheduler_job: str = "upcoming-tables-cleanup-schedule"
+    schedule: str = "0 4 * * *"
+    time_zone: str = "America/New_York"
+    region: str = "us-east1"
+    runtime: str = "python311"
+    entry_point: str = "cleanup_upcoming_tables"
+    service_account: str = "nba-orchestration@nba-props-platform.iam.gserviceaccount.com"
+    timeout: str = "540s"
+    memory: str = "512MB"
+
+
+class Params(_Model):
+    """One environment's parameters, validated."""
+
+    env: str
+    backend: Literal["duckdb", "bigquery"]
+    project: str
+    location: str = "US"
+    warehouse_dir: str = "outputs/local/warehouse"
+    today: dt.date | None = None
+    datasets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DATASETS))
+    maximum_bytes_billed: int | None = Field(None, gt=0)
+    backfill: BackfillParams = BackfillParams()
+    cleanup: CleanupParams = CleanupParams()
+    alerts: AlertParams = AlertParams()
+    cloud_function: CloudFunctionParams = CloudFunctionParams()
+    phases: dict[str, dict] = Field(default_factory=dict)
+    source: str = Field("<memory>", exclude=True)
+
+    _check_today = field_validator("today", mode="before")(_parse_date)
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, v):
+        if not re.fullmatch(ENV_RE, v):
+            raise ValueError(f"must match {ENV_RE}")
+        return v
+
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, v):
+        if not re.fullmatch(PROJECT_RE, v):
+            raise ValueError(f"{v!r} is not a plain project id (must match {PROJECT_RE})")
+        return v
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, v):
+        missing = sorted(set(DEFAULT_DATASETS) - set(v))
+        unknown = sorted(set(v) - set(DEFAULT_DATASETS))
+        if missing or unknown:
+            raise ValueError(f"needs exactly the keys {sorted(DEFAULT_DATASETS)}; "
+                             f"missing {missing}, unknown {unknown}")
+        for key, name in v.items():
+            if not re.fullmatch(NAME_RE, name):
+                raise ValueError(f"{key}: {name!r} is not a plain dataset name (must match {NAME_RE})")
+        return v
+
+    @property
+    def tables(self) -> Tables:
+        """Return the declared tables resolved to this environment's project and datasets."""
+        return Tables(self.project, self.datasets)
+
+    @property
+    def is_local(self) -> bool:
+        """Return whether this environment is the embedded warehouse."""
+        return self.backend == "duckdb"
+
+    def effective_today(self) -> dt.date:
+        """Return the params' `today`, or the current UTC date when none is set."""
+        return self.today or dt.datetime.now(dt.UTC).date()
+
+    @property
+    def warehouse_path(self) -> Path:
+        """Return the absolute warehouse directory."""
+        return paths.resolve(self.warehouse_dir)
+
+
+def known_envs(params_dir: Path | None = None) -> list[str]:
+    """Return the environments that have a params file."""
+    return sorted(p.stem for p in (params_dir or paths.PARAMS_DIR).glob("*.yaml"))
+
+
+def _friendly(e: ValidationError, source: str) -> ParamsError:
+    err = e.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "<top>"
+    if err["type"] == "extra_forbidden":
+        return ParamsError(source, key, "unknown key", "remove it or correct its spelling; "
+                           "the keys are listed in params/local.yaml")
+    if err["type"] == "missing":
+        return ParamsError(source, key, "missing required key", f"add {key} to {source}")
+    return ParamsError(source, key, f"{err['msg']} (got {err.get('input')!r})",
+                       f"give {key} a value of the right type")
+
+
+def parse_params(text: str, source: str = "<string>", overrides: dict | None = None) -> Params:
+    """Parse params YAML text (plus overrides) into a validated Params."""
+    loader = _UniqueKeyLoader(text)
+    loader.source = source
+    try:
+        data = loader.get_single_data() or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(source, "<yaml>", f"not valid YAML: {e}", "fix the syntax") from e
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ParamsError(source, "<top>", "must be a mapping of keys", "write key: value lines")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    try:
+        return Params.model_validate({**data, "source": source})
+    except ValidationError as e:
+        raise _friendly(e, source) from None
+
+
+def _set_dotted(data: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+
+
+def load_params(env: str, overrides: dict | None = None, params_dir: Path | None = None) -> Params:
+    """Load `params/<env>.yaml`; an unknown environment is an error listing the known ones."""
+    folder = params_dir or paths.PARAMS_DIR
+    if not isinstance(env, str) or not re.fullmatch(ENV_RE, env):
+        raise UnknownEnvironmentError(str(env), known_envs(folder))
+    path = folder / f"{env}.yaml"
+    if not path.exists():
+        raise UnknownEnvironmentError(env, known_envs(folder))
+    params = parse_params(path.read_text(), str(path.relative_to(folder.parent)) if folder.parent in path.parents else str(path), overrides)
+    if params.env != env:
+        raise ParamsError(str(path), "env", f"says {params.env!r} but the file is for {env!r}",
+                          f"set env: {env}")
+    return params

@@ -1,0 +1,192 @@
+"""The embedded warehouse: one DuckDB file per project under the params' warehouse_dir.
+
+The file's catalog is named after the project, so `project.dataset.table` maps to
+catalog.schema.table. A DuckDB file allows one writing process at a time, so a connection is
+held only for one operation, or for a `session()` block.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import db_dtypes  # noqa: F401 - registers the "dbdate" pandas dtype
+import duckdb
+import pandas as pd
+
+from runbook_lib.errors import TableNotFoundError, WarehouseError
+from runbook_lib.platform.schema import TableSchema
+from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
+from runbook_lib.warehouse.ids import TableId, check_name, check_project
+
+_DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _ref(table: TableId) -> str:
+    return f"{_q(table.project)}.{_q(table.dataset)}.{_q(table.table)}"
+
+
+class DuckDBWarehouse(Warehouse):
+    """The warehouse in a local DuckDB file; SQL arrives as BigQuery and is translated."""
+
+    backend = "duckdb"
+
+    def __init__(self, project: str, warehouse_dir: str | Path, run_id: str | None = None):
+        super().__init__(check_project(project), run_id)
+        self.path = Path(warehouse_dir) / f"{project}.duckdb"
+        self._local = threading.local()
+
+    # -- connections -----------------------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.IOException as e:
+            raise WarehouseError(
+                f"cannot open {self.path}: {e} (to fix this, wait for the other process "
+                f"using the local warehouse to finish, or stop it)"
+            ) from e
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    @contextmanager
+    def _con(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        held = getattr(self._local, "con", None)
+        if held is not None:
+            yield held
+            return
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBWarehouse]:
+        """Hold one connection for the block (per thread)."""
+        if getattr(self._local, "con", None) is not None:
+            yield self
+            return
+        self._local.con = self._open()
+        try:
+            yield self
+        finally:
+            self._local.con.close()
+            self._local.con = None
+
+    def delete_file(self) -> None:
+        """Remove the warehouse file (the seed recreates it from nothing)."""
+        for p in (self.path, self.path.with_name(self.path.name + ".wal")):
+            p.unlink(missing_ok=True)
+
+    # -- primitives --------------------------------------------------------------------------
+    def _run(self, con, sql: str, params: dict | None):
+        statements = to_duckdb(sql)
+        result = None
+        for stmt in statements:
+            used = {k: v for k, v in (params or {}).items() if f"${k}" in stmt}
+            try:
+                result = con.execute(stmt, used or None)
+            except duckdb.CatalogException as e:
+                raise TableNotFoundError(str(e).splitlines()[0]) from e
+            except duckdb.Error as e:
+                raise WarehouseError(f"{type(e).__name__}: {e}\nSQL: {stmt}") from e
+        return result, statements[-1]
+
+    def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        with self._con() as con:
+            result, _ = self._run(con, sql, params)
+            df = result.df()
+            for name, type_code, *_ in result.description or []:
+                if str(type_code) == "DATE":
+                    df[name] = df[name].astype("dbdate")
+        return df
+
+    def execute(self, sql: str, params: dict | None = None) -> int:
+        with self._con() as con:
+            result, last = self._run(con, sql, params)
+            if _DML.match(last):
+                row = result.fetchone()
+                return int(row[0]) if row else 0
+            return 0
+
+    def create_dataset(self, dataset: str) -> None:
+        with self._con() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.project)}.{_q(check_name(dataset, 'dataset'))}")
+
+    def dataset_exists(self, dataset: str) -> bool:
+        with self._con() as con:
+            rows = con.execute(
+                "SELECT 1 FROM information_schema.schemata WHERE catalog_name = ? AND schema_name = ?",
+                [self.project, check_name(dataset, "dataset")],
+            ).fetchall()
+        return bool(rows)
+
+    def create_table(self, table: TableId, schema: TableSchema) -> None:
+        cols = ", ".join(
+            f"{_q(f.name)} {duckdb_type(f.type)}{' NOT NULL' if f.mode == 'REQUIRED' else ''}"
+            for f in schema.fields
+        )
+        with self._con() as con:
+            con.execute(f"CREATE TABLE {_ref(table)} ({cols})")
+
+    def table_exists(self, table: TableId) -> bool:
+        with self._con() as con:
+            rows = con.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_catalog = ? "
+                "AND table_schema = ? AND table_name = ?",
+                [table.project, table.dataset, table.table],
+            ).fetchall()
+        return bool(rows)
+
+    def list_tables(self, dataset: str) -> list[str]:
+        with self._con() as con:
+            rows = con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+                "AND table_schema = ? ORDER BY table_name",
+                [self.project, check_name(dataset, "dataset")],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def drop_table(self, table: TableId) -> None:
+        with self._con() as con:
+            con.execute(f"DROP TABLE IF EXISTS {_ref(table)}")
+
+    def load_dataframe(self, table: TableId, df: pd.DataFrame) -> int:
+        frame = df.copy()
+        for name in frame.columns:
+            if str(frame[name].dtype) == "dbdate":
+                frame[name] = pd.to_datetime(frame[name].astype("datetime64[ns]"))
+        cols = ", ".join(_q(c) for c in frame.columns)
+        with self._con() as con:
+            if not self.table_exists(table):
+                raise TableNotFoundError(str(table))
+            con.register("_runbook_load", frame)
+            try:
+                con.execute(f"INSERT INTO {_ref(table)} ({cols}) SELECT {cols} FROM _runbook_load")
+            finally:
+                con.unregister("_runbook_load")
+        return len(frame)
+
+    def _copy(self, source: TableId, dest: TableId, overwrite: bool) -> None:
+        with self._con() as con:
+            if overwrite and self.table_exists(dest):
+                # Replace the rows in one transaction so the table keeps its declared schema.
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(f"DELETE FROM {_ref(dest)}")
+                    con.execute(f"INSERT INTO {_ref(dest)} SELECT * FROM {_ref(source)}")
+                    con.execute("COMMIT")
+                except Exception:
+                    con.execute("ROLLBACK")
+                    raise
+            else:
+                con.execute(f"CREATE TABLE {_ref(dest)} AS SELECT * FROM {_ref(source)}")
