@@ -1,0 +1,196 @@
+"""Coverage monitoring: the seed runbook's coverage SQL, dashboard and alert queries, alerts.
+
+Every query is the runbook's own SQL (Phase 4.3 and 5.1/5.2), parameterised; the metadata
+table is filled by the backfill itself, one row per date per run, so the dashboard reads the
+latest row of each date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+
+from runbook_lib.platform.schema import Tables
+from runbook_lib.warehouse.base import Warehouse
+
+log = logging.getLogger("runbook.monitoring")
+
+
+def coverage_for_dates(wh: Warehouse, tables: Tables, dates: list[dt.date]) -> pd.DataFrame:
+    """Return expected (PGS) vs actual (PCF) players per date: the runbook's Step 4.3 SQL."""
+    sql = f"""
+        SELECT
+          pgs.game_date,
+          COUNT(DISTINCT pgs.player_lookup) AS expected,
+          COUNT(DISTINCT pcf.player_lookup) AS actual,
+          ROUND(COUNT(DISTINCT pcf.player_lookup) / COUNT(DISTINCT pgs.player_lookup) * 100, 1)
+            AS coverage_pct
+        FROM {tables.pgs.sql} pgs
+        LEFT JOIN {tables.pcf.sql} pcf
+          ON pgs.game_date = pcf.analysis_date AND pgs.player_lookup = pcf.player_lookup
+        WHERE pgs.game_date IN UNNEST(@dates)
+        GROUP BY pgs.game_date
+        ORDER BY pgs.game_date"""
+    df = wh.query(sql, {"dates": list(dates)})
+    df["coverage_pct"] = df["coverage_pct"].astype(float)
+    return df
+
+
+def dashboard(wh: Warehouse, tables: Tables, today: dt.date, days: int = 30) -> pd.DataFrame:
+    """Return the "Backfill Coverage Monitor": the latest metadata row per date, last `days`."""
+    sql = f"""
+        SELECT analysis_date, expected_players, actual_players, coverage_pct, status,
+               context_source, run_id, tracked_at
+        FROM {tables.backfill_metadata.sql}
+        WHERE analysis_date >= DATE_SUB(@today, INTERVAL @days DAY) AND analysis_date < @today
+        QUALIFY ROW_NUMBER() OVER (PARTITION BY analysis_date ORDER BY tracked_at DESC) = 1
+        ORDER BY analysis_date DESC"""
+    return wh.query(sql, {"today": today, "days": int(days)})
+
+
+def incomplete_dates(
+    wh: Warehouse, tables: Tables, today: dt.date, threshold_pct: float = 90.0, days: int = 1
+) -> pd.DataFrame:
+    """Return dates of the last `days` (yesterday by default) whose latest coverage < threshold."""
+    board = dashboard(wh, tables, today, days)
+    return board[board["coverage_pct"] < threshold_pct].reset_index(drop=True)
+
+
+@dataclass
+class AlertResult:
+    """What an alert check found and where it was sent."""
+
+    incomplete: int
+    sent: bool
+    channel: str
+    status: int | None = None
+
+
+def send_alert(url: str, payload: dict, timeout: float = 10.0) -> int:
+    """POST an alert as JSON to a webhook and return the HTTP status."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload, default=str).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URL from params
+        return response.status
+
+
+def alert_on_incomplete(
+    wh: Warehouse, tables: Tables, today: dt.date, url: str, threshold_pct: float, days: int = 1
+) -> AlertResult:
+    """Run the alert query and send one alert listing incomplete dates, if there are any."""
+    found = incomplete_dates(wh, tables, today, threshold_pct, days)
+    if found.empty:
+        log.info("No date below %.0f%% coverage in the last %d day(s); no alert sent", threshold_pct, days)
+        return AlertResult(0, False, url)
+    payload = {
+        "title": "Backfill coverage below threshold",
+        "threshold_pct": threshold_pct,
+        "dates": found[["analysis_date", "actual_players", "expected_players", "coverage_pct"]]
+        .astype(str)
+        .to_dict("records"),
+    }
+    status = send_alert(url, payload)
+    log.warning("Alert sent to %s: %d date(s) below %.0f%%", url, len(found), threshold_pct)
+    return AlertResult(len(found), True, url, status)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that keeps every JSON body posted to it."""
+
+    url: str
+    received: list[dict] = field(default_factory=list)
+    label: str = "local receiver"
+
+    def received_count(self) -> int:
+        """Return how many messages arrived (for a remote webhook: unknown, so 1 per 200)."""
+        return len(self.received)
+
+
+@dataclass
+class Webhook:
+    """A remote webhook from params: delivery is proven by its HTTP status."""
+
+    url: str
+    label: str = "webhook"
+
+    def received_count(self) -> int:
+        """Return 1: a remote channel acknowledged the message with its HTTP status."""
+        return 1
+
+
+@contextmanager
+def alert_channel(webhook_url: str | None) -> Iterator[Receiver | Webhook]:
+    """Yield the alert channel: the params' webhook, or a local receiver when none is set."""
+    if webhook_url:
+        yield Webhook(webhook_url, label=f"webhook {webhook_url.split('?')[0]}")
+        return
+    with local_receiver() as receiver:
+        receiver.label = f"local receiver {receiver.url}"
+        yield receiver
+
+
+@contextmanager
+def local_receiver() -> Iterator[Receiver]:
+    """Serve a webhook receiver on a free 127.0.0.1 port for the duration of the block."""
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.received.append(json.loads(body or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+PROCEDURES = """\
+### Monitoring procedures (backfill coverage)
+
+**Where to look.** The *Backfill Coverage Monitor* query (phase 05, section 1) over
+`nba_orchestration.backfill_processing_metadata`: one row per date, the latest run of each.
+Every backfill writes these rows itself; no manual tracker script is needed.
+
+**How to read it.** `coverage_pct` = distinct PCF players / distinct PGS players. 100% is normal.
+90-95% is a warning band (a trade, a late scratch); below 90% the date was **not published** to PCF
+and its row says FAILED with the error. `context_source` PGS_FALLBACK means UPCG was empty or
+partial and the context came from box scores.
+
+**When to escalate.** An alert (coverage < 90% yesterday) or a backfill that exits 1: the on-call
+data engineer looks the same day. Two or more fallbacks in a week, or a cleanup that deletes more
+than 10,000 rows: tell the platform team, something upstream writes stale context.
+
+**Troubleshooting.**
+1. `runbook backfill --env ENV --status --start-date D --end-date D` shows failed dates and their errors.
+2. Partial UPCG stopped the pre-flight: `runbook cleanup --env ENV --dry-run`, then the cleanup;
+   or rerun with `--allow-partial-context` to let the fallback handle it (validation stays on).
+3. Coverage failed after a fallback: compare distinct PGS and PCF players for the date (phase 04's
+   coverage query); missing PGS rows are an upstream (Phase 3) problem, not a backfill one.
+4. Rerun the failed dates: the checkpoint retries them.
+"""

@@ -1,0 +1,70 @@
+"""The runbook's charts: where a person would rather look than read.
+
+Each function takes the DataFrame a library call returned and gives back a matplotlib Figure,
+which Jupyter shows inline and nbconvert embeds as PNG in the offline report.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series.astype(str))
+
+
+def stale_rows_by_date(before: pd.DataFrame, after: pd.DataFrame | None, cutoff) -> Figure:
+    """Plot stale upcoming rows per date and table, before and (if given) after the cleanup.
+
+    Both frames have columns table, game_date, rows.
+    """
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for table, part in before.groupby("table"):
+        ax.bar(_dates(part["game_date"]), part["rows"], width=1.0, alpha=0.6, label=f"{table} before")
+    if after is not None and len(after):
+        for table, part in after.groupby("table"):
+            ax.bar(_dates(part["game_date"]), part["rows"], width=1.0, label=f"{table} after")
+    ax.axvline(pd.Timestamp(str(cutoff)), color="red", linestyle="--", label=f"cutoff {cutoff}")
+    ax.set_ylabel("rows")
+    title = "Stale rows by date" + (" (after cleanup: none left)" if after is not None and after.empty else "")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_bars(coverage: pd.DataFrame) -> Figure:
+    """Plot expected (PGS) vs actual (PCF) players per date, with the coverage % on top."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels = coverage["game_date"].astype(str)
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], coverage["expected"], width=0.4, label="PGS (expected)")
+    ax.bar([i + 0.2 for i in x], coverage["actual"], width=0.4, label="PCF (written)")
+    for i, (actual, pct) in enumerate(zip(coverage["actual"], coverage["coverage_pct"], strict=True)):
+        ax.annotate(f"{pct:.1f}%", (i + 0.2, actual), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(list(x), labels)
+    ax.set_ylabel("players")
+    ax.set_title("Coverage by date: PGS vs PCF")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_monitor(board: pd.DataFrame, threshold_pct: float = 90.0) -> Figure:
+    """Plot the 30-day coverage monitor with the alert line."""
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    if len(board):
+        data = board.sort_values("analysis_date")
+        colors = ["tab:red" if p < threshold_pct else "tab:green" for p in data["coverage_pct"]]
+        ax.bar(_dates(data["analysis_date"]), data["coverage_pct"], color=colors, width=0.8)
+    else:
+        ax.text(0.5, 0.5, "no backfill metadata in the window", ha="center", transform=ax.transAxes)
+    ax.axhline(threshold_pct, color="red", linestyle="--", label=f"alert below {threshold_pct:.0f}%")
+    ax.set_ylim(0, 110)
+    ax.set_ylabel("coverage %")
+    ax.set_title("Backfill Coverage Monitor (latest run per date)")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,141 @@
+"""Automated checks of phases 00 and 01: the tree, the warehouse rights, the code that will run.
+
+The seed runbook checks these by eye (`git status`, `grep -A5 _validate_coverage`,
+`py_compile`); here each is a function whose result a phase records.
+"""
+
+from __future__ import annotations
+
+import compileall
+import importlib
+import inspect
+import io
+import re
+import subprocess
+import sys
+import uuid
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from runbook_lib import paths
+from runbook_lib.platform.schema import ALL_TABLES, CLEANUP_OPERATIONS, Tables
+from runbook_lib.warehouse.base import Warehouse
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The working tree as `git status` and `git rev-parse` see it."""
+
+    is_repo: bool
+    branch: str
+    head: str
+    dirty: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Return whether the tree has no uncommitted change."""
+        return self.is_repo and not self.dirty
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def git_state(root: Path = paths.ROOT) -> GitState:
+    """Return the branch, head commit and uncommitted files of the project's tree."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head.returncode != 0:
+        return GitState(False, "", "", ())
+    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+    dirty = tuple(line for line in _git(root, "status", "--porcelain").stdout.splitlines() if line)
+    return GitState(True, branch, head.stdout.strip(), dirty)
+
+
+def git_diff_stat(target: str, root: Path = paths.ROOT) -> str:
+    """Return `git diff --stat` of HEAD against `target` (what a deploy would change)."""
+    result = _git(root, "diff", "--stat", f"{target}...HEAD")
+    if result.returncode != 0:
+        return f"(no diff: {result.stderr.strip() or 'target not found'})"
+    return result.stdout.strip() or f"(HEAD is {target}: nothing to deploy beyond it)"
+
+
+def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
+    """Check each dataset is reachable and writable, and each declared table exists.
+
+    The write probe creates and drops a scratch table in the orchestration dataset: the
+    runbook's own writes (metadata, audit rows, backups) need exactly that right.
+    """
+    rows = []
+    for dataset in sorted(tables.datasets.values()):
+        rows.append({"object": dataset, "kind": "dataset", "ok": wh.dataset_exists(dataset)})
+    for schema in ALL_TABLES:
+        table = tables.id(schema)
+        rows.append({"object": table.short, "kind": "table", "ok": wh.table_exists(table)})
+    probe = tables.id(CLEANUP_OPERATIONS).with_table(f"_runbook_probe_{uuid.uuid4().hex[:8]}")
+    try:
+        wh.create_table(probe, CLEANUP_OPERATIONS)
+        wh.drop_table(probe)
+        writable = True
+    except Exception as e:  # noqa: BLE001 - any refusal means the right is missing
+        writable = False
+        rows.append({"object": probe.short, "kind": f"write refused: {e}", "ok": False})
+    rows.append({"object": tables.datasets["orchestration"], "kind": "write (create+drop)", "ok": writable})
+    return pd.DataFrame(rows)
+
+
+def run_tests(test_paths: list[str], root: Path = paths.ROOT) -> dict:
+    """Run pytest on `test_paths` in a subprocess; return passed/failed counts and the tail."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *test_paths]
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
+    tail = result.stdout.strip().splitlines()[-1:] or [result.stderr.strip()]
+    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|skipped)", tail[0])}
+    return {
+        "passed": counts.get("passed", 0),
+        "failed": counts.get("failed", 0) + counts.get("error", 0),
+        "skipped": counts.get("skipped", 0),
+        "exit_code": result.returncode,
+        "summary": tail[0],
+    }
+
+
+def byte_compile(package: str = "runbook_lib") -> int:
+    """Byte-compile every module of `package`; return how many files compiled (raise on error)."""
+    folder = Path(importlib.import_module(package).__file__).parent
+    files = sorted(folder.rglob("*.py"))
+    with redirect_stdout(io.StringIO()):
+        failed = [str(f) for f in files if not compileall.compile_file(str(f), quiet=2, force=True)]
+    if failed:
+        raise SyntaxError(f"these files do not compile: {failed}")
+    return len(files)
+
+
+def has_parameters(func, *names: str) -> bool:
+    """Return whether `func` accepts every keyword in `names`."""
+    return set(names) <= set(inspect.signature(func).parameters)
+
+
+SIGNOFF_ITEMS = (
+    "All changes reviewed by team",
+    "Security review completed (if required)",
+    "PR approved and merged to main",
+    "BigQuery dataEditor role confirmed",
+    "Cloud Function deployment permissions confirmed",
+    "Production database access confirmed",
+)
+
+
+def default_approvals(is_local: bool, given: dict | list | None, user: str | None = None) -> dict:
+    """Return the sign-offs to use: the given ones, or on `local` an automatic local sign-off.
+
+    The embedded warehouse is a demo with nobody to ask, so a local run signs every item in the
+    name of the OS user, marked as automatic; every other environment needs real names.
+    """
+    if given or not is_local:
+        return given or {}
+    import getpass
+
+    who = f"{user or getpass.getuser()} (local run, signed automatically)"
+    return {item: who for item in SIGNOFF_ITEMS}

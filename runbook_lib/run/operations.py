@@ -1,0 +1,126 @@
+"""Where two library parts meet inside a phase: small steps the notebooks call by name.
+
+Each function here would otherwise be logic in a notebook cell (a try/except, a branch on the
+environment); keeping it here keeps the notebooks thin and the behaviour tested.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from runbook_lib.errors import ConfirmationRequired, PreflightFailedError
+from runbook_lib.run.params import Params
+
+AUTO = "auto"
+
+
+def cleanup_tokens(plan, given: str, is_local: bool) -> list[str]:
+    """Return the confirmation tokens to check against a cleanup plan.
+
+    `given` is what the person typed or the `confirm` parameter: tokens separated by `;`.
+    `"auto"` accepts the plan as previewed, and only on `local` (the embedded demo, nobody
+    to ask); anywhere else it is refused like any other wrong token.
+    """
+    value = (given or "").strip()
+    if value == AUTO:
+        if not is_local:
+            raise ConfirmationRequired("; ".join(plan.tokens.values()), AUTO)
+        return list(plan.tokens.values())
+    return [t.strip() for t in value.split(";") if t.strip()]
+
+
+def expected_confirmation(plan) -> str:
+    """Return the one line a person types to confirm a cleanup plan."""
+    return "; ".join(plan.tokens.values())
+
+
+def resolve_dry_run(params: Params, dry_run: bool | None) -> bool:
+    """Return the phase's dry-run setting: the parameter if given, else the params default."""
+    return params.cleanup.dry_run if dry_run is None else bool(dry_run)
+
+
+def expect_preflight_stop(wh, params: Params, game_date: dt.date, run_id: str | None = None):
+    """Run the backfill on `game_date` and return the PreflightFailedError it must raise.
+
+    Returns None when the pre-flight did not stop the run (which the phase then reports as a
+    failed check; the backfill will have run its validation).
+    """
+    from runbook_lib.platform.backfill import run_backfill
+
+    try:
+        run_backfill(wh, params, game_date, game_date, run_id=run_id, resume=False)
+    except PreflightFailedError as e:
+        return e
+    return None
+
+
+# The lines the seed runbook's Phase 4 tells operators to look for, in the fact sheet's words.
+EXPECTED_LOG_LINES = (
+    "PRE-FLIGHT COVERAGE CHECK",
+    "📊 Data source check for",
+    "upcoming_player_game_context (UPCG):",
+    "player_game_summary (PGS):",
+    "No upcoming_player_game_context for",
+    "🔄 TRIGGERING FALLBACK for",
+    "UPCG is empty",
+    "⚠️  PRE-FLIGHT CHECK FOUND ISSUES",
+    "❌ Pre-flight check failed. Aborting backfill.",
+    "❌ INCOMPLETE DATA DETECTED for",
+    "UPCG has incomplete data",
+    "✅ Coverage validation passed: 187/187 players (100.0%)",
+)
+
+
+def expected_lines(captured: list[str], expected: tuple[str, ...] = EXPECTED_LOG_LINES):
+    """Return a table of each expected line (a substring) and whether it appeared."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"line": e, "found": any(e in line for line in captured)} for e in expected],
+        columns=["line", "found"],
+    )
+
+
+def nightly_backfill(wh, params: Params, today: dt.date, days: int, run_id: str | None = None):
+    """Run the scheduled backfill over the last `days` days before `today`; None when days is 0.
+
+    On `local` there is no nightly scheduler, so the monitoring phase runs the backfill the
+    schedule would have run, with every safeguard on, to give the dashboard real rows.
+    """
+    if days <= 0:
+        return None
+    from runbook_lib.platform.backfill import run_backfill
+
+    start, end = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+    return run_backfill(wh, params, start, end, run_id=run_id, resume=False)
+
+
+def backups_to_restore(run_dir, given: list | None = None) -> list[tuple]:
+    """Return (live, backup) TableId pairs: the given ones, else those phase 02 of the run made."""
+    from runbook_lib.run.phase import read_results
+    from runbook_lib.warehouse.ids import TableId
+
+    entries = given or (read_results(run_dir, "02_data_cleanup") or {}).get("results", {}).get("backups", [])
+    return [(TableId(*str(e["table"]).split(".")), TableId(*str(e["backup"]).split("."))) for e in entries]
+
+
+def rollback_function(params: Params) -> dict:
+    """Stop the daily cleanup function: pause its scheduler on GCP; locally nothing is left running."""
+    if params.is_local:
+        return {"ok": True, "action": "none",
+                "detail": "local: phase 03 served the function only for its own test and stopped it; "
+                          "no scheduler exists locally"}
+    from runbook_lib.platform import deploy_plan
+
+    commands = deploy_plan.rollback_commands(params)
+    outputs = deploy_plan.run_commands(commands)
+    return {"ok": True, "action": "pause scheduler", "detail": outputs}
+
+
+def code_revert_guidance(commit: str | None = None) -> str:
+    """Return the commands that revert the deployed code, for a person to run after review."""
+    from runbook_lib.run.checks import git_state
+
+    head = commit or git_state().head or "<commit>"
+    return (f"git revert {head}\ngit push origin main\n"
+            f"# then rerun phase 01 (code deployment) so the checks see the reverted code")
