@@ -54,3 +54,57 @@ def seeded_wh(local_params, seeded_file):
     local_params.warehouse_path.mkdir(parents=True, exist_ok=True)
     shutil.copy(seeded_file, local_params.warehouse_path / seeded_file.name)
     return connect(local_params)
+
+
+# -- Warehouse contract fixtures: the same cases on DuckDB and on BigQuery (bqemulator) ---------
+
+
+@pytest.fixture(scope="session")
+def bq_emulator():
+    """Start bqemulator in-process once per session; yield its REST endpoint URL."""
+    from runbook_lib.warehouse.emulator import running_emulator
+
+    with running_emulator() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bq_wh(bq_emulator):
+    """A BigQueryWarehouse on the emulator, in a fresh project of its own (no collisions)."""
+    import uuid
+
+    from runbook_lib.warehouse.bigquery_backend import BigQueryWarehouse
+    from runbook_lib.warehouse.emulator import client_for
+
+    project = f"emu-{uuid.uuid4().hex[:16]}"
+    return BigQueryWarehouse(project, run_id="test-run", client=client_for(bq_emulator, project))
+
+
+class WarehouseCase:
+    """A warehouse of one backend (`.wh`) and its declared tables (`.tables`), all created."""
+
+    def __init__(self, wh, tables):
+        self.wh, self.tables = wh, tables
+        self.backend = wh.backend
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def warehouse(request, tmp_path):
+    """Yield a WarehouseCase on each backend: `.wh` (the Warehouse), `.tables` (its Tables).
+
+    Every table of ALL_TABLES exists and is empty. On "duckdb" the warehouse is a file under
+    tmp_path; on "bigquery" it is a fresh project on the session's bqemulator (see `bq_wh`).
+    Write SQL once in BigQuery Standard SQL and assert the same answer on both.
+    """
+    from runbook_lib.platform.schema import ALL_TABLES, DEFAULT_DATASETS, Tables
+    from runbook_lib.warehouse.duckdb_backend import DuckDBWarehouse
+
+    if request.param == "duckdb":
+        wh = DuckDBWarehouse("nba-props-platform", tmp_path / "warehouse", run_id="test-run")
+    else:
+        wh = request.getfixturevalue("bq_wh")
+    tables = Tables(wh.project, DEFAULT_DATASETS)
+    with wh.session():
+        for schema in ALL_TABLES:
+            wh.ensure_table(tables.id(schema), schema)
+    return WarehouseCase(wh, tables)

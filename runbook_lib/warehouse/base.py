@@ -123,7 +123,9 @@ class Warehouse(abc.ABC):
             f"(SELECT COUNT(*) FROM {table.sql} WHERE ({where})) = @_expected_rows"
         )
         deleted = self.execute(sql, params)
-        if deleted != expected_rows:
-            actual = self.row_count(table, where, {k: v for k, v in params.items() if k != "_expected_rows"})
+        plain = {k: v for k, v in params.items() if k != "_expected_rows"}
+        # A plan of 0 rows "matches" a guarded DELETE that deleted nothing: check it really is 0.
+        if deleted != expected_rows or (deleted == 0 and self.row_count(table, where, plain)):
+            actual = self.row_count(table, where, plain)
             raise DeleteCountMismatchError(str(table), expected_rows, actual)
         return deleted

@@ -26,10 +26,15 @@ def _fix(node: exp.Expression) -> exp.Expression:
         return exp.Cast(this=node.copy(), to=DATE.copy())
     if isinstance(node, exp.Extract) and node.name.upper() == "DAYOFWEEK":
         return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
-    if isinstance(node, exp.DataType) and node.this in (
-        exp.DataType.Type.DECIMAL,
-        exp.DataType.Type.BIGDECIMAL,
-    ) and not node.expressions:
+    if (
+        isinstance(node, exp.DataType)
+        and node.this
+        in (
+            exp.DataType.Type.DECIMAL,
+            exp.DataType.Type.BIGDECIMAL,
+        )
+        and not node.expressions
+    ):
         return NUMERIC.copy()
     return node
 

@@ -17,7 +17,7 @@ import db_dtypes  # noqa: F401 - registers the "dbdate" pandas dtype
 import duckdb
 import pandas as pd
 
-from runbook_lib.errors import TableNotFoundError, WarehouseError
+from runbook_lib.errors import TableExistsError, TableNotFoundError, WarehouseError
 from runbook_lib.platform.schema import TableSchema
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
@@ -120,7 +120,9 @@ class DuckDBWarehouse(Warehouse):
 
     def create_dataset(self, dataset: str) -> None:
         with self._con() as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.project)}.{_q(check_name(dataset, 'dataset'))}")
+            con.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {_q(self.project)}.{_q(check_name(dataset, 'dataset'))}"
+            )
 
     def dataset_exists(self, dataset: str) -> bool:
         with self._con() as con:
@@ -136,7 +138,12 @@ class DuckDBWarehouse(Warehouse):
             for f in schema.fields
         )
         with self._con() as con:
-            con.execute(f"CREATE TABLE {_ref(table)} ({cols})")
+            try:
+                con.execute(f"CREATE TABLE {_ref(table)} ({cols})")
+            except duckdb.CatalogException as e:
+                if "already exists" in str(e):
+                    raise TableExistsError(str(table)) from e
+                raise
 
     def table_exists(self, table: TableId) -> bool:
         with self._con() as con:
