@@ -1,0 +1,86 @@
+"""`runbook seed` and `runbook describe`: build the local warehouse and show what a warehouse holds."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from runbook_lib.cli.common import add_env, params_from, show
+from runbook_lib.errors import ParamsError
+from runbook_lib.platform.league import describe_warehouse, refuse_unless_local, seed_league
+from runbook_lib.platform.schema import ALL_TABLES
+from runbook_lib.warehouse import connect
+
+_TITLES = {
+    "tables": "Tables (rows and the range of their date column)",
+    "seasons": "Seasons (schedule, and PGS players per game date)",
+    "stale": "Stale upcoming rows (game_date before the cleanup cutoff: today - {ttl} days)",
+    "incident": "The incident dates (PGS players vs UPCG rows)",
+}
+
+
+def register(subparsers) -> None:
+    """Add the seed and describe subcommands."""
+    seed = subparsers.add_parser(
+        "seed", help="(re)create the local warehouse with the synthetic league (local only)"
+    )
+    add_env(seed)
+    seed.add_argument(
+        "--if-missing", action="store_true",
+        help="seed only when the warehouse file is missing or lacks tables",
+    )  # fmt: skip
+    seed.set_defaults(func=cmd_seed)
+    describe = subparsers.add_parser("describe", help="show tables, seasons, stale rows, incident")
+    add_env(describe)
+    describe.set_defaults(func=cmd_describe)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Seed the local warehouse, then print the summary and the description."""
+    params = params_from(args)
+    if not params.is_local:
+        raise ParamsError(
+            params.source, "backend",
+            f"is {params.backend!r}: `runbook seed` replaces every table, so it only writes the "
+            "embedded DuckDB warehouse and never BigQuery",
+            "run `runbook seed --env local`, or use `runbook describe` to look at this environment",
+        )  # fmt: skip
+    wh = connect(params)
+    refuse_unless_local(wh)
+    today = params.effective_today()
+    if args.if_missing and _is_seeded(wh, params):
+        print(f"The local warehouse {wh.path} already holds every table; nothing changed.")
+        return 0
+    summary = seed_league(wh, params.tables, today)
+    print(f"Seeded {wh.path} (today {today}):")
+    for name, value in dataclasses.asdict(summary).items():
+        shown = f"{value:,}" if isinstance(value, int) and name != "seed" else value
+        print(f"  {name:<16} {shown}")
+    print()
+    _print_description(describe_warehouse(wh, params.tables, today), params.cleanup.ttl_days)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    """Print what the environment's warehouse holds."""
+    params = params_from(args)
+    wh = connect(params)
+    today = params.effective_today()
+    print(f"Warehouse of {params.env} ({params.backend}, project {params.project}), today {today}:")
+    frames = describe_warehouse(wh, params.tables, today, params.cleanup.ttl_days)
+    _print_description(frames, params.cleanup.ttl_days)
+    return 0
+
+
+def _is_seeded(wh, params) -> bool:
+    """Return whether the warehouse file exists and holds every declared table."""
+    if not wh.path.exists():
+        return False
+    with wh.session():
+        return all(wh.table_exists(params.tables.id(schema)) for schema in ALL_TABLES)
+
+
+def _print_description(frames: dict, ttl_days: int) -> None:
+    for key, frame in frames.items():
+        show(frame, _TITLES.get(key, key).format(ttl=ttl_days))
+        print()
