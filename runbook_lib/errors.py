@@ -111,6 +111,19 @@ class ConfirmationRequired(RunbookError):
         )
 
 
+class SignOffRequired(ConfirmationRequired):
+    """A phase needs human sign-offs (item and name) that were not given."""
+
+    def __init__(self, missing: list[str]):
+        self.missing, self.expected_token, self.given = missing, None, None
+        RunbookError.__init__(
+            self,
+            f"{len(missing)} sign-off(s) still open: {', '.join(missing)}; nothing was changed "
+            f"(to fix this, tick each item with your name in the form above, or pass "
+            f"approvals={{item: name}} as a parameter of a headless run)",
+        )
+
+
 class DateRangeError(RunbookError):
     """A date or date range is malformed, reversed, in the future or too wide."""
 
@@ -158,6 +171,17 @@ class CoverageValidationError(RunbookError):
         super().__init__(
             f"{len(failed)} date(s) failed and were not published: {listed} "
             f"(to fix this, read the errors, fix the cause, then rerun: failed dates are retried)"
+        )
+
+
+class CheckpointError(RunbookError):
+    """A backfill checkpoint file cannot be read or is not a valid checkpoint."""
+
+    def __init__(self, path: str, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"checkpoint {path} is unusable: {problem} (to fix this, inspect or move the file "
+            f"away, or rerun with --no-resume to start a fresh checkpoint)"
         )
 
 

@@ -1,0 +1,195 @@
+"""The PCF backfill with its safeguards: pre-flight, fallback, build, validate, then publish.
+
+For each chunk of dates: count UPCG and PGS players per date (one query), log the defensive
+block and decide UPCG or the PGS fallback per date, build every player of every date into the
+staging table (one statement), validate coverage per date (one query), MERGE only the dates
+that passed into PCF, drop the run's staging rows, write one metadata row per date (one load)
+and update the checkpoint. A date that fails validation never reaches PCF, and a run with a
+failed date raises (the original exited 0: fact sheet 2.1, 2.5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from runbook_lib import paths
+from runbook_lib.errors import CoverageValidationError
+from runbook_lib.platform import backfill_dates, coverage
+from runbook_lib.platform.backfill_chunk import ChunkContext, process_chunk
+from runbook_lib.platform.backfill_result import BackfillResult, DateOutcome, LogCapture
+from runbook_lib.platform.checkpoint import Checkpoint, checkpoint_path
+from runbook_lib.run.params import Params
+from runbook_lib.warehouse.base import Warehouse
+
+log = logging.getLogger("runbook.backfill")
+
+# Dates per chunk: large enough that per-statement overhead vanishes, small enough that a
+# failure costs little and the checkpoint advances during a four-season run.
+MAX_CHUNK_DATES = 96
+
+
+def new_run_id() -> str:
+    """Return a run id: UTC time plus a short random suffix."""
+    return f"backfill-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def open_checkpoint(params: Params, first: dt.date, last: dt.date, dates=None) -> Checkpoint:
+    """Return the checkpoint of a range (or of a date list) in the params' checkpoint_dir."""
+    folder = paths.resolve(params.backfill.checkpoint_dir)
+    explicit = sorted(backfill_dates.as_date(d, "date") for d in dates) if dates else None
+    return Checkpoint(checkpoint_path(folder, first, last, explicit), first, last)
+
+
+def chunks(dates: list[dt.date], workers: int) -> list[list[dt.date]]:
+    """Split dates into contiguous chunks: at least one per worker, at most MAX_CHUNK_DATES."""
+    if not dates:
+        return []
+    size = max(1, min(MAX_CHUNK_DATES, math.ceil(len(dates) / max(1, workers))))
+    return [dates[i : i + size] for i in range(0, len(dates), size)]
+
+
+def run_backfill(
+    wh: Warehouse,
+    params: Params,
+    start=None,
+    end=None,
+    *,
+    dates=None,
+    force: bool = False,
+    allow_partial_context: bool = False,
+    dry_run: bool = False,
+    resume: bool = True,
+    workers: int | None = None,
+    run_id: str | None = None,
+) -> BackfillResult:
+    """Backfill PCF for a date range or list with every safeguard on; return per-date outcomes.
+
+    Raises DateRangeError (bad input; nothing changes), PreflightFailedError (partial UPCG
+    without --allow-partial-context or --force; nothing changes) and CoverageValidationError
+    (after publishing the dates that passed and recording every date).
+    """
+    if isinstance(dates, str):
+        dates = [d for d in dates.split(",") if d.strip()]
+    first, last, days = backfill_dates.requested_dates(params, start, end, dates)
+    result = BackfillResult(first, last, run_id or new_run_id(), dry_run=dry_run)
+    with LogCapture(log, result.log_lines):
+        _run(
+            wh,
+            params,
+            days,
+            result,
+            dates=dates,
+            force=force,
+            allow_partial=allow_partial_context,
+            resume=resume,
+            workers=workers or params.backfill.workers,
+        )
+    if result.failed and not dry_run:
+        error = CoverageValidationError(
+            {str(o.game_date): o.error or "failed" for o in result.failed}
+        )
+        error.result = result  # callers can still show every date's outcome
+        raise error
+    return result
+
+
+def _run(wh, params, days, result, *, dates, force, allow_partial, resume, workers) -> None:
+    cfg, tables = params.backfill, params.tables
+    mode = "DRY RUN - nothing will be written" if result.dry_run else "writing"
+    log.info("PCF backfill %s .. %s (run %s, %s)", result.start, result.end, result.run_id, mode)
+    if force:
+        log.warning("⚠️  FORCE MODE ENABLED - Coverage validation will be skipped!")
+    schedule = backfill_dates.game_dates(wh, tables, days)
+    todo, bootstrap = backfill_dates.split_bootstrap(schedule, cfg.bootstrap_days)
+    log.info(
+        "%d requested dates: %d game dates, %d in a bootstrap window, %d without games",
+        len(days),
+        len(todo),
+        len(bootstrap),
+        len(days) - len(schedule),
+    )
+    checkpoint = open_checkpoint(params, result.start, result.end, dates)
+    result.checkpoint_path = str(checkpoint.path)
+    todo = _apply_checkpoint(checkpoint, todo, resume=resume, dry_run=result.dry_run)
+    if force:
+        log.warning("Pre-flight coverage check SKIPPED (--force flag used)")
+    elif todo:
+        counts = coverage.distinct_players(
+            wh, {"pgs_players": (tables.pgs, "TRUE"), "upcg_players": (tables.upcg, "TRUE")}, todo
+        )
+        result.preflight_issues = coverage.preflight(
+            counts, cfg.fallback_threshold, allow_partial=allow_partial, stop=not result.dry_run
+        )
+    ctx = ChunkContext(
+        wh,
+        params,
+        result.run_id,
+        force=force,
+        dry_run=result.dry_run,
+        checkpoint=None if result.dry_run else checkpoint,
+    )
+    _record_bootstrap(ctx, bootstrap, result)
+    parts = chunks(todo, workers)
+    if workers > 1 and len(parts) > 1:
+        log.info(
+            "🚀 PARALLEL BACKFILL MODE - %d CONCURRENT WORKERS, %d chunks", workers, len(parts)
+        )
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+            for outcomes in pool.map(lambda part: process_chunk(ctx, part), parts):
+                result.outcomes.extend(outcomes)
+    else:
+        for part in parts:
+            result.outcomes.extend(process_chunk(ctx, part))
+    result.outcomes.sort(key=lambda o: o.game_date)
+    _log_summary(result)
+
+
+def _apply_checkpoint(checkpoint: Checkpoint, todo: list, *, resume: bool, dry_run: bool) -> list:
+    """Drop dates already successful; a fresh start deletes the checkpoint (unless dry run)."""
+    if not resume:
+        if not dry_run:
+            checkpoint.reset()
+        log.info("Checkpoint %s: starting fresh (--no-resume)", checkpoint.path)
+        return todo
+    state = checkpoint.load()
+    pending = checkpoint.pending(todo)
+    retried = [d for d in pending if str(d) in state["failed_dates"]]
+    if len(pending) < len(todo) or retried:
+        log.info(
+            "Resuming from checkpoint %s: %d dates already successful, retrying %d failed dates",
+            checkpoint.path,
+            len(todo) - len(pending),
+            len(retried),
+        )
+    return pending
+
+
+def _record_bootstrap(ctx: ChunkContext, bootstrap: dict, result: BackfillResult) -> None:
+    outcomes = []
+    for day, reason in sorted(bootstrap.items()):
+        log.info("⏭  %s: skipped (%s)", day, reason)
+        outcomes.append(DateOutcome(day, 0, 0, 0.0, "BOOTSTRAP", "SKIPPED", reason))
+    if outcomes and not ctx.dry_run:
+        ctx.write_metadata(outcomes)
+        ctx.checkpoint.record(skips={o.game_date: o.error for o in outcomes})
+    result.outcomes.extend(outcomes)
+
+
+def _log_summary(result: BackfillResult) -> None:
+    log.info("=" * 70)
+    log.info("PCF BACKFILL SUMMARY%s", " (dry run)" if result.dry_run else "")
+    log.info(
+        "   Dates: %d, published: %d, skipped: %d, failed: %d, players published: %d",
+        len(result.outcomes),
+        len(result.published),
+        len(result.skipped),
+        len(result.failed),
+        sum(o.actual for o in result.published),
+    )
+    for o in result.failed:
+        log.error("   ✗ %s: %s", o.game_date, o.error)
+    log.info("=" * 70)

@@ -1,0 +1,230 @@
+"""One chunk of a backfill: decide, build into staging, validate, publish the dates that passed.
+
+Every step is one statement for all dates of the chunk; only the logging is per date. Any
+error fails the chunk's unpublished dates with its text (fail safe) instead of ending the run,
+so the other chunks still run and every date gets its metadata row and checkpoint entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from runbook_lib.platform import coverage
+from runbook_lib.platform.backfill_result import DateOutcome
+from runbook_lib.platform.checkpoint import Checkpoint
+from runbook_lib.platform.factors import build_staging
+from runbook_lib.platform.schema import PCF, PCF_STAGING
+from runbook_lib.run.params import Params
+from runbook_lib.warehouse.base import Warehouse
+
+log = logging.getLogger("runbook.backfill")
+_KEY = ("game_date", "player_lookup")
+
+
+@dataclass
+class ChunkContext:
+    """What every chunk of one run shares."""
+
+    wh: Warehouse
+    params: Params
+    run_id: str
+    force: bool = False
+    dry_run: bool = False
+    checkpoint: Checkpoint | None = None
+
+    def write_metadata(self, outcomes: list[DateOutcome]) -> None:
+        """Append one backfill_processing_metadata row per outcome, in one load."""
+        now = pd.Timestamp.now(tz="UTC")
+        rows = pd.DataFrame(
+            {
+                "analysis_date": pd.Series([o.game_date for o in outcomes], dtype="dbdate"),
+                "expected_players": [o.expected for o in outcomes],
+                "actual_players": [o.actual for o in outcomes],
+                "coverage_pct": [round(o.coverage_pct, 2) for o in outcomes],
+                "data_source": "BACKFILL",
+                "last_created_at": now,
+                "status": [o.status for o in outcomes],
+                "tracked_at": now,
+                "run_id": self.run_id,
+                "context_source": [o.decision for o in outcomes],
+                "upcg_players": [o.upcg_players for o in outcomes],
+                "error": [o.error for o in outcomes],
+            }
+        )
+        self.wh.load_dataframe(self.params.tables.backfill_metadata, rows)
+
+
+def merge_sql(tables) -> str:
+    """Return the MERGE of the run's staged rows of some dates into PCF."""
+    cols = PCF.columns
+    updates = ", ".join(f"{c} = S.{c}" for c in cols if c not in _KEY)
+    return (
+        f"MERGE {tables.pcf.sql} AS T\n"
+        f"USING (SELECT {', '.join(cols)} FROM {tables.id(PCF_STAGING).sql}\n"
+        f"       WHERE run_id = @run_id AND game_date IN UNNEST(@dates)) AS S\n"
+        f"ON T.game_date = S.game_date AND T.player_lookup = S.player_lookup\n"
+        f"WHEN MATCHED THEN UPDATE SET {updates}\n"
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
+        f"VALUES ({', '.join('S.' + c for c in cols)})"
+    )
+
+
+def process_chunk(ctx: ChunkContext, dates: list[dt.date]) -> list[DateOutcome]:
+    """Backfill one chunk of game dates and return their outcomes."""
+    wh, tables, cfg = ctx.wh, ctx.params.tables, ctx.params.backfill
+    with wh.session():
+        try:
+            counts = coverage.distinct_players(
+                wh,
+                {"pgs_players": (tables.pgs, "TRUE"), "upcg_players": (tables.upcg, "TRUE")},
+                dates,
+            )
+        except Exception as e:  # noqa: BLE001 - any warehouse error fails these dates safely
+            return _finish(
+                ctx, [_failed(d, 0, 0, "UNKNOWN", f"count query failed: {e}") for d in dates]
+            )
+        plan = {r.game_date: (int(r.pgs_players), int(r.upcg_players)) for r in counts.itertuples()}
+        decisions = {
+            d: coverage.decide(d, u, p, cfg.fallback_threshold) for d, (p, u) in plan.items()
+        }
+        if ctx.dry_run:
+            return [_would_build(d, plan[d], decisions[d]) for d in dates]
+        try:
+            outcomes = _build_validate_publish(ctx, dates, plan, decisions)
+        finally:
+            _drop_staging(ctx, dates)
+        return _finish(ctx, outcomes)
+
+
+def _build_validate_publish(ctx, dates, plan, decisions) -> list[DateOutcome]:
+    upcg = [d for d in dates if decisions[d] == coverage.UPCG]
+    fallback = [d for d in dates if decisions[d] == coverage.FALLBACK]
+    try:
+        built = build_staging(ctx.wh, ctx.params.tables, ctx.run_id, upcg, fallback)
+        log.info("Built %d rows for %d dates into staging (run %s)", built, len(dates), ctx.run_id)
+    except Exception as e:  # noqa: BLE001
+        return [
+            _failed(d, plan[d][0], plan[d][1], decisions[d], f"build failed: {e}") for d in dates
+        ]
+    outcomes = validate_staged(ctx, dates, plan, decisions)
+    publish(ctx, outcomes)
+    return outcomes
+
+
+def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> list[DateOutcome]:
+    """Compare staged players with PGS players per date (one query); return verdicts.
+
+    Args:
+        plan: date -> (PGS players, UPCG players) as counted before the build.
+        decisions: date -> UPCG or PGS_FALLBACK.
+    """
+    tables, cfg = ctx.params.tables, ctx.params.backfill
+    try:
+        staged = coverage.distinct_players(
+            ctx.wh,
+            {
+                "expected": (tables.pgs, "TRUE"),
+                "actual": (tables.id(PCF_STAGING), "run_id = @run_id"),
+            },
+            dates,
+            {"run_id": ctx.run_id},
+        )
+        counts = {r.game_date: (int(r.expected), int(r.actual)) for r in staged.itertuples()}
+        verdicts = {
+            d: coverage.judge(
+                d,
+                *counts[d],
+                fail_below=cfg.fail_below_pct,
+                warn_below=cfg.warn_below_pct,
+                force=ctx.force,
+            )
+            for d in dates
+        }
+    except Exception as e:  # noqa: BLE001 - fail safe: no verdict means no publish
+        counts = {d: (plan[d][0], 0) for d in dates}
+        verdicts = {d: coverage.validation_error(d, e) for d in dates}
+    return [_outcome(d, counts[d], plan[d][1], decisions[d], verdicts[d]) for d in dates]
+
+
+def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int:
+    """MERGE the staged rows of the dates that passed into PCF; return rows merged."""
+    tables = ctx.params.tables
+    passed = [o.game_date for o in outcomes if o.status != "FAILED"]
+    if not passed:
+        return 0
+    try:
+        merged = ctx.wh.execute(merge_sql(tables), {"run_id": ctx.run_id, "dates": passed})
+    except Exception as e:  # noqa: BLE001 - MERGE is one statement: nothing was published
+        for o in outcomes:
+            if o.game_date in passed:
+                o.status, o.error = "FAILED", f"publish to PCF failed: {e}"
+        return 0
+    log.info("Published %d rows of %d dates to %s", merged, len(passed), tables.pcf.short)
+    return merged
+
+
+def _outcome(day, counts, upcg_players, decision, verdict) -> DateOutcome:
+    expected, actual = counts
+    pct = actual / expected * 100 if expected else 0.0
+    return DateOutcome(
+        day, expected, actual, pct, decision, verdict.status, verdict.error, upcg_players
+    )
+
+
+def _failed(day, expected, upcg_players, decision, error) -> DateOutcome:
+    log.error("❌ %s: %s", day, error)
+    return DateOutcome(day, expected, 0, 0.0, decision, "FAILED", error, upcg_players)
+
+
+def _would_build(day, counts, decision) -> DateOutcome:
+    pgs, upcg = counts
+    players = pgs if decision == coverage.FALLBACK else upcg
+    source = "the PGS fallback" if decision == coverage.FALLBACK else "UPCG"
+    log.info(
+        "Would build %d players for %s from %s and validate against %d PGS players",
+        players,
+        day,
+        source,
+        pgs,
+    )
+    pct = players / pgs * 100 if pgs else 0.0
+    return DateOutcome(day, pgs, players, pct, decision, "WOULD_BUILD", None, upcg)
+
+
+def _drop_staging(ctx: ChunkContext, dates: list[dt.date]) -> None:
+    table = ctx.params.tables.id(PCF_STAGING)
+    try:
+        ctx.wh.execute(
+            f"DELETE FROM {table.sql} WHERE run_id = @run_id AND game_date IN UNNEST(@dates)",
+            {"run_id": ctx.run_id, "dates": dates},
+        )
+    except Exception as e:  # noqa: BLE001 - leftovers carry the run id and never reach PCF
+        log.warning("Could not delete staging rows of run %s: %s", ctx.run_id, e)
+
+
+def _finish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> list[DateOutcome]:
+    """Write metadata and checkpoint for the chunk, then log each date's line."""
+    try:
+        ctx.write_metadata(outcomes)
+    except Exception as e:  # noqa: BLE001 - a date without its metadata row is not done
+        for o in outcomes:
+            o.status, o.error = "FAILED", o.error or f"metadata write failed: {e}"
+    ctx.checkpoint.record(
+        successes={
+            o.game_date: o.actual for o in outcomes if o.status in ("COMPLETE", "INCOMPLETE")
+        },
+        failures={o.game_date: o.error for o in outcomes if o.status == "FAILED"},
+        skips={o.game_date: o.error for o in outcomes if o.status == "SKIPPED"},
+    )
+    for o in outcomes:
+        if o.status == "FAILED":
+            log.error("✗ %s: %s", o.game_date, o.error)
+        elif o.status == "SKIPPED":
+            log.info("⏭  %s: %s", o.game_date, o.error)
+        else:
+            log.info("✓ %s: %d players", o.game_date, o.actual)
+    return outcomes

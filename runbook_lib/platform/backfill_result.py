@@ -1,0 +1,94 @@
+"""What a backfill returns: one outcome per date, the pre-flight issues and the log it wrote."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+PUBLISHED = ("COMPLETE", "INCOMPLETE")
+
+
+@dataclass
+class DateOutcome:
+    """One date of a backfill.
+
+    `decision` is UPCG, PGS_FALLBACK or BOOTSTRAP; `status` is COMPLETE (published),
+    INCOMPLETE (published, in the 90-95% warning band), FAILED (not published), SKIPPED or,
+    in a dry run, WOULD_BUILD. `error` holds why a date failed or was skipped.
+    """
+
+    game_date: dt.date
+    expected: int
+    actual: int
+    coverage_pct: float
+    decision: str
+    status: str
+    error: str | None = None
+    upcg_players: int = 0
+
+
+@dataclass
+class BackfillResult:
+    """Every date's outcome, in date order, plus the captured log lines."""
+
+    start: dt.date
+    end: dt.date
+    run_id: str
+    dry_run: bool = False
+    outcomes: list[DateOutcome] = field(default_factory=list)
+    preflight_issues: list[dict] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+    checkpoint_path: str | None = None
+
+    @property
+    def published(self) -> list[DateOutcome]:
+        """Return the dates merged into PCF."""
+        return [o for o in self.outcomes if o.status in PUBLISHED]
+
+    @property
+    def failed(self) -> list[DateOutcome]:
+        """Return the dates that failed (never published)."""
+        return [o for o in self.outcomes if o.status == "FAILED"]
+
+    @property
+    def skipped(self) -> list[DateOutcome]:
+        """Return the dates skipped (bootstrap, no expected players)."""
+        return [o for o in self.outcomes if o.status == "SKIPPED"]
+
+    def outcome(self, day) -> DateOutcome:
+        """Return the outcome of one date (a date or YYYY-MM-DD)."""
+        day = dt.date.fromisoformat(day) if isinstance(day, str) else day
+        return next(o for o in self.outcomes if o.game_date == day)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the outcomes as a DataFrame, one row per date."""
+        return pd.DataFrame(
+            [asdict(o) for o in self.outcomes], columns=list(DateOutcome.__dataclass_fields__)
+        )
+
+
+class LogCapture(logging.Handler):
+    """Collect a logger's formatted messages into a list for the duration of a block."""
+
+    def __init__(self, logger: logging.Logger, into: list[str]):
+        super().__init__(logging.INFO)
+        self.logger, self.into = logger, into
+        self._old_level = logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+    def __enter__(self) -> LogCapture:
+        # The operator's lines are INFO; make sure they reach handlers even when nobody
+        # configured logging (the library never configures the root logger itself).
+        if self.logger.getEffectiveLevel() > logging.INFO:
+            self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._old_level)

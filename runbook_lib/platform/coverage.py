@@ -1,0 +1,210 @@
+"""Coverage of the backfill: per-date player counts, the pre-flight, the context decision and the
+validation verdict, logged in the words of the original (fact sheet 2.3-2.5) so operators
+recognise them.
+
+Counts are computed set-based, one query for many dates; only the logging is per date.
+Every count is a distinct-player count: the original's decision counted UPCG *rows* while its
+pre-flight counted distinct players (a ⚠ in the fact sheet), so duplicates could disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from runbook_lib.errors import PreflightFailedError
+from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.ids import TableId
+
+log = logging.getLogger("runbook.backfill")
+
+UPCG, FALLBACK = "UPCG", "PGS_FALLBACK"
+
+
+def distinct_players(
+    wh: Warehouse,
+    sources: dict[str, tuple[TableId, str]],
+    dates: list[dt.date],
+    params: dict | None = None,
+) -> pd.DataFrame:
+    """Return per date the distinct players of each source, in one query.
+
+    Args:
+        sources: output column -> (table, extra SQL predicate on that table, or "TRUE").
+        dates: the dates to count; each appears in the result, with 0 where a table has none.
+    """
+    ctes, cols, joins = [], [], []
+    for i, (column, (table, where)) in enumerate(sources.items()):
+        ctes.append(
+            f"s{i} AS (SELECT game_date, COUNT(DISTINCT player_lookup) AS n FROM {table.sql} "
+            f"WHERE game_date IN UNNEST(@dates) AND ({where}) GROUP BY game_date)"
+        )
+        cols.append(f"COALESCE(s{i}.n, 0) AS {column}")
+        joins.append(f"LEFT JOIN s{i} ON s{i}.game_date = d")
+    sql = (
+        f"WITH {', '.join(ctes)}\nSELECT d AS game_date, {', '.join(cols)}\n"
+        f"FROM UNNEST(@dates) AS d {' '.join(joins)}\nORDER BY game_date"
+    )
+    df = wh.query(sql, {**(params or {}), "dates": sorted(dates)})
+    df["game_date"] = [pd.Timestamp(d).date() for d in df["game_date"]]
+    return df
+
+
+def _pct(part: int, whole: int) -> float:
+    return part / whole * 100 if whole else 0.0
+
+
+# -- pre-flight (fact sheet 2.3) ---------------------------------------------------------------
+def preflight(
+    counts: pd.DataFrame, threshold: float, *, allow_partial: bool, stop: bool = True
+) -> list[dict]:
+    """Log the pre-flight coverage check and return the partial-UPCG dates.
+
+    Raises PreflightFailedError when a date has partial UPCG (0 < UPCG < threshold x PGS),
+    unless `allow_partial` (the fallback handles those dates) or `stop` is False (dry run).
+    """
+    log.info("=" * 70)
+    log.info("PRE-FLIGHT COVERAGE CHECK")
+    log.info("=" * 70)
+    log.info("Checking %d dates for potential data issues...", len(counts))
+    issues = []
+    for row in counts.itertuples():
+        p, u = int(row.pgs_players), int(row.upcg_players)
+        if p == 0:
+            log.debug("%s: no PGS players (off-day or bootstrap)", row.game_date)
+        elif 0 < u < threshold * p:
+            log.warning(
+                "⚠️  %s: UPCG has partial data (%d/%d = %.1f%%, missing %d players)",
+                row.game_date,
+                u,
+                p,
+                _pct(u, p),
+                p - u,
+            )
+            issues.append(
+                {
+                    "game_date": row.game_date,
+                    "pgs_players": p,
+                    "upcg_players": u,
+                    "coverage_pct": round(_pct(u, p), 1),
+                    "missing": p - u,
+                }
+            )
+        else:
+            log.info("✅ %s: Data looks good (PGS: %d, UPCG: %d)", row.game_date, p, u)
+    if not issues:
+        log.info("✅ Pre-flight coverage check complete - No issues found")
+        return issues
+    _log_issues(issues)
+    if allow_partial:
+        log.warning(
+            "Continuing (--allow-partial-context): the PGS fallback will build the "
+            "context of those %d date(s); coverage validation stays on",
+            len(issues),
+        )
+    elif stop:
+        log.error("❌ Pre-flight check failed. Aborting backfill.")
+        log.error("   Nothing was written. Clean the stale rows or pass --allow-partial-context.")
+        raise PreflightFailedError(issues)
+    else:
+        log.error("❌ Pre-flight check failed: a real run would abort here (dry run goes on)")
+    return issues
+
+
+def _log_issues(issues: list[dict]) -> None:
+    log.error("=" * 70)
+    log.error("⚠️  PRE-FLIGHT CHECK FOUND ISSUES")
+    log.error("=" * 70)
+    for i in issues:
+        log.error(
+            "   %s: Expected (PGS): %d, Actual (UPCG): %d, Coverage: %.1f%%, Missing: %d",
+            i["game_date"],
+            i["pgs_players"],
+            i["upcg_players"],
+            i["coverage_pct"],
+            i["missing"],
+        )
+    log.error("RECOMMENDED ACTIONS:")
+    log.error("   1. Purge stale rows: `runbook cleanup --env <env> --dry-run`, then without it")
+    log.error("   2. Let the fallback handle them: rerun with --allow-partial-context")
+    log.error("   3. Skip the checks entirely with --force (also skips coverage validation)")
+
+
+# -- context decision (fact sheet 2.4) ---------------------------------------------------------
+def decide(day: dt.date, upcg: int, pgs: int, threshold: float) -> str:
+    """Log the defensive block and decision for one date; return UPCG or PGS_FALLBACK."""
+    pct = _pct(upcg, pgs)
+    log.info("📊 Data source check for %s:", day)
+    log.info("   - upcoming_player_game_context (UPCG): %d players", upcg)
+    log.info("   - player_game_summary (PGS): %d players", pgs)
+    log.info("   - Coverage: %.1f%%", pct)
+    if upcg == 0:
+        log.warning("No upcoming_player_game_context for %s", day)
+        log.warning("   → Falling back to synthetic context from player_game_summary")
+        log.warning("   → Will generate context for %d players", pgs)
+        reason = "UPCG is empty"
+    elif upcg < threshold * pgs:
+        log.error("❌ INCOMPLETE DATA DETECTED for %s:", day)
+        log.error(
+            "   - upcoming_player_game_context has only %d/%d players (%.1f%%)", upcg, pgs, pct
+        )
+        log.error("   - This indicates stale/partial data in UPCG table")
+        log.error("   - Missing %d players", pgs - upcg)
+        log.error("   → RECOMMENDATION: Clear stale UPCG data before running backfill")
+        reason = f"UPCG has incomplete data ({upcg}/{pgs} = {pct:.1f}%)"
+    else:
+        log.info("✅ Using upcoming_player_game_context: %d players", upcg)
+        log.info("   - Expected from PGS: %d", pgs)
+        log.info("   - Data source: UPCG table")
+        return UPCG
+    log.warning("🔄 TRIGGERING FALLBACK for %s:", day)
+    log.warning("   - Reason: %s", reason)
+    log.warning("   - Action: Generating synthetic context from player_game_summary")
+    log.warning("   - Expected coverage: %d players", pgs)
+    return FALLBACK
+
+
+# -- validation verdict (fact sheet 2.5) -------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a date may be published, its metadata status and, when it may not, why."""
+
+    passed: bool
+    status: str
+    error: str | None = None
+
+
+def judge(
+    day: dt.date, expected: int, actual: int, *, fail_below: float, warn_below: float, force: bool
+) -> Verdict:
+    """Log the coverage validation of one date and return its verdict."""
+    pct = _pct(actual, expected)
+    if expected == 0:
+        log.info("ℹ️  No expected players for %s (off-day or bootstrap)", day)
+        return Verdict(True, "SKIPPED", "no expected players (off-day or bootstrap)")
+    if force:
+        log.warning("⚠️  Coverage validation SKIPPED for %s (--force flag used)", day)
+        status = "COMPLETE" if pct >= warn_below else "INCOMPLETE"
+        return Verdict(True, status)
+    if pct < fail_below:
+        log.error("❌ COVERAGE VALIDATION FAILED for %s:", day)
+        log.error("   Processed: %d/%d players (%.1f%%)", actual, expected, pct)
+        log.error("   This indicates partial backfill - likely stale UPCG data")
+        return Verdict(
+            False, "FAILED", f"Coverage validation failed: {actual}/{expected} players ({pct:.1f}%)"
+        )
+    status = "COMPLETE"
+    if pct < warn_below:
+        log.warning("⚠️  Low coverage for %s: %d/%d players (%.1f%%)", day, actual, expected, pct)
+        status = "INCOMPLETE"
+    log.info("✅ Coverage validation passed: %d/%d players (%.1f%%)", actual, expected, pct)
+    return Verdict(True, status)
+
+
+def validation_error(day: dt.date, error: Exception) -> Verdict:
+    """Log a validation that could not run and fail the date (fail safe)."""
+    log.error("❌ Coverage validation error for %s: %s", day, error)
+    return Verdict(False, "FAILED", f"Coverage validation error: {error}")
