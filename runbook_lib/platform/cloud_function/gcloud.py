@@ -1,0 +1,130 @@
+"""Run gcloud bound to one project and region, and validate a schedule before any command.
+
+The runner refuses a command without `--project`, for another project, or (for functions,
+Cloud Run and Cloud Scheduler) for another region, before it runs anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import zoneinfo
+
+from runbook_lib.errors import DeployError, EnvironmentMismatchError
+
+CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+NAMES = {
+    3: "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(),
+    4: "SUN MON TUE WED THU FRI SAT".split(),
+}
+
+
+def validate_cron(expr: str) -> str:
+    """Return `expr` if it is a 5-field cron expression within range, else raise DeployError."""
+    fields = str(expr).split()
+    if len(fields) != 5:
+        raise DeployError(
+            f"cron {expr!r} has {len(fields)} fields, not 5 (to fix this, write "
+            f"minute hour day-of-month month day-of-week, e.g. '0 4 * * *')"
+        )
+    for i, (text, (name, lo, hi)) in enumerate(zip(fields, CRON_FIELDS, strict=True)):
+        for item in text.split(","):
+            if not _cron_item_ok(item, lo, hi, NAMES.get(i, [])):
+                raise DeployError(
+                    f"cron {expr!r}: {name} field {text!r} is not valid; it takes "
+                    f"*, numbers {lo}-{hi}, ranges a-b, lists and /steps "
+                    f"(to fix this, correct cloud_function.schedule)"
+                )
+    return expr
+
+
+def _cron_item_ok(item: str, lo: int, hi: int, names: list[str]) -> bool:
+    base, _, step = item.partition("/")
+    if step and not (step.isdigit() and int(step) >= 1):
+        return False
+    if base == "*":
+        return True
+    bounds = base.split("-")
+    if len(bounds) > 2:
+        return False
+    values = []
+    for b in bounds:
+        if b.upper() in names:
+            values.append(names.index(b.upper()) + (1 if lo == 1 else 0))
+        elif b.isdigit():
+            values.append(int(b))
+        else:
+            return False
+    return all(lo <= v <= hi for v in values) and values == sorted(values)
+
+
+def validate_time_zone(name: str) -> str:
+    """Return `name` if it is an IANA time zone, else raise DeployError."""
+    try:
+        zoneinfo.ZoneInfo(str(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise DeployError(
+            f"time zone {name!r} is unknown (to fix this, use an IANA name such "
+            f"as America/New_York in cloud_function.time_zone)"
+        ) from None
+    return name
+
+
+class GcloudRunner:
+    """Run gcloud commands bound to one project and region; refuse any other."""
+
+    def __init__(self, project: str, region: str, gcloud: str = "gcloud", timeout: float = 900):
+        self.project, self.region, self.gcloud, self.timeout = project, region, gcloud, timeout
+
+    def check(self, args: list[str] | tuple[str, ...]) -> None:
+        """Raise unless the command carries this project (and region where it has one)."""
+        given = _flag(args, "--project")
+        if given is None:
+            raise DeployError(f"command without --project refused: {shlex.join(args)}")
+        if given != self.project or (args[0] == "projects" and args[2] != self.project):
+            raise EnvironmentMismatchError(
+                self.project, given if given != self.project else args[2]
+            )
+        flag = {"functions": "--region", "run": "--region", "scheduler": "--location"}.get(args[0])
+        if flag and _flag(args, flag) != self.region:
+            raise EnvironmentMismatchError(self.region, str(_flag(args, flag)), "region")
+
+    def run(self, args: list[str] | tuple[str, ...]) -> subprocess.CompletedProcess:
+        """Check and run one command (an argument list); return the completed process."""
+        self.check(args)
+        path = shutil.which(self.gcloud)
+        if path is None:
+            raise DeployError(
+                f"{self.gcloud} is not on PATH (to fix this, install the Google "
+                f"Cloud SDK and run `gcloud auth login`)"
+            )
+        return subprocess.run(
+            [path, *args], capture_output=True, text=True, timeout=self.timeout, check=False
+        )
+
+    def describe(self, args: list[str]) -> dict | None:
+        """Run a describe command; return its JSON, or None when the resource does not exist."""
+        proc = self.run(args)
+        if proc.returncode == 0:
+            return json.loads(proc.stdout or "{}")
+        if re.search(r"NOT_FOUND|not found|404", proc.stderr, re.IGNORECASE):
+            return None
+        raise DeployError(f"`gcloud {shlex.join(args)}` failed: {proc.stderr.strip()}")
+
+
+def _flag(args, name: str) -> str | None:
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None

@@ -1,0 +1,174 @@
+"""Run the built function bundle under functions-framework on 127.0.0.1 and send it events.
+
+Used by `runbook function serve`, phase 03 on `local` and the tests: a real server process on
+a free port serving the bundle folder, and a Pub/Sub CloudEvent posted to it over HTTP in the
+binary or the structured content mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from runbook_lib.errors import DeployError
+from runbook_lib.run.params import Params
+
+PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+
+
+def function_env(params: Params, webhook_url: str | None = None) -> dict[str, str]:
+    """Return the function's environment variables for one environment's params."""
+    env = {
+        "GCP_PROJECT_ID": params.project,
+        "DATASET": params.datasets["analytics"],
+        "AUDIT_DATASET": params.datasets["orchestration"],
+        "TTL_DAYS": str(params.cleanup.ttl_days),
+        "MAX_DELETE_FRACTION": str(params.cleanup.max_delete_fraction),
+        "ALERT_THRESHOLD_ROWS": str(params.alerts.large_deletion_rows),
+    }
+    if webhook_url or params.alerts.webhook_url:
+        env["ALERT_WEBHOOK_URL"] = webhook_url or params.alerts.webhook_url
+    if params.is_local:
+        env.update(WAREHOUSE_BACKEND="duckdb", WAREHOUSE_DIR=str(params.warehouse_path))
+        if params.today:
+            env["CLEANUP_TODAY"] = params.today.isoformat()
+    return env
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pubsub_event(body: dict, topic: str, project: str) -> tuple[dict, dict]:
+    """Return (attributes, data) of a Pub/Sub `messagePublished` CloudEvent carrying `body`."""
+    message_id = str(uuid.uuid4().int)[:16]
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    attributes = {
+        "specversion": "1.0",
+        "id": message_id,
+        "type": PUBSUB_TYPE,
+        "time": now,
+        "source": f"//pubsub.googleapis.com/projects/{project}/topics/{topic}",
+    }
+    data = {
+        "message": {
+            "data": base64.b64encode(json.dumps(body).encode()).decode(),
+            "messageId": message_id,
+            "publishTime": now,
+        },
+        "subscription": f"projects/{project}/subscriptions/eventarc-{topic}",
+    }
+    return attributes, data
+
+
+def encode_event(attributes: dict, data: dict, mode: str = "binary") -> tuple[dict, bytes]:
+    """Return the HTTP headers and body of a CloudEvent in the binary or structured mode."""
+    if mode == "binary":
+        headers = {f"ce-{k}": v for k, v in attributes.items()}
+        return {**headers, "Content-Type": "application/json"}, json.dumps(data).encode()
+    if mode == "structured":
+        body = json.dumps({**attributes, "datacontenttype": "application/json", "data": data})
+        return {"Content-Type": "application/cloudevents+json"}, body.encode()
+    raise ValueError(f"mode must be 'binary' or 'structured', got {mode!r}")
+
+
+def post(url: str, headers: dict, body: bytes, timeout: float = 120) -> tuple[int, str]:
+    """POST to a local URL; return (status, text) for success and error statuses alike."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+class LocalFunctionServer:
+    """A functions-framework process serving one target of a bundle on 127.0.0.1."""
+
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        target: str,
+        signature_type: str,
+        env: dict[str, str],
+        port: int | None = None,
+    ):
+        self.bundle_dir = Path(bundle_dir)
+        self.target, self.signature_type, self.env = target, signature_type, env
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen | None = None
+        # A file, not a pipe: an unread pipe would block a chatty server once its buffer fills.
+        self.log_path = Path(tempfile.mkstemp(prefix="function-server-", suffix=".log")[1])
+
+    def command(self) -> list[str]:
+        """Return the functions-framework command line serving the bundle."""
+        return [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            self.target,
+            "--source",
+            str(self.bundle_dir / "main.py"),
+            "--signature-type",
+            self.signature_type,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+
+    def start(self, timeout: float = 30) -> LocalFunctionServer:
+        """Start the server and wait until its port accepts connections."""
+        # The bundle goes first on the path so the server runs the bundle's copy of the library.
+        env = {**os.environ, **self.env, "PYTHONPATH": str(self.bundle_dir)}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DeployError(f"functions-framework exited: {self.output()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise DeployError(f"functions-framework did not listen on {self.url} within {timeout}s")
+
+    def stop(self) -> None:
+        """Stop the server process (the one this object started)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        """Return what the server has printed so far (its log lines and JSON summaries)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def __enter__(self) -> LocalFunctionServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

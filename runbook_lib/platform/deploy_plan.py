@@ -1,0 +1,483 @@
+"""The Cloud Function's deployment plan: topic, IAM, function, scheduler job, each idempotent.
+
+Every resource is described first, then created, updated or left alone. Commands are argument
+lists (never shell strings) that always carry `--project`, and `--region`/`--location` where the
+resource has one; the runner refuses a command for another project or region before running it.
+Cloud Scheduler `create` fails on an existing job and `update pubsub` takes its own flags, so the
+job is described and then created or updated. The cron expression and time zone are validated
+before any command. The function's serving revision is recorded before a deploy so a rollback
+can route traffic back to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runbook_lib.errors import DeployError
+from runbook_lib.platform.cloud_function.bundle import bundle_digest
+from runbook_lib.platform.cloud_function.gcloud import (
+    GcloudRunner,
+    validate_cron,
+    validate_time_zone,
+)
+from runbook_lib.platform.cloud_function.local import function_env
+from runbook_lib.run.params import Params
+
+SCHEDULER_AGENT = "service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """The desired state of the function's resources in one project and region."""
+
+    project: str
+    region: str
+    topic: str
+    function: str
+    job: str
+    schedule: str
+    time_zone: str
+    service_account: str
+    runtime: str
+    entry_point: str
+    timeout: str
+    memory: str
+    bundle_dir: str
+    env_vars: dict[str, str] = field(default_factory=dict)
+    message_body: str = '{"trigger":"scheduled"}'
+
+    @property
+    def topic_path(self) -> str:
+        """Return the topic's full resource name."""
+        return f"projects/{self.project}/topics/{self.topic}"
+
+
+def build_plan(
+    params: Params, bundle_dir: str | Path, webhook_url: str | None = None
+) -> DeployPlan:
+    """Return the desired deployment for an environment; validate schedule and zone first."""
+    if params.is_local:
+        raise DeployError(
+            f"environment {params.env!r} is the embedded warehouse and has no "
+            f"Cloud project (to fix this, use `runbook function serve --env "
+            f"{params.env}` locally, or plan for staging or prod)"
+        )
+    cf = params.cloud_function
+    validate_cron(cf.schedule)
+    validate_time_zone(cf.time_zone)
+    env = {**function_env(params, webhook_url), "BUNDLE_DIGEST": bundle_digest(bundle_dir)}
+    return DeployPlan(
+        params.project,
+        cf.region,
+        cf.topic,
+        cf.name,
+        cf.scheduler_job,
+        cf.schedule,
+        cf.time_zone,
+        cf.service_account,
+        cf.runtime,
+        cf.entry_point,
+        cf.timeout,
+        cf.memory,
+        str(Path(bundle_dir).resolve()),
+        env,
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource's decision: create, update, resume, nothing (or describe-first on a dry run)."""
+
+    resource: str
+    name: str
+    action: str
+    command: tuple[str, ...] | None = None
+    reason: str = ""
+
+
+def _p(plan: DeployPlan) -> list[str]:
+    return ["--project", plan.project]
+
+
+def preflight(plan: DeployPlan, runner: GcloudRunner) -> str:
+    """Check gcloud, credentials and project access before anything changes; return the number."""
+    if shutil.which(runner.gcloud) is None:
+        raise DeployError(
+            f"{runner.gcloud} is not on PATH; nothing was changed (to fix this, "
+            f"install the Google Cloud SDK and run `gcloud auth login`)"
+        )
+    proc = runner.run(
+        ["auth", "list", "--filter=status:ACTIVE", "--format=value(account)", *_p(plan)]
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise DeployError(
+            "gcloud has no active credentials; nothing was changed (to fix this, "
+            "run `gcloud auth login` or activate a service account)"
+        )
+    info = runner.describe(["projects", "describe", plan.project, *_p(plan), "--format=json"])
+    if not info or not info.get("projectNumber"):
+        raise DeployError(
+            f"project {plan.project} is not visible to these credentials; nothing "
+            f"was changed (to fix this, check the account's access)"
+        )
+    return str(info["projectNumber"])
+
+
+def deploy_command(plan: DeployPlan) -> tuple[str, ...]:
+    """Return the `functions deploy` command (it creates or updates the gen2 function)."""
+    pairs = [f"{k}={v}" for k, v in sorted(plan.env_vars.items())]
+    # gcloud splits --set-env-vars on commas; a value holding one needs another delimiter.
+    env = ("^;^" + ";".join(pairs)) if any("," in p for p in pairs) else ",".join(pairs)
+    return (
+        "functions",
+        "deploy",
+        plan.function,
+        "--gen2",
+        "--runtime",
+        plan.runtime,
+        "--region",
+        plan.region,
+        *_p(plan),
+        "--source",
+        plan.bundle_dir,
+        "--entry-point",
+        plan.entry_point,
+        "--trigger-topic",
+        plan.topic,
+        "--timeout",
+        plan.timeout,
+        "--memory",
+        plan.memory,
+        "--service-account",
+        plan.service_account,
+        f"--set-env-vars={env}",
+    )
+
+
+def _job_flags(plan: DeployPlan) -> tuple[str, ...]:
+    return (
+        "--location",
+        plan.region,
+        *_p(plan),
+        "--schedule",
+        plan.schedule,
+        "--time-zone",
+        plan.time_zone,
+        "--topic",
+        plan.topic,
+        "--message-body",
+        plan.message_body,
+    )
+
+
+def _memory_mb(text) -> int | None:
+    m = re.fullmatch(r"(\d+)\s*(M|MB|Mi|MiB|G|GB|Gi|GiB)?", str(text or ""))
+    if not m:
+        return None
+    return int(m.group(1)) * (1024 if (m.group(2) or "M").startswith("G") else 1)
+
+
+def function_drift(plan: DeployPlan, described: dict) -> list[str]:
+    """Return what differs between the described function and the plan (empty: no change)."""
+    build, service = described.get("buildConfig", {}), described.get("serviceConfig", {})
+    have_env = service.get("environmentVariables", {})
+    checks = {
+        "runtime": (build.get("runtime"), plan.runtime),
+        "entry point": (build.get("entryPoint"), plan.entry_point),
+        "service account": (service.get("serviceAccountEmail"), plan.service_account),
+        "trigger topic": (described.get("eventTrigger", {}).get("pubsubTopic"), plan.topic_path),
+        "timeout": (str(service.get("timeoutSeconds")), plan.timeout.rstrip("s")),
+        "memory": (_memory_mb(service.get("availableMemory")), _memory_mb(plan.memory)),
+    }
+    drift = [name for name, (have, want) in checks.items() if have != want]
+    drift += [f"env {k}" for k, v in sorted(plan.env_vars.items()) if have_env.get(k) != v]
+    return drift
+
+
+def _has_binding(policy: dict | None, role: str, member: str) -> bool:
+    return any(
+        b.get("role") == role and member in b.get("members", [])
+        for b in (policy or {}).get("bindings", [])
+    )
+
+
+def resolve(plan: DeployPlan, runner: GcloudRunner, project_number: str) -> list[Step]:
+    """Describe every resource and decide create, update, resume or nothing for each."""
+    p = _p(plan)
+    steps = []
+    topic = runner.describe(["pubsub", "topics", "describe", plan.topic, *p, "--format=json"])
+    steps.append(
+        Step("topic", plan.topic, "nothing", reason="exists")
+        if topic
+        else Step("topic", plan.topic, "create", ("pubsub", "topics", "create", plan.topic, *p))
+    )
+    agent = "serviceAccount:" + SCHEDULER_AGENT.format(number=project_number)
+    policy = (
+        runner.describe(["pubsub", "topics", "get-iam-policy", plan.topic, *p, "--format=json"])
+        if topic
+        else None
+    )
+    steps.append(
+        _binding_step(
+            "topic IAM",
+            f"{agent} roles/pubsub.publisher",
+            _has_binding(policy, "roles/pubsub.publisher", agent),
+            (
+                "pubsub",
+                "topics",
+                "add-iam-policy-binding",
+                plan.topic,
+                *p,
+                "--member",
+                agent,
+                "--role",
+                "roles/pubsub.publisher",
+            ),
+        )
+    )
+    member = f"serviceAccount:{plan.service_account}"
+    policy = runner.describe(["projects", "get-iam-policy", plan.project, *p, "--format=json"])
+    steps.append(
+        _binding_step(
+            "project IAM",
+            f"{member} roles/bigquery.dataEditor",
+            _has_binding(policy, "roles/bigquery.dataEditor", member),
+            (
+                "projects",
+                "add-iam-policy-binding",
+                plan.project,
+                *p,
+                "--member",
+                member,
+                "--role",
+                "roles/bigquery.dataEditor",
+                "--condition=None",
+            ),
+        )
+    )
+    steps.append(_function_step(plan, runner))
+    steps.extend(_job_steps(plan, runner))
+    return steps
+
+
+def _binding_step(resource: str, name: str, present: bool, command: tuple) -> Step:
+    return (
+        Step(resource, name, "nothing", reason="binding present")
+        if present
+        else Step(resource, name, "create", command)
+    )
+
+
+def _function_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
+    described = runner.describe(
+        [
+            "functions",
+            "describe",
+            plan.function,
+            "--gen2",
+            "--region",
+            plan.region,
+            *_p(plan),
+            "--format=json",
+        ]
+    )
+    if described is None:
+        return Step("function", plan.function, "create", deploy_command(plan))
+    revision = described.get("serviceConfig", {}).get("revision", "")
+    drift = function_drift(plan, described)
+    if not drift:
+        return Step("function", plan.function, "nothing", reason=f"serving {revision}")
+    return Step(
+        "function",
+        plan.function,
+        "update",
+        deploy_command(plan),
+        reason=f"changed: {', '.join(drift)}; serving revision before deploy: {revision}",
+    )
+
+
+def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
+    name = ("scheduler", "jobs")
+    job = runner.describe(
+        [*name, "describe", plan.job, "--location", plan.region, *_p(plan), "--format=json"]
+    )
+    if job is None:
+        return [
+            Step(
+                "scheduler job",
+                plan.job,
+                "create",
+                (*name, "create", "pubsub", plan.job, *_job_flags(plan)),
+            )
+        ]
+    target = job.get("pubsubTarget", {})
+    body = base64.b64decode(target.get("data", "")).decode(errors="replace")
+    drift = [
+        k
+        for k, have, want in (
+            ("schedule", job.get("schedule"), plan.schedule),
+            ("time zone", job.get("timeZone"), plan.time_zone),
+            ("topic", target.get("topicName"), plan.topic_path),
+            ("message body", body, plan.message_body),
+        )
+        if have != want
+    ]
+    steps = [
+        Step(
+            "scheduler job",
+            plan.job,
+            "update",
+            (*name, "update", "pubsub", plan.job, *_job_flags(plan)),
+            reason=f"changed: {', '.join(drift)}",
+        )
+        if drift
+        else Step("scheduler job", plan.job, "nothing", reason="matches")
+    ]
+    if job.get("state") == "PAUSED":
+        steps.append(
+            Step(
+                "scheduler job",
+                plan.job,
+                "resume",
+                (*name, "resume", plan.job, "--location", plan.region, *_p(plan)),
+                reason="paused (a rollback paused it)",
+            )
+        )
+    return steps
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What an apply did: every step, the commands run, the revision serving before it."""
+
+    steps: tuple[Step, ...]
+    executed: tuple[tuple[str, ...], ...]
+    previous_revision: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Return whether any command changed something."""
+        return bool(self.executed)
+
+
+def apply(plan: DeployPlan, runner: GcloudRunner) -> ApplyResult:
+    """Run the plan: preflight, describe everything, then run each create, update or resume."""
+    number = preflight(plan, runner)
+    steps = resolve(plan, runner, number)
+    previous = serving_revision(plan, runner)
+    executed = []
+    for step in steps:
+        if step.command is None:
+            continue
+        proc = runner.run(step.command)
+        if proc.returncode != 0:
+            raise DeployError(
+                f"{step.action} of {step.resource} {step.name} failed: {proc.stderr.strip()} "
+                f"(done before it: {len(executed)} command(s); previous revision "
+                f"{previous or 'none'}; to fix this, correct the cause and apply again: "
+                f"finished steps are no-ops)"
+            )
+        executed.append(step.command)
+    return ApplyResult(tuple(steps), tuple(executed), previous)
+
+
+def serving_revision(plan: DeployPlan, runner: GcloudRunner) -> str | None:
+    """Return the function's serving revision, or None when it is not deployed."""
+    described = runner.describe(
+        [
+            "functions",
+            "describe",
+            plan.function,
+            "--gen2",
+            "--region",
+            plan.region,
+            *_p(plan),
+            "--format=json",
+        ]
+    )
+    return (described or {}).get("serviceConfig", {}).get("revision") or None
+
+
+def rollback_commands(plan: DeployPlan, action: str, revision: str | None = None) -> tuple:
+    """Return a rollback command: 'pause' the job, 'delete' the function, or 'revision'."""
+    if action == "pause":
+        return ("scheduler", "jobs", "pause", plan.job, "--location", plan.region, *_p(plan))
+    if action == "delete":
+        return (
+            "functions",
+            "delete",
+            plan.function,
+            "--gen2",
+            "--region",
+            plan.region,
+            *_p(plan),
+            "--quiet",
+        )
+    if action == "revision" and revision:
+        # A gen2 function is served by the Cloud Run service of the same name.
+        return (
+            "run",
+            "services",
+            "update-traffic",
+            plan.function,
+            "--region",
+            plan.region,
+            *_p(plan),
+            f"--to-revisions={revision}=100",
+        )
+    raise DeployError(
+        f"unknown rollback {action!r} (to fix this, use pause, delete, or "
+        f"revision with the revision recorded before the deploy)"
+    )
+
+
+def rollback(
+    plan: DeployPlan, runner: GcloudRunner, action: str, revision: str | None = None
+) -> tuple[str, ...]:
+    """Run one rollback action after the preflight; return the command run."""
+    preflight(plan, runner)
+    command = rollback_commands(plan, action, revision)
+    proc = runner.run(command)
+    if proc.returncode != 0:
+        raise DeployError(f"rollback {action} failed: {proc.stderr.strip()}")
+    return command
+
+
+def static_steps(plan: DeployPlan) -> list[Step]:
+    """Return the plan without describing anything (a dry run where gcloud cannot be used)."""
+    return [
+        Step(
+            "topic",
+            plan.topic,
+            "describe first",
+            ("pubsub", "topics", "create", plan.topic, *_p(plan)),
+        ),
+        Step("function", plan.function, "describe first", deploy_command(plan)),
+        Step(
+            "scheduler job",
+            plan.job,
+            "describe first",
+            ("scheduler", "jobs", "create", "pubsub", plan.job, *_job_flags(plan)),
+        ),
+    ]
+
+
+def format_plan(plan: DeployPlan, steps: list[Step]) -> str:
+    """Return the plan as text: one line per resource and the command it would run."""
+    lines = [
+        f"Deployment plan for project {plan.project}, region {plan.region}: function "
+        f"{plan.function} ({plan.runtime}), topic {plan.topic}, job {plan.job} "
+        f"'{plan.schedule}' {plan.time_zone}"
+    ]
+    for s in steps:
+        lines.append(
+            f"  {s.action:>14}  {s.resource} {s.name}" + (f"  ({s.reason})" if s.reason else "")
+        )
+        if s.command:
+            lines.append(f"                  gcloud {shlex.join(s.command)}")
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""The daily cleanup function, built as a bundle, run by functions-framework on the local warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
+
+import functions_framework
+import pandas as pd
+import pytest
+
+from runbook_lib.errors import ParamsError
+from runbook_lib.platform import cleanup
+from runbook_lib.platform.cloud_function import local
+from runbook_lib.platform.cloud_function.bundle import build_bundle, bundle_digest
+from runbook_lib.platform.cloud_function.main import FunctionConfig
+
+CUTOFF = dt.date(2025, 4, 3)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """The function's source bundle, built once for the module."""
+    return build_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture
+def wh(empty_wh, local_params):
+    """UPCG: 3 stale rows and 8 kept; UTCG: 2 stale and 5 kept (today 2025-04-10, TTL 7)."""
+    tables = local_params.tables
+    start = dt.date(2025, 3, 31)
+    upcg = [start + dt.timedelta(days=i) for i in range(11)]
+    utcg = [start + dt.timedelta(days=i + 1) for i in range(7)]
+    empty_wh.load_dataframe(
+        tables.upcg,
+        pd.DataFrame(
+            {
+                "player_lookup": [f"p{i}" for i in range(11)],
+                "game_id": "g",
+                "game_date": pd.Series(upcg, dtype="dbdate"),
+                "team_abbr": "BOS",
+                "opponent_team_abbr": "NYK",
+            }
+        ),
+    )
+    empty_wh.load_dataframe(
+        tables.utcg,
+        pd.DataFrame(
+            {
+                "team_abbr": "BOS",
+                "game_id": [f"g{i}" for i in range(7)],
+                "game_date": pd.Series(utcg, dtype="dbdate"),
+            }
+        ),
+    )
+    return empty_wh
+
+
+class Receiver:
+    """A real webhook on 127.0.0.1 that keeps every JSON body POSTed to it."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def fn_env(local_params, monkeypatch, receiver):
+    """Set the function's environment for the local warehouse; return it."""
+    env = local.function_env(local_params, webhook_url=receiver.url)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def stale(wh, tables) -> int:
+    return sum(
+        wh.row_count(t, "game_date < @c", {"c": CUTOFF}) for t in cleanup.upcoming_tables(tables)
+    )
+
+
+def audit(wh, tables) -> pd.DataFrame:
+    return wh.query(f"SELECT * FROM {tables.cleanup_operations.sql}")
+
+
+def send(client, project: str, mode: str = "binary"):
+    attributes, data = local.pubsub_event({"trigger": "scheduled"}, "topic", project)
+    headers, body = local.encode_event(attributes, data, mode)
+    return client.post("/", headers=headers, data=body)
+
+
+def test_pubsub_event_via_test_client_deletes_stale_rows_and_writes_one_audit_row(
+    bundle, wh, local_params, fn_env, receiver
+):
+    client = functions_framework.create_app(
+        "cleanup_upcoming_tables", str(bundle / "main.py"), "cloudevent"
+    ).test_client()
+    response = send(client, local_params.project, "binary")
+    assert response.status_code == 200
+    tables = local_params.tables
+    assert stale(wh, tables) == 0 and wh.row_count(tables.upcg) == 8
+    row = audit(wh, tables).iloc[0]
+    assert (row["status"], row["trigger"], row["total_records_deleted"]) == (
+        "success",
+        "scheduled",
+        5,
+    )
+    assert len(audit(wh, tables)) == 1
+    assert receiver.received == []  # 5 rows is under the 10,000-row alert threshold
+    assert len(cleanup.list_backups(wh, tables)[tables.upcg]) == 1
+
+
+def test_failed_run_answers_500_alerts_audits_and_deletes_nothing(
+    bundle, wh, local_params, fn_env, receiver, monkeypatch
+):
+    monkeypatch.setenv("MAX_DELETE_FRACTION", "0.1")  # UPCG 3/11 is over the cap
+    client = functions_framework.create_app(
+        "cleanup_upcoming_tables", str(bundle / "main.py"), "cloudevent"
+    ).test_client()
+    response = send(client, local_params.project, "structured")
+    assert response.status_code == 500
+    assert stale(wh, local_params.tables) == 5
+    assert audit(wh, local_params.tables)["status"].tolist() == ["refused"]
+    assert [a["title"] for a in receiver.received] == ["Upcoming Tables Cleanup Failed"]
+
+
+def test_real_local_server_runs_the_bundle_and_alerts_over_the_threshold(
+    bundle, wh, local_params, fn_env, receiver
+):
+    env = {**fn_env, "ALERT_THRESHOLD_ROWS": "4"}
+    with local.LocalFunctionServer(bundle, "cleanup_upcoming_tables", "cloudevent", env) as srv:
+        attributes, data = local.pubsub_event({"trigger": "scheduled"}, "t", local_params.project)
+        status, _ = local.post(srv.url, *local.encode_event(attributes, data, "structured"))
+    assert status == 200, srv.output()
+    tables = local_params.tables
+    assert stale(wh, tables) == 0 and wh.row_count(tables.utcg) == 5
+    assert audit(wh, tables)["total_records_deleted"].tolist() == [5]
+    assert len(receiver.received) == 1
+    alert = receiver.received[0]
+    assert alert["title"] == "Unusually Large Deletion"
+    assert alert["summary"]["total_records_deleted"] == 5
+    summary = [json.loads(line) for line in srv.output().splitlines() if line.startswith("{")]
+    assert summary[-1]["cutoff_date"] == CUTOFF.isoformat()
+
+
+def test_health_endpoint_reports_healthy_with_the_project(bundle, local_params, fn_env):
+    client = functions_framework.create_app("health", str(bundle / "main.py"), "http").test_client()
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "healthy",
+        "function": "upcoming_tables_cleanup",
+        "version": "2.0",
+        "project": local_params.project,
+    }
+
+
+def test_bundle_holds_main_pinned_requirements_and_the_library(bundle):
+    assert "cleanup_upcoming_tables, health" in (bundle / "main.py").read_text()
+    reqs = (bundle / "requirements.txt").read_text().split()
+    for dist in ("functions-framework", "google-cloud-bigquery", "pandas"):
+        assert f"{dist}=={metadata.version(dist)}" in reqs
+    for module in ("platform/cleanup.py", "warehouse/bigquery_backend.py", "run/params.py"):
+        assert (bundle / "runbook_lib" / module).exists()
+    assert not (bundle / "runbook_lib" / "cli").exists()
+
+
+def test_rebuilding_the_bundle_drops_stale_files_and_keeps_its_digest(bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    digest = bundle_digest(copy)
+    (copy / "runbook_lib" / "stale.py").write_text("x = 1\n")
+    assert bundle_digest(copy) != digest
+    build_bundle(copy)
+    assert not (copy / "runbook_lib" / "stale.py").exists()
+    assert bundle_digest(copy) == digest == bundle_digest(bundle)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"GCP_PROJECT_ID": "nba-props-platform", "TTL_DAYS": "0"},
+        {"GCP_PROJECT_ID": "nba-props-platform", "TTL_DAYS": "seven"},
+    ],
+)
+def test_config_from_env_rejects_missing_or_bad_values(env):
+    with pytest.raises(ParamsError):
+        FunctionConfig.from_env(env)
