@@ -1,0 +1,148 @@
+"""`runbook run | resume | verify | rollback | lab`: the archived, verifiable run."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import yaml
+
+from runbook_lib.errors import ParamsError, PhaseFailedError
+from runbook_lib.run import runner
+
+
+def _parse_set(items: list[str]) -> dict:
+    """Turn `key=value` pairs into params overrides; values are read as YAML scalars."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParamsError("--set", item, "is not key=value", "write --set cleanup.dry_run=true")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
+class _Progress:
+    """Print which phase of how many, and cell progress within it (one line per phase off a tty)."""
+
+    def __init__(self):
+        self.tty = sys.stdout.isatty()
+
+    def __call__(self, e: dict) -> None:
+        if e["event"] == "phase_start":
+            print(f"[{e['index']}/{e['total']}] {e['phase']} ...", flush=True)
+        elif e["event"] == "cell" and self.tty:
+            print(f"\r    cell {e['cell']}/{e['cells']}", end="", flush=True)
+        elif e["event"] == "phase_end":
+            end = "\r" if self.tty else ""
+            why = f": {e['reason']}" if e.get("reason") else ""
+            print(f"{end}    {e['status']} in {e['seconds']:.1f} s{why}", flush=True)
+
+
+def _done(result: runner.RunResult) -> int:
+    print(f"run {result.run_id}: {result.status}; archived in {result.run_dir}")
+    return 0
+
+
+def _guard(fn):
+    def wrapped(args):
+        try:
+            return _done(fn(args))
+        except PhaseFailedError as e:
+            if getattr(e, "result", None):
+                print(f"run {e.result.run_id}: FAILED; archived in {e.result.run_dir}")
+            raise
+
+    return wrapped
+
+
+@_guard
+def _run(args):
+    return runner.run(
+        args.env,
+        phases=args.phases,
+        run_id=args.run_id,
+        overrides=_parse_set(args.set),
+        progress=_Progress(),
+        cell_timeout=args.cell_timeout,
+        break_stale_lock=args.break_stale_lock,
+    )
+
+
+@_guard
+def _resume(args):
+    return runner.resume(
+        args.run_dir,
+        overrides=_parse_set(args.set),
+        progress=_Progress(),
+        break_stale_lock=args.break_stale_lock,
+    )
+
+
+@_guard
+def _rollback(args):
+    return runner.rollback(
+        args.run,
+        progress=_Progress(),
+        overrides=_parse_set(args.set),
+        break_stale_lock=args.break_stale_lock,
+    )
+
+
+def _verify(args) -> int:
+    result = runner.verify(args.run_dir)
+    if result.ok:
+        print(f"verified: {result.records} records and their notebooks are intact ({args.run_dir})")
+        return 0
+    print(f"FAILED: {result.first}", file=sys.stderr)
+    for problem in result.problems[1:]:
+        print(f"  also: {problem}", file=sys.stderr)
+    return 1
+
+
+def _lab(args) -> int:
+    from runbook_lib.run.lab import lab_command
+
+    cmd, token = lab_command(args.port)
+    print(f"JupyterLab: http://127.0.0.1:{args.port}/lab?token={token}  (Ctrl-C to stop)")
+    return subprocess.call(cmd)
+
+
+def _lock_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--break-stale-lock",
+        action="store_true",
+        help="remove the environment's lock if the process holding it is gone",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a params key (dotted), e.g. cleanup.dry_run=true",
+    )
+
+
+def register(sub) -> None:
+    """Add run, resume, verify, rollback and lab."""
+    p = sub.add_parser("run", help="run the phase notebooks of an environment into an archive")
+    p.add_argument("--env", required=True, help="environment: a params/<env>.yaml file")
+    p.add_argument("--phases", nargs="+", help="only these phases (name or number, e.g. 00 02)")
+    p.add_argument("--run-id", help="run id (default: UTC time and a random suffix)")
+    p.add_argument("--cell-timeout", type=int, default=600, help="seconds per cell (600)")
+    _lock_flag(p)
+    p.set_defaults(func=_run)
+    p = sub.add_parser("resume", help="continue a failed run from its failed phase")
+    p.add_argument("run_dir")
+    _lock_flag(p)
+    p.set_defaults(func=_resume)
+    p = sub.add_parser("verify", help="check a run's hash chain and archived notebooks")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_verify)
+    p = sub.add_parser("rollback", help="restore a run's backups with 90_rollback")
+    p.add_argument("--run", required=True, help="the run directory whose backups to restore")
+    _lock_flag(p)
+    p.set_defaults(func=_rollback)
+    p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1, token)")
+    p.add_argument("--port", type=int, default=8888)
+    p.set_defaults(func=_lab)

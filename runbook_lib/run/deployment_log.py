@@ -1,0 +1,253 @@
+"""The seed runbook's Deployment Log Template, filled from what the run measured.
+
+Every line comes from the manifest (the phases' recorded results and checks); where a phase
+did not run or did not record a value, the line says "n/a (reason)" instead of a placeholder.
+Results are read defensively: a key a phase did not record is a reason, not a crash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runbook_lib.run import manifest
+
+LOG_NAME = "deployment_log.md"
+
+
+def _box(ok: bool | None) -> str:
+    return "[x]" if ok else "[ ]"
+
+
+class _Run:
+    """The manifest seen as the phases' latest records, looked up by number prefix."""
+
+    def __init__(self, man: dict):
+        self.header = man["header"]
+        self.latest = manifest.latest_status(man)
+
+    def rec(self, prefix: str) -> dict | None:
+        return next((r for k, r in self.latest.items() if k.startswith(prefix)), None)
+
+    def why_not(self, prefix: str, key: str | None = None) -> str | None:
+        """Return why a phase's value is unavailable (None when it is available)."""
+        r = self.rec(prefix)
+        if r is None:
+            return f"n/a (no {prefix}* phase in this run)"
+        if r["status"] == manifest.SKIPPED:
+            return f"n/a ({r['phase']} skipped: {r.get('reason')})"
+        if key and key not in (r.get("results") or {}):
+            return f"n/a ({r['phase']} {r['status'].lower()} without recording {key})"
+        return None
+
+    def get(self, prefix: str, key: str, default=None):
+        r = self.rec(prefix)
+        return ((r or {}).get("results") or {}).get(key, default)
+
+    def ok(self, prefix: str) -> bool:
+        r = self.rec(prefix)
+        return bool(r and r["status"] == manifest.SUCCEEDED)
+
+
+def _approval(run: _Run, *words: str) -> dict | None:
+    for a in run.get("00", "approvals", []) or []:
+        if any(w in str(a.get("item", "")).lower() for w in words):
+            return a
+    return None
+
+
+def _check_named(run: _Run, prefix: str, *words: str) -> dict | None:
+    r = run.rec(prefix) or {}
+    return next(
+        (c for c in r.get("checks", []) if any(w in c["check"].lower() for w in words)), None
+    )
+
+
+def _pre_deployment(run: _Run) -> list[str]:
+    review = _approval(run, "review")
+    review_line = (
+        f"signed by {review['name']} at {review['at']}"
+        if review
+        else run.why_not("00", "approvals") or "n/a (no code-review sign-off recorded)"
+    )
+    passed, failed = run.get("01", "tests_passed"), run.get("01", "tests_failed")
+    tests = (
+        f"{passed} passed, {failed} failed"
+        if passed is not None
+        else run.why_not("01", "tests_passed")
+    )
+    perm = _check_named(run, "00", "permission", "reachable", "rights")
+    perm_line = (
+        f"{perm['check']}: {'ok' if perm['ok'] else 'FAILED'} {perm['detail']}".strip()
+        if perm
+        else run.why_not("00") or "n/a (00_preflight ran no permissions check)"
+    )
+    return [
+        f"- {_box(review)} Code review completed: {review_line}",
+        f"- {_box(passed is not None and not failed)} All tests passing: {tests}",
+        f"- {_box(perm and perm['ok'])} Permissions verified: {perm_line}",
+    ]
+
+
+def _deployment(run: _Run) -> list[str]:
+    safeguards = run.get("01", "safeguards") or []
+    present = sum(bool(s.get("present")) for s in safeguards)
+    code = (
+        f"{present}/{len(safeguards)} safeguards present in the deployed code, "
+        f"{run.get('01', 'compiled', 'n/a')} files byte-compiled"
+        if safeguards
+        else run.why_not("01", "safeguards") or "n/a (no safeguards recorded)"
+    )
+    deleted = run.get("02", "rows_deleted")
+    tables = run.get("02", "tables") or []
+    verified = all(t.get("verified") for t in tables) if tables else False
+    dry = " (dry run: nothing deleted)" if run.get("02", "dry_run") else ""
+    cleanup = (
+        f"{deleted:,} records deleted from {len(tables)} table(s), backups "
+        f"{'verified' if verified else 'NOT verified'}, cutoff {run.get('02', 'cutoff')}{dry}"
+        if isinstance(deleted, int)
+        else run.why_not("02", "rows_deleted")
+    )
+    fn = run.get("03", "function")
+    fn_line = (
+        ", ".join(f"{k} {v}" for k, v in fn.items())
+        if isinstance(fn, dict)
+        else run.why_not("03", "function") or "n/a (no function recorded)"
+    )
+    cov = run.get("04", "coverage") or []
+    integ = (
+        "; ".join(
+            f"{c.get('game_date')}: {c.get('actual')}/{c.get('expected')} "
+            f"({c.get('coverage_pct')}%)"
+            for c in cov
+        )
+        if cov
+        else run.why_not("04", "coverage") or "n/a (no coverage recorded)"
+    )
+    return [
+        f"- {_box(run.ok('01') and safeguards and present == len(safeguards))} Code deployed: {code}",
+        f"- {_box(run.ok('02') and isinstance(deleted, int))} Data cleanup completed: {cleanup}",
+        f"- {_box(run.ok('03'))} Cloud Function deployed: {fn_line}",
+        f"- {_box(run.ok('04'))} Integration tests passed: {integ}",
+    ]
+
+
+def _post_deployment(run: _Run) -> list[str]:
+    cov = run.get("04", "coverage") or []
+    full = bool(cov) and all(float(c.get("coverage_pct") or 0) >= 100 for c in cov)
+    first = (
+        f"{len(cov)} date(s) backfilled, {'all at 100%' if full else 'not all at 100%'}"
+        if cov
+        else run.why_not("04", "coverage") or "n/a (no coverage recorded)"
+    )
+    stopped = run.get("04", "preflight_stopped")
+    lines = run.get("04", "log_lines") or []
+    found = sum(bool(x.get("found")) for x in lines)
+    alerts, rows = run.get("05", "alerts_sent"), run.get("05", "dashboard_rows")
+    monitor = (
+        f"dashboard {rows} rows, {alerts} alert(s) sent to {run.get('05', 'alert_channel')}"
+        if rows is not None
+        else run.why_not("05", "dashboard_rows")
+    )
+    return [
+        f"- {_box(run.ok('04') and full)} First backfill successful: {first}",
+        f"- {_box(lines and found == len(lines))} Coverage validation working: "
+        + (
+            f"{found}/{len(lines)} expected log lines seen"
+            if lines
+            else run.why_not("04", "log_lines") or "n/a (no log lines recorded)"
+        ),
+        f"- {_box(stopped)} Pre-flight check working: "
+        + (
+            ("stopped the replayed incident date" if stopped else "did NOT stop the incident date")
+            if stopped is not None
+            else run.why_not("04", "preflight_stopped")
+        ),
+        f"- {_box(run.ok('05'))} Monitoring active: {monitor}",
+    ]
+
+
+def _issues(run: _Run) -> list[str]:
+    out = []
+    for name, r in run.latest.items():
+        if r["status"] == manifest.FAILED:
+            out.append(f"- {name} FAILED: {r.get('reason')}")
+        for c in r.get("checks", []):
+            if not c["ok"]:
+                out.append(f"- {name}: check {c['check']} failed {c.get('detail', '')}".rstrip())
+    return out or ["None"]
+
+
+def _notes(run: _Run) -> list[str]:
+    rows = ["| phase | status | seconds | reason |", "|---|---|---|---|"]
+    for r in manifest.summary_rows({"records": list(run.latest.values())}):
+        rows.append(f"| {r['phase']} | {r['status']} | {r['seconds'] or ''} | {r['reason']} |")
+    crit = run.get("06", "success_criteria") or []
+    if crit:
+        rows += ["", "Success criteria:", "", "| criterion | met | evidence |", "|---|---|---|"]
+        rows += [
+            f"| {c.get('criterion')} | {'yes' if c.get('met') else 'NO'} | {c.get('evidence', '')} |"
+            for c in crit
+        ]
+    else:
+        rows += [
+            "",
+            f"Success criteria: {run.why_not('06', 'success_criteria') or 'n/a (none recorded)'}",
+        ]
+    restored = run.get("90", "restored") or []
+    if restored:
+        rows += [
+            "",
+            "Rollback: "
+            + "; ".join(
+                f"{t.get('table')} restored from {t.get('backup')} ({t.get('rows')} rows, "
+                f"{'verified' if t.get('verified') else 'NOT verified'})"
+                for t in restored
+            ),
+        ]
+    return rows
+
+
+def render(run_dir: Path) -> str:
+    """Return the filled deployment log of a run as Markdown."""
+    run = _Run(manifest.load(run_dir))
+    h = run.header
+    deployed_by = run.get("00", "deployed_by") or run.why_not("00", "deployed_by") or "n/a"
+    verifier = _approval(run, "verif", "sign")
+    verified_by = verifier["name"] if verifier else "n/a (no verification sign-off recorded)"
+    date = h["created_at"][:16].replace("T", " ") + " UTC"
+    parts = [
+        "# Deployment Log - Backfill Improvements",
+        "",
+        f"**Date:** {date}",
+        f"**Deployed By:** {deployed_by}",
+        f"**Environment:** {h['env']} (run {h['run_id']})",
+        "",
+        "## Pre-Deployment",
+        *_pre_deployment(run),
+        "",
+        "## Deployment",
+        *_deployment(run),
+        "",
+        "## Post-Deployment",
+        *_post_deployment(run),
+        "",
+        "## Issues Encountered",
+        *_issues(run),
+        "",
+        "## Notes",
+        *_notes(run),
+        "",
+        "## Sign-Off",
+        f"Deployed: {deployed_by}",
+        f"Verified: {verified_by}",
+        f"Date: {h['created_at'][:10]}",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write(run_dir: Path) -> Path:
+    """Write `deployment_log.md` into the run dir; return its path."""
+    path = Path(run_dir) / LOG_NAME
+    path.write_text(render(run_dir))
+    return path

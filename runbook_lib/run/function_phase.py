@@ -1,0 +1,119 @@
+"""Phase 03's steps: deploy the daily cleanup function, trigger it once, read what it did.
+
+On `local` the built bundle is served by functions-framework on 127.0.0.1 and a scheduled
+Pub/Sub CloudEvent is posted to it; on staging/prod the deployment plan is applied with
+gcloud, the scheduler job is run once and the function's logs are read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from runbook_lib.platform import deploy_plan
+from runbook_lib.platform.cloud_function import local
+from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
+from runbook_lib.platform.schema import Tables
+from runbook_lib.run.params import Params
+from runbook_lib.warehouse.base import Warehouse
+
+ENTRY_POINT = "cleanup_upcoming_tables"
+
+
+def next_scheduled_run(params: Params) -> Params:
+    """Return the params as the function sees them at its next scheduled run (tomorrow)."""
+    return params.model_copy(update={"today": params.effective_today() + dt.timedelta(days=1)})
+
+
+@dataclass
+class Deployment:
+    """A deployed (or served) function: what was done to get there, and how to reach it."""
+
+    env: str
+    bundle: Path
+    server: local.LocalFunctionServer | None = None
+    plan: deploy_plan.DeployPlan | None = None
+    steps: list = field(default_factory=list)
+    previous_revision: str | None = None
+    applied: bool = False
+
+    def describe(self) -> pd.DataFrame:
+        """Return the deployment as a table: one row per resource and what happened to it."""
+        if self.server is not None:
+            return pd.DataFrame([{"resource": "function", "name": ENTRY_POINT, "action": "served",
+                                  "where": self.server.url}])
+        return pd.DataFrame([{"resource": s.resource, "name": s.name, "action": s.action,
+                              "reason": s.reason} for s in self.steps])
+
+
+def deploy(params: Params, bundle: Path, *, dry_run: bool, webhook_url: str | None = None) -> Deployment:
+    """Serve the bundle locally, or plan (and unless dry_run apply) it on GCP."""
+    if params.is_local:
+        env = local.function_env(next_scheduled_run(params), webhook_url)
+        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).start()
+        return Deployment(params.env, bundle, server=server, applied=True)
+    plan = deploy_plan.build_plan(params, bundle, webhook_url)
+    runner = GcloudRunner(plan.project, plan.region)
+    number = deploy_plan.preflight(plan, runner)
+    steps = deploy_plan.resolve(plan, runner, number)
+    if dry_run:
+        return Deployment(params.env, bundle, plan=plan, steps=steps)
+    result = deploy_plan.apply(plan, runner)
+    return Deployment(params.env, bundle, plan=plan, steps=list(result.steps),
+                      previous_revision=result.previous_revision, applied=True)
+
+
+def trigger(deployment: Deployment, wait_seconds: float = 90) -> dict:
+    """Trigger one scheduled run and return what the function reported."""
+    if deployment.server is not None:
+        attributes, data = local.pubsub_event({"trigger": "scheduled"}, "upcoming-tables-cleanup-trigger",
+                                              "local")
+        headers, body = local.encode_event(attributes, data, "binary")
+        status, _ = local.post(deployment.server.url, headers, body)
+        return {"http_status": status, "summary": _summary_line(deployment.server.output())}
+    if not deployment.applied:
+        return {"http_status": None, "summary": {}, "note": "dry run: nothing deployed to trigger"}
+    plan = deployment.plan
+    runner = GcloudRunner(plan.project, plan.region)
+    run = runner.run(["scheduler", "jobs", "run", plan.job, "--location", plan.region,
+                      "--project", plan.project])
+    time.sleep(wait_seconds)  # Cloud Scheduler -> Pub/Sub -> function: about a minute
+    logs = runner.run(["functions", "logs", "read", plan.function, "--gen2", "--region", plan.region,
+                       "--project", plan.project, "--limit", "50"])
+    return {"http_status": 200 if run.returncode == 0 else run.returncode,
+            "summary": _summary_line(logs.stdout), "logs": logs.stdout}
+
+
+def _summary_line(output: str) -> dict:
+    for line in reversed(output.splitlines()):
+        start = line.find("{")
+        if start >= 0 and '"cleanup summary"' in line:
+            try:
+                return json.loads(line[start:])
+            except json.JSONDecodeError:
+                continue
+    return {}
+
+
+def stop(deployment: Deployment) -> str:
+    """Stop what the phase started: the local server (a GCP deployment stays)."""
+    if deployment.server is not None:
+        deployment.server.stop()
+        return f"local function server on {deployment.server.url} stopped"
+    return "deployed function left running on its schedule"
+
+
+def audit_row(wh: Warehouse, tables: Tables, run_id: str | None) -> dict:
+    """Return the cleanup audit row a function run wrote, found by its run id."""
+    sql = f"""
+        SELECT cleanup_type, cleanup_time, trigger, status, cutoff_date, total_records_deleted,
+               tables_cleaned, backups, run_id
+        FROM {tables.cleanup_operations.sql}
+        WHERE run_id = @run_id"""
+    rows = wh.query(sql, {"run_id": str(run_id or "")})
+    return rows.iloc[0].to_dict() if len(rows) else {}

@@ -1,0 +1,194 @@
+"""The run manifest: one record per phase attempt, each chained to the one before by hash.
+
+`manifest.json` holds a header (run id, environment, overrides with secrets redacted, the
+planned phases) and a list of records. Each record carries the sha256 of its executed
+notebook, the hash of the record before it (the header's hash for the first) and its own
+hash over everything else, so `verify` can name the first record or file that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+REDACTED = "***redacted***"
+SECRET_KEY_RE = re.compile(r"token|secret|password|webhook", re.IGNORECASE)
+SUCCEEDED, FAILED, SKIPPED = "SUCCEEDED", "FAILED", "SKIPPED"
+
+
+def redact(mapping: dict) -> dict:
+    """Return a copy with the value of every secret-named key (at any depth) redacted."""
+    out = {}
+    for key, value in mapping.items():
+        if SECRET_KEY_RE.search(str(key)) and value not in (None, ""):
+            out[key] = REDACTED
+        elif isinstance(value, dict):
+            out[key] = redact(value)
+        else:
+            out[key] = value
+    return out
+
+
+def secret_values(mapping: dict) -> set[str]:
+    """Return the values of secret-named keys (at any depth) worth scanning archives for."""
+    found: set[str] = set()
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            found |= secret_values(value)
+        elif SECRET_KEY_RE.search(str(key)) and isinstance(value, str) and len(value) >= 4:
+            found.add(value)
+    return found
+
+
+def scrub_file(path: Path, secrets: set[str]) -> int:
+    """Replace every secret value in a text file by the redaction mark; return how many."""
+    if not secrets or not path.exists():
+        return 0
+    text = path.read_text()
+    count = 0
+    for s in secrets:
+        for form in {s, json.dumps(s)[1:-1]}:  # raw and JSON-escaped, as notebooks store it
+            count += text.count(form)
+            text = text.replace(form, REDACTED)
+    if count:
+        path.write_text(text)
+    return count
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _hash(doc: dict) -> str:
+    body = {k: v for k, v in doc.items() if k != "hash"}
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def header_hash(manifest: dict) -> str:
+    """Return the hash the first record chains to."""
+    return _hash(manifest["header"])
+
+
+def create(run_dir: Path, header: dict) -> dict:
+    """Write a new manifest with `header` and no records; return it."""
+    manifest = {"header": header, "records": []}
+    save(run_dir, manifest)
+    return manifest
+
+
+def load(run_dir: Path) -> dict:
+    """Read a run's manifest."""
+    return json.loads((Path(run_dir) / MANIFEST).read_text())
+
+
+def save(run_dir: Path, manifest: dict) -> None:
+    """Write the manifest atomically."""
+    path = Path(run_dir) / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    tmp.replace(path)
+
+
+def append(run_dir: Path, record: dict) -> dict:
+    """Chain `record` (with its notebook's sha256) to the manifest; return the stored record."""
+    manifest = load(run_dir)
+    records = manifest["records"]
+    rec = dict(record, seq=len(records) + 1)
+    nb = rec.get("notebook")
+    rec["notebook_sha256"] = (
+        sha256_file(Path(run_dir) / nb) if nb and (Path(run_dir) / nb).exists() else None
+    )
+    rec["prev_hash"] = records[-1]["hash"] if records else header_hash(manifest)
+    rec["hash"] = _hash(rec)
+    records.append(rec)
+    save(run_dir, manifest)
+    return rec
+
+
+def latest_status(manifest: dict) -> dict[str, dict]:
+    """Return each phase's latest record."""
+    out: dict[str, dict] = {}
+    for rec in manifest["records"]:
+        out[rec["phase"]] = rec
+    return out
+
+
+@dataclass
+class VerifyResult:
+    """What `verify` found: ok, the first problem, and every problem."""
+
+    run_dir: Path
+    records: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the chain and every archived notebook are intact."""
+        return not self.problems
+
+    @property
+    def first(self) -> str | None:
+        """Return the first problem found, or None."""
+        return self.problems[0] if self.problems else None
+
+
+def verify(run_dir: Path) -> VerifyResult:
+    """Recompute the hash chain and each notebook's sha256; name what changed, first first."""
+    run_dir = Path(run_dir)
+    manifest = load(run_dir)
+    result = VerifyResult(run_dir, len(manifest["records"]))
+    prev = header_hash(manifest)
+    for rec in manifest["records"]:
+        label = f"record {rec.get('seq')} ({rec.get('phase')})"
+        if rec.get("prev_hash") != prev:
+            result.problems.append(
+                f"{label}: does not chain to the record before it "
+                f"(a record before it, or the header, was edited or removed)"
+            )
+        if _hash(rec) != rec.get("hash"):
+            result.problems.append(
+                f"{label}: its content no longer matches its hash (the record was edited)"
+            )
+        nb = rec.get("notebook")
+        if nb:
+            path = run_dir / nb
+            if not path.exists():
+                result.problems.append(f"file {nb} of {label} is missing")
+            elif sha256_file(path) != rec.get("notebook_sha256"):
+                result.problems.append(f"file {nb} of {label} changed after it was archived")
+        prev = rec.get("hash")
+    return result
+
+
+def find_secrets(run_dir: Path, secrets: set[str]) -> list[str]:
+    """Return the archived files (relative) that contain any secret value."""
+    hits = []
+    for path in sorted(Path(run_dir).rglob("*")):
+        if path.is_file() and path.suffix in {".ipynb", ".json", ".md", ".html"}:
+            text = path.read_text(errors="replace")
+            if any(s in text for s in secrets):
+                hits.append(str(path.relative_to(run_dir)))
+    return hits
+
+
+def summary_rows(manifest: dict) -> list[dict[str, Any]]:
+    """Return one row per phase (latest attempt): phase, status, times, reason."""
+    return [
+        {
+            "phase": r["phase"],
+            "status": r["status"],
+            "started_at": r.get("started_at"),
+            "ended_at": r.get("ended_at"),
+            "seconds": r.get("seconds"),
+            "reason": r.get("reason") or "",
+        }
+        for r in latest_status(manifest).values()
+    ]

@@ -1,0 +1,280 @@
+"""The in-notebook API: what every phase notebook opens, records into, checks with and finishes.
+
+A phase notebook's parameters cell declares `env`, `run_dir` and `today`; the next cell calls
+`open_phase(...)`. Everything the phase measures goes through `record` and `check`, and is
+written to `<run_dir>/results/<phase>.json` after every call (so a phase that dies half-way
+still leaves what it did, for example the backups rollback needs). Only `finish()` marks the
+file SUCCEEDED; the runner accepts nothing else as proof that the phase ran to its end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runbook_lib import paths
+from runbook_lib.errors import VerificationFailedError
+from runbook_lib.run.params import Params, load_params
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from runbook_lib.platform.schema import Tables
+    from runbook_lib.warehouse.base import Warehouse
+
+log = logging.getLogger(__name__)
+
+# The runner hands `--set` overrides to each phase's kernel through this variable, so the
+# notebook parameter contract stays env/run_dir/today and secrets never sit in a notebook.
+OVERRIDES_ENV = "RUNBOOK_OVERRIDES"
+STANDALONE = "standalone"
+RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Return `value` as plain JSON data: dates as ISO strings, DataFrames as records."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value else None  # NaN is not JSON
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+        return [to_jsonable(v) for v in items]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    if hasattr(value, "model_dump"):  # pydantic models
+        return to_jsonable(value.model_dump())
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # pandas DataFrame
+        return [to_jsonable(r) for r in value.to_dict(orient="records")]
+    if hasattr(value, "to_dict"):  # pandas Series
+        return to_jsonable(value.to_dict())
+    if hasattr(value, "item"):  # numpy scalars
+        return to_jsonable(value.item())
+    if hasattr(value, "isoformat"):  # pandas Timestamp and friends
+        return value.isoformat()
+    return str(value)
+
+
+class Phase:
+    """One phase of a run (or a standalone notebook session): params, results and checks."""
+
+    def __init__(self, name: str, params: Params, run_dir: Path, run_id: str):
+        self.name, self.params, self.run_dir, self.run_id = name, params, run_dir, run_id
+        self.results: dict[str, Any] = {}
+        self.checks: list[dict] = []
+        self.started_at = _now()
+        self.finished = False
+        self._write(RUNNING)
+
+    # -- what the notebook reads ----------------------------------------------------------
+    @property
+    def env(self) -> str:
+        """Return the environment name."""
+        return self.params.env
+
+    @property
+    def today(self) -> dt.date:
+        """Return the date every cutoff of this phase is computed from."""
+        return self.params.effective_today()
+
+    @property
+    def tables(self) -> Tables:
+        """Return the environment's declared tables."""
+        return self.params.tables
+
+    @cached_property
+    def wh(self) -> Warehouse:
+        """Return the environment's warehouse, connected on first use."""
+        from runbook_lib.warehouse import connect
+
+        return connect(self.params, run_id=self.run_id)
+
+    @property
+    def results_path(self) -> Path:
+        """Return the results file this phase writes."""
+        return self.run_dir / "results" / f"{self.name}.json"
+
+    # -- what the notebook writes ---------------------------------------------------------
+    def record(self, key: str, value: Any) -> Any:
+        """Store a result under `key` (JSON-serialised) and return the value for display."""
+        self.results[key] = to_jsonable(value)
+        self._write(RUNNING)
+        return value
+
+    def check(self, name: str, ok: bool, detail: Any = "") -> bool:
+        """Record a named check; return whether it passed (failed checks fail the phase)."""
+        ok = bool(ok)
+        self.checks.append({"check": name, "ok": ok, "detail": str(detail), "at": _now()})
+        self._write(RUNNING)
+        (log.info if ok else log.error)("check %s: %s %s", name, "ok" if ok else "FAILED", detail)
+        return ok
+
+    def sign_off(self, item: str, name: str, at: str | dt.datetime | None = None) -> dict:
+        """Record a human sign-off of `item` by `name` (now when `at` is not given)."""
+        if not str(name).strip():
+            raise ValueError(f"sign-off of {item!r} needs the name of the person signing")
+        entry = {"item": item, "name": str(name).strip(), "at": to_jsonable(at) or _now()}
+        self.results.setdefault("approvals", []).append(entry)
+        self._write(RUNNING)
+        return entry
+
+    @contextmanager
+    def capture_logs(self, *prefixes: str, level: int = logging.INFO) -> Iterator[CapturedLog]:
+        """Collect the log lines of loggers whose name starts with a prefix (default runbook)."""
+        captured = CapturedLog()
+        handler = _ListHandler(captured, prefixes or ("runbook",))
+        root = logging.getLogger()
+        old_level = root.level
+        # Library loggers inherit the root's WARNING level in a kernel; lower it for the block.
+        root.setLevel(min(old_level, level) if old_level else level)
+        handler.setLevel(level)
+        root.addHandler(handler)
+        try:
+            yield captured
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+
+    def checks_table(self) -> pd.DataFrame:
+        """Return the checks run so far as a table."""
+        import pandas as pd
+
+        return pd.DataFrame(self.checks, columns=["check", "ok", "detail", "at"])
+
+    def finish(self) -> None:
+        """End the phase: write its results, print its checks; raise if one failed or none ran."""
+        failed = [c["check"] for c in self.checks if not c["ok"]]
+        status = SUCCEEDED if self.checks and not failed else FAILED
+        self.finished = True
+        self._write(status)
+        table = self.checks_table()
+        print(
+            f"phase {self.name} ({self.env}, run {self.run_id}): {status}, "
+            f"{len(self.checks) - len(failed)}/{len(self.checks)} checks passed"
+        )
+        if len(table):
+            print(table[["check", "ok", "detail"]].to_string(index=False))
+        if not self.checks:
+            raise VerificationFailedError(
+                f"phase {self.name} ran zero checks, and zero checks run is a failure "
+                f"(to fix this, make the notebook call phase.check(...) for what it verifies)"
+            )
+        if failed:
+            raise VerificationFailedError(
+                f"phase {self.name}: {len(failed)} of {len(self.checks)} checks failed: "
+                f"{', '.join(failed)} (to fix this, read the failed checks above, fix the "
+                f"cause, then rerun the phase or `runbook resume` the run)"
+            )
+
+    def _write(self, status: str) -> None:
+        doc = {
+            "phase": self.name,
+            "env": self.env,
+            "run_id": self.run_id,
+            "status": status,
+            "today": self.today.isoformat(),
+            "started_at": self.started_at,
+            "finished_at": _now() if status != RUNNING else None,
+            "checks": self.checks,
+            "results": self.results,
+        }
+        self.results_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.results_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+        tmp.replace(self.results_path)  # atomic: the runner never reads half a file
+
+    def _repr_html_(self) -> str:
+        ok = sum(c["ok"] for c in self.checks)
+        return (
+            f"<b>phase {self.name}</b> env <code>{self.env}</code>, run "
+            f"<code>{self.run_id}</code>, today {self.today}, {ok}/{len(self.checks)} "
+            f"checks passed, results to <code>{self.results_path}</code>"
+        )
+
+
+class CapturedLog(list):
+    """Log lines captured by `Phase.capture_logs`: the messages, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def find(self, text: str) -> bool:
+        """Return whether any captured line contains `text`."""
+        return any(text in line for line in self)
+
+    def expect(self, expected: list[str]) -> pd.DataFrame:
+        """Return a table of the expected lines (substrings) and whether each appeared."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [{"line": e, "found": self.find(e)} for e in expected], columns=["line", "found"]
+        )
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: CapturedLog, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.sink, self.prefixes = sink, prefixes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(self.prefixes):
+            self.sink.records.append(record)
+            self.sink.append(record.getMessage())
+
+
+def run_overrides() -> dict:
+    """Return the params overrides the runner passed to this kernel (none when standalone)."""
+    raw = os.environ.get(OVERRIDES_ENV)
+    return json.loads(raw) if raw else {}
+
+
+def open_phase(name: str, env: str = "local", run_dir: str = "", today: str = "") -> Phase:
+    """Open a phase: load params (with `today` override), bind the run dir, start recording.
+
+    With an empty `run_dir` the notebook runs standalone and writes its results to
+    `outputs/<env>/standalone/results/<name>.json`.
+    """
+    overrides = run_overrides() if run_dir else {}
+    if today:
+        overrides = {**overrides, "today": str(today)}
+    params = load_params(env, overrides or None)
+    if run_dir:
+        folder = paths.resolve(run_dir)
+        run_id = folder.name
+    else:
+        folder = paths.OUTPUTS_DIR / params.env / STANDALONE
+        run_id = STANDALONE
+    return Phase(name, params, folder, run_id)
+
+
+def read_results(run_dir: Path, phase: str) -> dict | None:
+    """Return a phase's results document from a run dir, or None when it wrote none."""
+    path = Path(run_dir) / "results" / f"{phase}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None

@@ -1,0 +1,70 @@
+"""Automated checks of phases 00/01 and the small steps the notebooks call."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from runbook_lib.errors import ConfirmationRequired
+from runbook_lib.run import checks, operations
+
+
+def _repo(path):
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    subprocess.run(["git", "-C", str(path), "-c", "user.email=a@b", "-c", "user.name=a",
+                    "commit", "-q", "--allow-empty", "-m", "init"], check=True)
+
+
+def test_git_state_should_report_uncommitted_files(tmp_path):
+    _repo(tmp_path)
+    assert checks.git_state(tmp_path).clean
+    (tmp_path / "new.py").write_text("x = 1\n")
+    state = checks.git_state(tmp_path)
+    assert not state.clean and state.dirty == ("?? new.py",)
+
+
+def test_git_state_should_not_call_a_folder_without_git_clean(tmp_path):
+    assert not checks.git_state(tmp_path).clean
+
+
+def test_probe_access_should_fail_when_a_declared_table_is_missing(empty_wh, local_params):
+    access = checks.probe_access(empty_wh, local_params.tables)
+    assert access["ok"].all()
+    empty_wh.drop_table(local_params.tables.pcf)
+    access = checks.probe_access(empty_wh, local_params.tables)
+    assert access.loc[access["object"] == "nba_precompute.player_composite_factors", "ok"].tolist() == [False]
+
+
+def test_byte_compile_should_count_every_module():
+    assert checks.byte_compile() >= 20
+
+
+def test_run_tests_should_count_passes_and_failures(tmp_path):
+    (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    assert False\n")
+    result = checks.run_tests(["test_x.py"], root=tmp_path)
+    assert (result["passed"], result["failed"]) == (1, 1) and result["exit_code"] == 1
+
+
+def test_default_approvals_should_sign_automatically_only_on_local():
+    assert checks.default_approvals(False, {}) == {}
+    local = checks.default_approvals(True, {}, user="ops")
+    assert set(local) == set(checks.SIGNOFF_ITEMS)
+    assert all("automatic" in v for v in local.values())
+    assert checks.default_approvals(True, {"x": "Ann"}) == {"x": "Ann"}
+
+
+class _Plan:
+    tokens = {"nba_analytics.a": "delete 3 rows from nba_analytics.a",
+              "nba_analytics.b": "delete 4 rows from nba_analytics.b"}
+
+
+def test_auto_confirmation_should_be_accepted_only_on_local():
+    assert operations.cleanup_tokens(_Plan, "auto", is_local=True) == list(_Plan.tokens.values())
+    with pytest.raises(ConfirmationRequired):
+        operations.cleanup_tokens(_Plan, "auto", is_local=False)
+
+
+def test_typed_confirmation_should_split_on_semicolons():
+    typed = operations.expected_confirmation(_Plan)
+    assert operations.cleanup_tokens(_Plan, typed, is_local=False) == list(_Plan.tokens.values())

@@ -1,0 +1,117 @@
+"""The in-notebook API and the confirmation helpers, called in-process (no kernel)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import pandas as pd
+import pytest
+
+from runbook_lib import paths
+from runbook_lib.errors import ConfirmationRequired, SignOffRequired, VerificationFailedError
+from runbook_lib.run import interact
+from runbook_lib.run.phase import OVERRIDES_ENV, open_phase, read_results, to_jsonable
+
+
+@pytest.fixture
+def phase(tmp_path):
+    """A phase opened inside a run dir with today overridden."""
+    return open_phase(
+        "02_data_cleanup", env="local", run_dir=str(tmp_path / "run1"), today="2025-04-11"
+    )
+
+
+def test_open_phase_applies_today_and_binds_the_run_dir(phase, tmp_path):
+    """today overrides the params, and the run id is the run dir's name."""
+    assert phase.today == dt.date(2025, 4, 11) and phase.run_id == "run1"
+    assert phase.results_path == tmp_path / "run1" / "results" / "02_data_cleanup.json"
+
+
+def test_run_overrides_reach_the_phase_params(tmp_path, monkeypatch):
+    """The runner's --set overrides arrive through the environment when inside a run."""
+    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "outputs")
+    monkeypatch.setenv(OVERRIDES_ENV, json.dumps({"cleanup.ttl_days": 3}))
+    p = open_phase("x", run_dir=str(tmp_path / "r"))
+    assert p.params.cleanup.ttl_days == 3
+    assert open_phase("x").params.cleanup.ttl_days == 7  # standalone ignores them
+
+
+def test_record_stores_json_and_returns_the_value(phase):
+    """Dates become ISO strings and DataFrames records; the value comes back for display."""
+    df = pd.DataFrame({"game_date": [dt.date(2023, 2, 23)], "rows": [1]})
+    assert phase.record("preview", df) is df
+    doc = read_results(phase.run_dir, phase.name)
+    assert doc["results"]["preview"] == [{"game_date": "2023-02-23", "rows": 1}]
+    assert doc["status"] == "RUNNING"
+
+
+def test_to_jsonable_handles_numpy_and_nested_values():
+    """numpy scalars and nested containers become plain JSON."""
+    s = pd.Series([1, 2]).sum()
+    assert to_jsonable({"a": (s, dt.datetime(2025, 1, 1, 4)), "b": {3, 1}}) == {
+        "a": [3, "2025-01-01T04:00:00"],
+        "b": [1, 3],
+    }
+
+
+def test_finish_succeeds_only_when_checks_ran_and_passed(phase):
+    """finish marks SUCCEEDED after passing checks."""
+    assert phase.check("backup verified", True) is True
+    phase.finish()
+    assert read_results(phase.run_dir, phase.name)["status"] == "SUCCEEDED"
+
+
+def test_finish_with_zero_checks_is_a_failure(phase):
+    """Zero checks run is a failure, never a pass."""
+    with pytest.raises(VerificationFailedError, match="zero checks"):
+        phase.finish()
+    assert read_results(phase.run_dir, phase.name)["status"] == "FAILED"
+
+
+def test_finish_raises_naming_the_failed_check(phase):
+    """A failed check is recorded and fails the phase at finish."""
+    assert phase.check("no stale rows remain", False, "3 left") is False
+    phase.check("other", True)
+    with pytest.raises(VerificationFailedError, match="no stale rows remain"):
+        phase.finish()
+
+
+def test_sign_off_records_item_name_and_time(phase):
+    """A sign-off needs a name and is stored in approvals."""
+    entry = phase.sign_off("Code review completed", "Ann Lee", at="2025-04-10T09:00:00+00:00")
+    assert phase.results["approvals"] == [entry] and entry["name"] == "Ann Lee"
+    with pytest.raises(ValueError):
+        phase.sign_off("Permissions verified", "  ")
+
+
+def test_capture_logs_collects_library_log_lines(phase):
+    """Log lines of runbook_lib loggers are captured at INFO inside the block only."""
+    with phase.capture_logs("runbook") as lines:
+        logging.getLogger("runbook_lib.platform.x").info("PRE-FLIGHT passed for %d dates", 2)
+        logging.getLogger("other").warning("not ours")
+    logging.getLogger("runbook_lib.platform.x").info("after the block")
+    assert list(lines) == ["PRE-FLIGHT passed for 2 dates"]
+    table = lines.expect(["PRE-FLIGHT passed", "FALLBACK"])
+    assert table["found"].tolist() == [True, False]
+
+
+def test_confirm_accepts_only_the_exact_token():
+    """A missing or different confirmation raises and names the expected token."""
+    token = "delete 12 rows from nba_analytics.upcoming_player_game_context"
+    assert interact.confirm(token, f" {token} ") == token
+    with pytest.raises(ConfirmationRequired) as caught:
+        interact.confirm(token, "delete 13 rows from nba_analytics.upcoming_player_game_context")
+    assert caught.value.expected_token == token
+    with pytest.raises(ConfirmationRequired):
+        interact.confirm(token, interact.ask_confirmation(token, ""))
+
+
+def test_approvals_from_parameters_require_every_item(phase):
+    """Headless sign-offs come from the approvals parameter; an open item stops the phase."""
+    items = ["Code review completed", "Backup plan reviewed"]
+    with pytest.raises(SignOffRequired, match="Backup plan reviewed"):
+        interact.approvals(items, {"Code review completed": "Ann"}).require()
+    signed = interact.approvals(items, {i: "Ann" for i in items}).require(phase=phase)
+    assert [s["item"] for s in signed] == items and len(phase.results["approvals"]) == 2
