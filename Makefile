@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/runbook main --env local
+	$(BIN)/runbook seed --env local --if-missing
+	$(BIN)/runbook run --env local
 
 test: $(STAMP)
 	$(BIN)/ruff check runbook_lib tests bench
