@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout the code runs from: what phase 01 inspects (git state, tests, compile).
+SOURCE_ROOT = PACKAGE_DIR.parent
+# Where params, notebooks and outputs are looked up; tests point it at a temporary folder.
 ROOT = Path(os.environ.get("RUNBOOK_ROOT", PACKAGE_DIR.parent)).resolve()
 PARAMS_DIR = Path(os.environ.get("RUNBOOK_PARAMS_DIR", ROOT / "params")).resolve()
 NOTEBOOKS_DIR = ROOT / "notebooks"

@@ -14,15 +14,18 @@ from runbook_lib.run.params import Params, load_params
 def add_env(parser: argparse.ArgumentParser) -> None:
     """Add --env and --today to a subcommand."""
     parser.add_argument("--env", required=True, help="environment: a params/<env>.yaml file")
+    # Parsed in params_from, not by argparse: argparse turns a bad value into a traceback-free
+    # usage error only for ValueError, and our DateRangeError says how to fix it.
     parser.add_argument(
-        "--today", type=parse_date, default=None,
+        "--today", default=None,
         help="override the params' today (YYYY-MM-DD); every cutoff is computed from it",
     )
 
 
 def params_from(args: argparse.Namespace) -> Params:
     """Load the params of --env, with --today applied."""
-    overrides = {"today": args.today.isoformat()} if getattr(args, "today", None) else None
+    today = getattr(args, "today", None)
+    overrides = {"today": parse_date(today).isoformat()} if today else None
     return load_params(args.env, overrides)
 
 

@@ -44,7 +44,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
 
 
-def git_state(root: Path = paths.ROOT) -> GitState:
+def git_state(root: Path = paths.SOURCE_ROOT) -> GitState:
     """Return the branch, head commit and uncommitted files of the project's tree."""
     head = _git(root, "rev-parse", "HEAD")
     if head.returncode != 0:
@@ -54,7 +54,7 @@ def git_state(root: Path = paths.ROOT) -> GitState:
     return GitState(True, branch, head.stdout.strip(), dirty)
 
 
-def git_diff_stat(target: str, root: Path = paths.ROOT) -> str:
+def git_diff_stat(target: str, root: Path = paths.SOURCE_ROOT) -> str:
     """Return `git diff --stat` of HEAD against `target` (what a deploy would change)."""
     result = _git(root, "diff", "--stat", f"{target}...HEAD")
     if result.returncode != 0:
@@ -86,7 +86,7 @@ def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_tests(test_paths: list[str], root: Path = paths.ROOT) -> dict:
+def run_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> dict:
     """Run pytest on `test_paths` in a subprocess; return passed/failed counts and the tail."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *test_paths]
     result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)

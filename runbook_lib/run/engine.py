@@ -9,8 +9,11 @@ so kernel start-up and heavy imports overlap the previous phase instead of addin
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +80,23 @@ def start_kernel(
     name: str, phase: str, env: dict[str, str], cwd: Path, imports: list[str]
 ) -> Kernel:
     """Launch a kernel that imports `imports` at start-up; return without waiting for it."""
-    km = AsyncKernelManager(kernel_name=name)
+    # IPC (Unix sockets) instead of TCP on 127.0.0.1: the kernel is reachable only by this user,
+    # and ipykernel no longer warns about unencrypted TCP on every phase.
+    km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=str(_ipc_folder() / "k"))
     # exec_lines run before the kernel answers; import_module binds no name in the
     # notebook's namespace, so a phase sees exactly the globals its own cells create.
     lines = [f"__import__('importlib').import_module({m!r});" for m in imports]
     extra = [f"--IPKernelApp.exec_lines={json.dumps(lines)}"] if lines else []
     run_sync(km.start_kernel)(env={**os.environ, **env}, cwd=str(cwd), extra_arguments=extra)
     return Kernel(km, phase)
+
+
+def _ipc_folder() -> Path:
+    # One short folder per kernel: Unix socket paths are limited to ~108 bytes, and two kernels
+    # started at once in one folder can pick the same socket names (seen as "Invalid Signature").
+    folder = Path(tempfile.mkdtemp(prefix="rbk-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 class _ProgressManager(NotebookExecutionManager):

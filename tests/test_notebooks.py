@@ -1,0 +1,159 @@
+"""The phase notebooks: clean, thin, and executed for real on a fresh local warehouse.
+
+Two end-to-end cases: every notebook run on its own with its default parameters (what a
+person does in JupyterLab), and the full `runbook run --env local` chain with assertions on
+what the archived run recorded, `verify`, and a rollback of that run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import papermill
+import pytest
+
+from runbook_lib import paths
+from runbook_lib.platform.league import seed_league
+from runbook_lib.run import engine, runner
+from runbook_lib.run.params import load_params
+from runbook_lib.run.phase import read_results
+from runbook_lib.warehouse import connect
+
+NOTEBOOKS = sorted(paths.SOURCE_ROOT.glob("notebooks/*.ipynb"))
+TODAY = "2025-04-10"
+
+
+def _cells(nb_path: Path, kind: str = "code") -> list[dict]:
+    return [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == kind]
+
+
+def test_there_should_be_every_phase_of_the_runbook():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names == ["00_preflight", "01_code_deployment", "02_data_cleanup", "03_cloud_function",
+                     "04_integration_test", "05_monitoring", "06_post_deployment", "90_rollback"]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_should_be_committed_without_outputs(nb_path):
+    for cell in _cells(nb_path):
+        assert not cell.get("outputs") and cell.get("execution_count") is None
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_should_be_the_parameters_with_safe_defaults(nb_path):
+    first = _cells(nb_path)[0]
+    assert "parameters" in first["metadata"].get("tags", [])
+    source = "".join(first["source"])
+    assert 'env = "local"' in source and 'run_dir = ""' in source and 'today = ""' in source
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_should_hold_no_sql_and_no_environment_branching(nb_path):
+    code = "\n".join("".join(c["source"]) for c in _cells(nb_path))
+    assert not re.search(r"\b(SELECT|INSERT INTO|DELETE FROM|MERGE|UPDATE)\b\s", code)
+    assert not re.search(r"\bif\b[^\n]*\benv\b\s*==", code)
+    assert "sys.exit" not in code
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_should_explain_itself_before_its_code(nb_path):
+    cells = json.loads(nb_path.read_text())["cells"]
+    assert cells[0]["cell_type"] == "markdown"
+    intro = "".join(cells[0]["source"])
+    assert len(intro) > 600 and "Why" in intro
+
+
+def _seed(root: Path):
+    params = load_params("local", {"warehouse_dir": str(root / "outputs/local/warehouse"), "today": TODAY})
+    seed_league(connect(params), params.tables, params.effective_today())
+    return params
+
+
+def test_each_notebook_should_run_on_its_own_with_its_defaults(tmp_path, monkeypatch):
+    """What a person does in JupyterLab: open a phase, run all, with no parameter changed."""
+    monkeypatch.setenv("RUNBOOK_ROOT", str(tmp_path))
+    monkeypatch.setenv("RUNBOOK_PARAMS_DIR", str(paths.PARAMS_DIR))
+    _seed(tmp_path)
+    standalone = tmp_path / "outputs/local/standalone"
+    for nb in NOTEBOOKS:
+        papermill.execute_notebook(
+            str(nb), str(tmp_path / nb.name), kernel_name=engine.kernel_name(),
+            cwd=str(paths.SOURCE_ROOT), progress_bar=False,
+        )
+        doc = read_results(standalone, nb.stem)
+        assert doc and doc["status"] == "SUCCEEDED", (nb.stem, doc and doc["checks"])
+    restored = read_results(standalone, "90_rollback")["results"]["restored"]
+    assert restored and all(r["verified"] for r in restored)
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """One full `runbook run --env local` on a freshly seeded warehouse."""
+    root = tmp_path_factory.mktemp("run")
+    params = _seed(root)
+    overrides = {"warehouse_dir": str(params.warehouse_path),
+                 "backfill.checkpoint_dir": str(root / "checkpoints"), "today": TODAY}
+    result = runner.run("local", out_root=root / "outputs", overrides=overrides)
+    return result
+
+
+def _results(run, phase: str) -> dict:
+    return read_results(run.run_dir, phase)["results"]
+
+
+def test_full_local_run_should_succeed_and_archive_every_phase(local_run):
+    assert local_run.ok
+    archived = sorted(p.name for p in local_run.run_dir.glob("*.ipynb"))
+    assert archived == [p.name for p in NOTEBOOKS if not p.stem.startswith("9")]
+    for name in ("manifest.json", "deployment_log.md", "report.html"):
+        assert (local_run.run_dir / name).stat().st_size > 0
+
+
+def test_full_local_run_should_delete_exactly_the_previewed_rows_after_verified_backups(local_run):
+    cleaned = _results(local_run, "02_data_cleanup")
+    assert cleaned["rows_deleted"] == sum(t["previewed"] for t in cleaned["tables"]) > 1000
+    assert all(t["verified"] and t["backup_rows"] and t["backup"] for t in cleaned["tables"])
+
+
+def test_full_local_run_should_have_the_function_delete_real_rows_with_an_audit_row(local_run):
+    function = _results(local_run, "03_cloud_function")["function"]
+    assert function["rows_deleted"] > 0
+    assert function["audit_row"]["trigger"] == "scheduled"
+    assert function["audit_row"]["total_records_deleted"] == function["rows_deleted"]
+
+
+def test_full_local_run_should_replay_the_incident_to_187_of_187(local_run):
+    integration = _results(local_run, "04_integration_test")
+    assert integration["preflight_stopped"] is True
+    coverage = {c["game_date"]: c for c in integration["coverage"]}
+    assert (coverage["2023-02-23"]["expected"], coverage["2023-02-23"]["actual"]) == (187, 187)
+    assert all(c["coverage_pct"] == 100.0 for c in coverage.values()) and len(coverage) == 2
+    assert all(line["found"] for line in integration["log_lines"])
+
+
+def test_full_local_run_should_meet_every_success_criterion(local_run):
+    criteria = _results(local_run, "06_post_deployment")["success_criteria"]
+    assert len(criteria) == 7 and all(c["met"] for c in criteria)
+    log = (local_run.run_dir / "deployment_log.md").read_text()
+    assert "[Name]" not in log and "YYYY" not in log and "X records" not in log
+
+
+def test_verify_should_accept_the_run_then_name_an_edited_notebook(local_run, tmp_path):
+    import shutil
+
+    assert runner.verify(local_run.run_dir).ok
+    copy = tmp_path / "copy"
+    shutil.copytree(local_run.run_dir, copy)
+    nb = copy / "04_integration_test.ipynb"
+    nb.write_text(nb.read_text().replace("187", "186", 1))
+    result = runner.verify(copy)
+    assert not result.ok and "04_integration_test" in str(result.first)
+
+
+def test_rollback_should_restore_the_runs_backups_and_extend_the_chain(local_run):
+    result = runner.rollback(local_run.run_dir)
+    restored = _results(result, "90_rollback")["restored"]
+    assert len(restored) == 2 and all(r["verified"] for r in restored)
+    assert runner.verify(local_run.run_dir).ok
