@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from runbook_lib import paths  # noqa: E402
 from runbook_lib.run import runner  # noqa: E402
 from runbook_lib.run.phase import OVERRIDES_ENV  # noqa: E402
+from runbook_lib.run.phases import phase_notebooks, select_phases  # noqa: E402
 
 
 def _seed(folder: Path) -> dict:
@@ -130,7 +131,7 @@ def main() -> None:
     ap.add_argument("--phases", nargs="+")
     ap.add_argument("--skip-cli", action="store_true")
     args = ap.parse_args()
-    notebooks = runner._select(runner.phase_notebooks(paths.NOTEBOOKS_DIR), args.phases)
+    notebooks = select_phases(phase_notebooks(paths.NOTEBOOKS_DIR), args.phases)
     base = Path(tempfile.mkdtemp(prefix="bench_run_"))
     try:
         t0 = time.perf_counter()

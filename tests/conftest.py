@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +110,20 @@ def warehouse(request, tmp_path):
         for schema in ALL_TABLES:
             wh.ensure_table(tables.id(schema), schema)
     return WarehouseCase(wh, tables)
+
+
+GCLOUD_STANDIN = Path(__file__).parent / "data" / "gcloud_standin" / "gcloud.py"
+
+
+@pytest.fixture
+def gcloud(tmp_path, monkeypatch) -> Path:
+    """Put the stand-in on PATH as `gcloud`; return its state file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "gcloud"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{GCLOUD_STANDIN}" "$@"\n')
+    script.chmod(0o755)
+    state = tmp_path / "gcloud-state.json"
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("GCLOUD_STATE", str(state))
+    return state

@@ -68,3 +68,23 @@ def test_auto_confirmation_should_be_accepted_only_on_local():
 def test_typed_confirmation_should_split_on_semicolons():
     typed = operations.expected_confirmation(_Plan)
     assert operations.cleanup_tokens(_Plan, typed, is_local=False) == list(_Plan.tokens.values())
+
+
+def test_rollback_function_should_pause_the_deployed_scheduler_job_on_gcp(gcloud, tmp_path):
+    from runbook_lib.platform import deploy_plan
+    from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
+    from runbook_lib.run.params import load_params
+    from tests.test_deploy_plan import calls
+
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "main.py").write_text("# bundle\n")
+    plan = deploy_plan.build_plan(load_params("staging"), tmp_path / "bundle")
+    deploy_plan.apply(plan, GcloudRunner(plan.project, plan.region))
+    result = operations.rollback_function(load_params("staging"))
+    assert result["ok"] and result["action"] == "pause"
+    paused = [c for c in calls(gcloud) if c[:3] == ["scheduler", "jobs", "pause"]]
+    assert paused and "nba-props-staging" in paused[0]
+
+
+def test_rollback_function_should_touch_nothing_on_local(local_params):
+    assert operations.rollback_function(local_params)["action"] == "none"

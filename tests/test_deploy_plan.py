@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,22 +11,6 @@ from runbook_lib.errors import DeployError, EnvironmentMismatchError
 from runbook_lib.platform import deploy_plan
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner, validate_cron
 from runbook_lib.run.params import load_params
-
-STANDIN = Path(__file__).parent / "data" / "gcloud_standin" / "gcloud.py"
-
-
-@pytest.fixture
-def gcloud(tmp_path, monkeypatch) -> Path:
-    """Put the stand-in on PATH as `gcloud`; return its state file."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "gcloud"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDIN}" "$@"\n')
-    script.chmod(0o755)
-    state = tmp_path / "gcloud-state.json"
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("GCLOUD_STATE", str(state))
-    return state
 
 
 def calls(state: Path) -> list[list[str]]:

@@ -1,10 +1,11 @@
 """The PCF backfill with its safeguards: pre-flight, fallback, build, validate, then publish.
 
-For each chunk of dates: count UPCG and PGS players per date (one query), log the defensive
-block and decide UPCG or the PGS fallback per date, build every player of every date into the
-staging table (one statement), validate coverage per date (one query), MERGE only the dates
-that passed into PCF, drop the run's staging rows, write one metadata row per date (one load)
-and update the checkpoint. A date that fails validation never reaches PCF, and a run with a
+Count UPCG and PGS players of every date of the run in one query, which feeds both the
+pre-flight and each date's decision. Then for each chunk of dates: log the defensive block and
+decide UPCG or the PGS fallback per date, build every player of every date into the staging
+table (one statement), validate coverage per date (one query), MERGE only the dates that
+passed into PCF, drop the run's staging rows, write one metadata row per date (one load) and
+update the checkpoint (one write). A date that fails validation never reaches PCF, and a run with a
 failed date raises (the original exited 0: fact sheet 2.1, 2.5).
 """
 
@@ -27,9 +28,14 @@ from runbook_lib.warehouse.base import Warehouse
 
 log = logging.getLogger("runbook.backfill")
 
-# Dates per chunk: large enough that per-statement overhead vanishes, small enough that a
-# failure costs little and the checkpoint advances during a four-season run.
-MAX_CHUNK_DATES = 96
+# Dates per chunk at most. Every chunk costs the same statements (build, validation counts,
+# MERGE, staging delete, metadata load) and a checkpoint write whatever its size, so fewer,
+# larger chunks win on both backends: on DuckDB the four seeded seasons (598 game dates) take
+# ~1 s in one chunk against ~2.9 s in 96-date chunks; on BigQuery each statement is a job with
+# about a second of latency. A failing chunk fails only its own dates (resume retries them) and
+# validation still judges each date alone. The cap (about 4.5 seasons of game dates) bounds the
+# date-array parameters and the work of one statement.
+MAX_CHUNK_DATES = 750
 
 
 def new_run_id() -> str:
@@ -98,13 +104,34 @@ def run_backfill(
 
 
 def _run(wh, params, days, result, *, dates, force, allow_partial, resume, workers) -> None:
-    cfg, tables = params.backfill, params.tables
     mode = "DRY RUN - nothing will be written" if result.dry_run else "writing"
     log.info("PCF backfill %s .. %s (run %s, %s)", result.start, result.end, result.run_id, mode)
     if force:
         log.warning("⚠️  FORCE MODE ENABLED - Coverage validation will be skipped!")
-    schedule = backfill_dates.game_dates(wh, tables, days)
-    todo, bootstrap = backfill_dates.split_bootstrap(schedule, cfg.bootstrap_days)
+    # One connection for the run's own statements; on DuckDB it also keeps the database open
+    # between chunks, so each chunk's connection is cheap (opening it cold costs ~10 ms).
+    with wh.session():
+        todo, bootstrap, checkpoint = _select_dates(wh, params, days, result, dates, resume)
+        plan = _count_and_preflight(wh, params, todo, result, force, allow_partial)
+        ctx = ChunkContext(
+            wh,
+            params,
+            result.run_id,
+            force=force,
+            dry_run=result.dry_run,
+            checkpoint=None if result.dry_run else checkpoint,
+            plan=plan,
+        )
+        _record_bootstrap(ctx, bootstrap, result)
+        _run_chunks(ctx, chunks(todo, workers), workers, result)
+    result.outcomes.sort(key=lambda o: o.game_date)
+    _log_summary(result)
+
+
+def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, Checkpoint]:
+    """Return the game dates to process, the bootstrap skips and the run's checkpoint."""
+    schedule = backfill_dates.game_dates(wh, params.tables, days)
+    todo, bootstrap = backfill_dates.split_bootstrap(schedule, params.backfill.bootstrap_days)
     log.info(
         "%d requested dates: %d game dates, %d in a bootstrap window, %d without games",
         len(days),
@@ -115,25 +142,35 @@ def _run(wh, params, days, result, *, dates, force, allow_partial, resume, worke
     checkpoint = open_checkpoint(params, result.start, result.end, dates)
     result.checkpoint_path = str(checkpoint.path)
     todo = _apply_checkpoint(checkpoint, todo, resume=resume, dry_run=result.dry_run)
+    return todo, bootstrap, checkpoint
+
+
+def _count_and_preflight(wh, params, todo, result, force, allow_partial) -> dict:
+    """Count PGS and UPCG players of every date in one query; run the pre-flight on them.
+
+    The same counts drive each date's context decision later, so the range is counted once
+    instead of once for the pre-flight and again per chunk. Validation still recounts PGS
+    after the build, so a PGS that changed meanwhile cannot pass a date unseen.
+    """
+    if not todo:
+        return {}
+    tables = params.tables
+    counts = coverage.distinct_players(
+        wh, {"pgs_players": (tables.pgs, "TRUE"), "upcg_players": (tables.upcg, "TRUE")}, todo
+    )
     if force:
         log.warning("Pre-flight coverage check SKIPPED (--force flag used)")
-    elif todo:
-        counts = coverage.distinct_players(
-            wh, {"pgs_players": (tables.pgs, "TRUE"), "upcg_players": (tables.upcg, "TRUE")}, todo
-        )
+    else:
         result.preflight_issues = coverage.preflight(
-            counts, cfg.fallback_threshold, allow_partial=allow_partial, stop=not result.dry_run
+            counts,
+            params.backfill.fallback_threshold,
+            allow_partial=allow_partial,
+            stop=not result.dry_run,
         )
-    ctx = ChunkContext(
-        wh,
-        params,
-        result.run_id,
-        force=force,
-        dry_run=result.dry_run,
-        checkpoint=None if result.dry_run else checkpoint,
-    )
-    _record_bootstrap(ctx, bootstrap, result)
-    parts = chunks(todo, workers)
+    return {r.game_date: (int(r.pgs_players), int(r.upcg_players)) for r in counts.itertuples()}
+
+
+def _run_chunks(ctx: ChunkContext, parts: list, workers: int, result: BackfillResult) -> None:
     if workers > 1 and len(parts) > 1:
         log.info(
             "🚀 PARALLEL BACKFILL MODE - %d CONCURRENT WORKERS, %d chunks", workers, len(parts)
@@ -144,8 +181,6 @@ def _run(wh, params, days, result, *, dates, force, allow_partial, resume, worke
     else:
         for part in parts:
             result.outcomes.extend(process_chunk(ctx, part))
-    result.outcomes.sort(key=lambda o: o.game_date)
-    _log_summary(result)
 
 
 def _apply_checkpoint(checkpoint: Checkpoint, todo: list, *, resume: bool, dry_run: bool) -> list:

@@ -1,6 +1,7 @@
 """One chunk of a backfill: decide, build into staging, validate, publish the dates that passed.
 
-Every step is one statement for all dates of the chunk; only the logging is per date. Any
+Every step is one statement for all dates of the chunk (build, validation counts, MERGE,
+staging delete, metadata load) plus one checkpoint write; only the logging is per date. Any
 error fails the chunk's unpublished dates with its text (fail safe) instead of ending the run,
 so the other chunks still run and every date gets its metadata row and checkpoint entry.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -27,7 +28,11 @@ _KEY = ("game_date", "player_lookup")
 
 @dataclass
 class ChunkContext:
-    """What every chunk of one run shares."""
+    """What every chunk of one run shares.
+
+    `plan` maps each game date to its (PGS players, UPCG players), counted once for the whole
+    run by the pre-flight query; the chunks decide from it instead of counting again.
+    """
 
     wh: Warehouse
     params: Params
@@ -35,6 +40,7 @@ class ChunkContext:
     force: bool = False
     dry_run: bool = False
     checkpoint: Checkpoint | None = None
+    plan: dict[dt.date, tuple[int, int]] = field(default_factory=dict)
 
     def write_metadata(self, outcomes: list[DateOutcome]) -> None:
         """Append one backfill_processing_metadata row per outcome, in one load."""
@@ -75,24 +81,13 @@ def merge_sql(tables) -> str:
 
 def process_chunk(ctx: ChunkContext, dates: list[dt.date]) -> list[DateOutcome]:
     """Backfill one chunk of game dates and return their outcomes."""
-    wh, tables, cfg = ctx.wh, ctx.params.tables, ctx.params.backfill
-    with wh.session():
-        try:
-            counts = coverage.distinct_players(
-                wh,
-                {"pgs_players": (tables.pgs, "TRUE"), "upcg_players": (tables.upcg, "TRUE")},
-                dates,
-            )
-        except Exception as e:  # noqa: BLE001 - any warehouse error fails these dates safely
-            return _finish(
-                ctx, [_failed(d, 0, 0, "UNKNOWN", f"count query failed: {e}") for d in dates]
-            )
-        plan = {r.game_date: (int(r.pgs_players), int(r.upcg_players)) for r in counts.itertuples()}
-        decisions = {
-            d: coverage.decide(d, u, p, cfg.fallback_threshold) for d, (p, u) in plan.items()
-        }
-        if ctx.dry_run:
-            return [_would_build(d, plan[d], decisions[d]) for d in dates]
+    plan = {d: ctx.plan[d] for d in dates}
+    threshold = ctx.params.backfill.fallback_threshold
+    decisions = {d: coverage.decide(d, u, p, threshold) for d, (p, u) in plan.items()}
+    if ctx.dry_run:
+        return [_would_build(d, plan[d], decisions[d]) for d in dates]
+    # One connection for the chunk's statements (per thread: workers each hold their own).
+    with ctx.wh.session():
         try:
             outcomes = _build_validate_publish(ctx, dates, plan, decisions)
         finally:

@@ -1,12 +1,11 @@
 """The Cloud Function's deployment plan: topic, IAM, function, scheduler job, each idempotent.
 
-Every resource is described first, then created, updated or left alone. Commands are argument
-lists (never shell strings) that always carry `--project`, and `--region`/`--location` where the
-resource has one; the runner refuses a command for another project or region before running it.
-Cloud Scheduler `create` fails on an existing job and `update pubsub` takes its own flags, so the
-job is described and then created or updated. The cron expression and time zone are validated
-before any command. The function's serving revision is recorded before a deploy so a rollback
-can route traffic back to it.
+Every resource is described first, then created, updated or left alone; the commands that change
+something are built in deploy_commands.py, always with `--project` and the resource's region, and
+the runner refuses a command for another project or region before running it. The scheduler job
+is described and then created or updated. The cron expression and time zone are validated before
+any command. The function's serving revision is recorded before a deploy so a rollback can route
+traffic back to it.
 """
 
 from __future__ import annotations
@@ -26,6 +25,16 @@ from runbook_lib.platform.cloud_function.gcloud import (
     validate_time_zone,
 )
 from runbook_lib.platform.cloud_function.local import function_env
+from runbook_lib.platform.deploy_commands import (
+    deploy_command,
+    job_command,
+    job_state_command,
+    project_binding,
+    project_flags,
+    rollback_commands,
+    topic_binding,
+    topic_create,
+)
 from runbook_lib.run.params import Params
 
 SCHEDULER_AGENT = "service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
@@ -100,10 +109,6 @@ class Step:
     reason: str = ""
 
 
-def _p(plan: DeployPlan) -> list[str]:
-    return ["--project", plan.project]
-
-
 def preflight(plan: DeployPlan, runner: GcloudRunner) -> str:
     """Check gcloud, credentials and project access before anything changes; return the number."""
     if shutil.which(runner.gcloud) is None:
@@ -111,68 +116,20 @@ def preflight(plan: DeployPlan, runner: GcloudRunner) -> str:
             f"{runner.gcloud} is not on PATH; nothing was changed (to fix this, "
             f"install the Google Cloud SDK and run `gcloud auth login`)"
         )
-    proc = runner.run(
-        ["auth", "list", "--filter=status:ACTIVE", "--format=value(account)", *_p(plan)]
-    )
+    p = project_flags(plan)
+    proc = runner.run(["auth", "list", "--filter=status:ACTIVE", "--format=value(account)", *p])
     if proc.returncode != 0 or not proc.stdout.strip():
         raise DeployError(
             "gcloud has no active credentials; nothing was changed (to fix this, "
             "run `gcloud auth login` or activate a service account)"
         )
-    info = runner.describe(["projects", "describe", plan.project, *_p(plan), "--format=json"])
+    info = runner.describe(["projects", "describe", plan.project, *p, "--format=json"])
     if not info or not info.get("projectNumber"):
         raise DeployError(
             f"project {plan.project} is not visible to these credentials; nothing "
             f"was changed (to fix this, check the account's access)"
         )
     return str(info["projectNumber"])
-
-
-def deploy_command(plan: DeployPlan) -> tuple[str, ...]:
-    """Return the `functions deploy` command (it creates or updates the gen2 function)."""
-    pairs = [f"{k}={v}" for k, v in sorted(plan.env_vars.items())]
-    # gcloud splits --set-env-vars on commas; a value holding one needs another delimiter.
-    env = ("^;^" + ";".join(pairs)) if any("," in p for p in pairs) else ",".join(pairs)
-    return (
-        "functions",
-        "deploy",
-        plan.function,
-        "--gen2",
-        "--runtime",
-        plan.runtime,
-        "--region",
-        plan.region,
-        *_p(plan),
-        "--source",
-        plan.bundle_dir,
-        "--entry-point",
-        plan.entry_point,
-        "--trigger-topic",
-        plan.topic,
-        "--timeout",
-        plan.timeout,
-        "--memory",
-        plan.memory,
-        "--service-account",
-        plan.service_account,
-        f"--set-env-vars={env}",
-    )
-
-
-def _job_flags(plan: DeployPlan) -> tuple[str, ...]:
-    return (
-        "--location",
-        plan.region,
-        *_p(plan),
-        "--schedule",
-        plan.schedule,
-        "--time-zone",
-        plan.time_zone,
-        "--topic",
-        plan.topic,
-        "--message-body",
-        plan.message_body,
-    )
 
 
 def _memory_mb(text) -> int | None:
@@ -208,61 +165,47 @@ def _has_binding(policy: dict | None, role: str, member: str) -> bool:
 
 def resolve(plan: DeployPlan, runner: GcloudRunner, project_number: str) -> list[Step]:
     """Describe every resource and decide create, update, resume or nothing for each."""
-    p = _p(plan)
-    steps = []
+    return [
+        *_topic_steps(plan, runner, project_number),
+        _project_iam_step(plan, runner),
+        _function_step(plan, runner),
+        *_job_steps(plan, runner),
+    ]
+
+
+def _topic_steps(plan: DeployPlan, runner: GcloudRunner, project_number: str) -> list[Step]:
+    p = project_flags(plan)
     topic = runner.describe(["pubsub", "topics", "describe", plan.topic, *p, "--format=json"])
-    steps.append(
-        Step("topic", plan.topic, "nothing", reason="exists")
-        if topic
-        else Step("topic", plan.topic, "create", ("pubsub", "topics", "create", plan.topic, *p))
-    )
     agent = "serviceAccount:" + SCHEDULER_AGENT.format(number=project_number)
     policy = (
         runner.describe(["pubsub", "topics", "get-iam-policy", plan.topic, *p, "--format=json"])
         if topic
         else None
     )
-    steps.append(
+    return [
+        Step("topic", plan.topic, "nothing", reason="exists")
+        if topic
+        else Step("topic", plan.topic, "create", topic_create(plan)),
         _binding_step(
             "topic IAM",
             f"{agent} roles/pubsub.publisher",
             _has_binding(policy, "roles/pubsub.publisher", agent),
-            (
-                "pubsub",
-                "topics",
-                "add-iam-policy-binding",
-                plan.topic,
-                *p,
-                "--member",
-                agent,
-                "--role",
-                "roles/pubsub.publisher",
-            ),
-        )
-    )
+            topic_binding(plan, agent),
+        ),
+    ]
+
+
+def _project_iam_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
     member = f"serviceAccount:{plan.service_account}"
-    policy = runner.describe(["projects", "get-iam-policy", plan.project, *p, "--format=json"])
-    steps.append(
-        _binding_step(
-            "project IAM",
-            f"{member} roles/bigquery.dataEditor",
-            _has_binding(policy, "roles/bigquery.dataEditor", member),
-            (
-                "projects",
-                "add-iam-policy-binding",
-                plan.project,
-                *p,
-                "--member",
-                member,
-                "--role",
-                "roles/bigquery.dataEditor",
-                "--condition=None",
-            ),
-        )
+    policy = runner.describe(
+        ["projects", "get-iam-policy", plan.project, *project_flags(plan), "--format=json"]
     )
-    steps.append(_function_step(plan, runner))
-    steps.extend(_job_steps(plan, runner))
-    return steps
+    return _binding_step(
+        "project IAM",
+        f"{member} roles/bigquery.dataEditor",
+        _has_binding(policy, "roles/bigquery.dataEditor", member),
+        project_binding(plan, member),
+    )
 
 
 def _binding_step(resource: str, name: str, present: bool, command: tuple) -> Step:
@@ -273,8 +216,8 @@ def _binding_step(resource: str, name: str, present: bool, command: tuple) -> St
     )
 
 
-def _function_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
-    described = runner.describe(
+def _describe_function(plan: DeployPlan, runner: GcloudRunner) -> dict | None:
+    return runner.describe(
         [
             "functions",
             "describe",
@@ -282,10 +225,14 @@ def _function_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
             "--gen2",
             "--region",
             plan.region,
-            *_p(plan),
+            *project_flags(plan),
             "--format=json",
         ]
     )
+
+
+def _function_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
+    described = _describe_function(plan, runner)
     if described is None:
         return Step("function", plan.function, "create", deploy_command(plan))
     revision = described.get("serviceConfig", {}).get("revision", "")
@@ -302,37 +249,27 @@ def _function_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
 
 
 def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
-    name = ("scheduler", "jobs")
     job = runner.describe(
-        [*name, "describe", plan.job, "--location", plan.region, *_p(plan), "--format=json"]
+        [
+            "scheduler",
+            "jobs",
+            "describe",
+            plan.job,
+            "--location",
+            plan.region,
+            *project_flags(plan),
+            "--format=json",
+        ]
     )
     if job is None:
-        return [
-            Step(
-                "scheduler job",
-                plan.job,
-                "create",
-                (*name, "create", "pubsub", plan.job, *_job_flags(plan)),
-            )
-        ]
-    target = job.get("pubsubTarget", {})
-    body = base64.b64decode(target.get("data", "")).decode(errors="replace")
-    drift = [
-        k
-        for k, have, want in (
-            ("schedule", job.get("schedule"), plan.schedule),
-            ("time zone", job.get("timeZone"), plan.time_zone),
-            ("topic", target.get("topicName"), plan.topic_path),
-            ("message body", body, plan.message_body),
-        )
-        if have != want
-    ]
+        return [Step("scheduler job", plan.job, "create", job_command(plan, "create"))]
+    drift = _job_drift(plan, job)
     steps = [
         Step(
             "scheduler job",
             plan.job,
             "update",
-            (*name, "update", "pubsub", plan.job, *_job_flags(plan)),
+            job_command(plan, "update"),
             reason=f"changed: {', '.join(drift)}",
         )
         if drift
@@ -344,11 +281,26 @@ def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
                 "scheduler job",
                 plan.job,
                 "resume",
-                (*name, "resume", plan.job, "--location", plan.region, *_p(plan)),
+                job_state_command(plan, "resume"),
                 reason="paused (a rollback paused it)",
             )
         )
     return steps
+
+
+def _job_drift(plan: DeployPlan, job: dict) -> list[str]:
+    target = job.get("pubsubTarget", {})
+    body = base64.b64decode(target.get("data", "")).decode(errors="replace")
+    return [
+        k
+        for k, have, want in (
+            ("schedule", job.get("schedule"), plan.schedule),
+            ("time zone", job.get("timeZone"), plan.time_zone),
+            ("topic", target.get("topicName"), plan.topic_path),
+            ("message body", body, plan.message_body),
+        )
+        if have != want
+    ]
 
 
 @dataclass(frozen=True)
@@ -388,52 +340,8 @@ def apply(plan: DeployPlan, runner: GcloudRunner) -> ApplyResult:
 
 def serving_revision(plan: DeployPlan, runner: GcloudRunner) -> str | None:
     """Return the function's serving revision, or None when it is not deployed."""
-    described = runner.describe(
-        [
-            "functions",
-            "describe",
-            plan.function,
-            "--gen2",
-            "--region",
-            plan.region,
-            *_p(plan),
-            "--format=json",
-        ]
-    )
+    described = _describe_function(plan, runner)
     return (described or {}).get("serviceConfig", {}).get("revision") or None
-
-
-def rollback_commands(plan: DeployPlan, action: str, revision: str | None = None) -> tuple:
-    """Return a rollback command: 'pause' the job, 'delete' the function, or 'revision'."""
-    if action == "pause":
-        return ("scheduler", "jobs", "pause", plan.job, "--location", plan.region, *_p(plan))
-    if action == "delete":
-        return (
-            "functions",
-            "delete",
-            plan.function,
-            "--gen2",
-            "--region",
-            plan.region,
-            *_p(plan),
-            "--quiet",
-        )
-    if action == "revision" and revision:
-        # A gen2 function is served by the Cloud Run service of the same name.
-        return (
-            "run",
-            "services",
-            "update-traffic",
-            plan.function,
-            "--region",
-            plan.region,
-            *_p(plan),
-            f"--to-revisions={revision}=100",
-        )
-    raise DeployError(
-        f"unknown rollback {action!r} (to fix this, use pause, delete, or "
-        f"revision with the revision recorded before the deploy)"
-    )
 
 
 def rollback(
@@ -451,19 +359,9 @@ def rollback(
 def static_steps(plan: DeployPlan) -> list[Step]:
     """Return the plan without describing anything (a dry run where gcloud cannot be used)."""
     return [
-        Step(
-            "topic",
-            plan.topic,
-            "describe first",
-            ("pubsub", "topics", "create", plan.topic, *_p(plan)),
-        ),
+        Step("topic", plan.topic, "describe first", topic_create(plan)),
         Step("function", plan.function, "describe first", deploy_command(plan)),
-        Step(
-            "scheduler job",
-            plan.job,
-            "describe first",
-            ("scheduler", "jobs", "create", "pubsub", plan.job, *_job_flags(plan)),
-        ),
+        Step("scheduler job", plan.job, "describe first", job_command(plan, "create")),
     ]
 
 

@@ -117,3 +117,38 @@ def audit_row(wh: Warehouse, tables: Tables, run_id: str | None) -> dict:
         WHERE run_id = @run_id"""
     rows = wh.query(sql, {"run_id": str(run_id or "")})
     return rows.iloc[0].to_dict() if len(rows) else {}
+
+
+def run_checks(deployment: Deployment, answer: dict, expected, after, audit: dict) -> list[tuple]:
+    """Return (check, ok, detail) for one triggered run; none when nothing was deployed."""
+    if not deployment.applied:
+        return [("dry run: plan shown, nothing deployed or triggered", True, len(deployment.steps))]
+    deleted = answer["summary"].get("total_records_deleted")
+    return [
+        ("function answered the scheduled event", answer["http_status"] == 200, answer["http_status"]),
+        ("function deleted exactly the stale rows it previewed", deleted == expected.total_stale,
+         f"{deleted} of {expected.total_stale}"),
+        ("no stale row left for its cutoff", after.total_stale == 0, f"{after.total_stale} left"),
+        ("one audit row written", audit.get("trigger") == "scheduled"
+         and audit.get("total_records_deleted") == expected.total_stale,
+         {k: audit.get(k) for k in ("status", "cutoff_date", "total_records_deleted", "run_id")}),
+    ]
+
+
+def trigger_and_stop(deployment: Deployment) -> dict:
+    """Trigger one scheduled run, then stop what the phase started, even if the trigger failed."""
+    try:
+        return trigger(deployment)
+    finally:
+        stop(deployment)
+
+
+def result_record(deployment: Deployment, answer: dict, audit: dict) -> dict:
+    """Return what phase 03 records for the deployment log: how, rows deleted, the audit row."""
+    how = "served" if deployment.server is not None else "deployed"
+    return {
+        how: deployment.applied,
+        "rows_deleted": answer["summary"].get("total_records_deleted"),
+        "audit_row": {k: audit.get(k) for k in
+                      ("trigger", "status", "cutoff_date", "total_records_deleted", "run_id")},
+    }

@@ -104,17 +104,23 @@ def backups_to_restore(run_dir, given: list | None = None) -> list[tuple]:
     return [(TableId(*str(e["table"]).split(".")), TableId(*str(e["backup"]).split("."))) for e in entries]
 
 
-def rollback_function(params: Params) -> dict:
+def rollback_function(params: Params, action: str = "pause") -> dict:
     """Stop the daily cleanup function: pause its scheduler on GCP; locally nothing is left running."""
     if params.is_local:
         return {"ok": True, "action": "none",
                 "detail": "local: phase 03 served the function only for its own test and stopped it; "
                           "no scheduler exists locally"}
-    from runbook_lib.platform import deploy_plan
+    import tempfile
+    from pathlib import Path
 
-    commands = deploy_plan.rollback_commands(params)
-    outputs = deploy_plan.run_commands(commands)
-    return {"ok": True, "action": "pause scheduler", "detail": outputs}
+    from runbook_lib.platform import deploy_plan
+    from runbook_lib.platform.cloud_function.bundle import build_bundle
+    from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
+
+    with tempfile.TemporaryDirectory() as folder:
+        plan = deploy_plan.build_plan(params, build_bundle(Path(folder) / "bundle"))
+    command = deploy_plan.rollback(plan, GcloudRunner(plan.project, plan.region), action)
+    return {"ok": True, "action": action, "detail": "gcloud " + " ".join(command)}
 
 
 def code_revert_guidance(commit: str | None = None) -> str:
@@ -124,3 +130,15 @@ def code_revert_guidance(commit: str | None = None) -> str:
     head = commit or git_state().head or "<commit>"
     return (f"git revert {head}\ngit push origin main\n"
             f"# then rerun phase 01 (code deployment) so the checks see the reverted code")
+
+
+def cleanup_records(result) -> dict:
+    """Return what phase 02 records: per-table outcome, total deleted, and the backups made."""
+    return {
+        "tables": [{"table": t.table.short, "previewed": t.previewed, "deleted": t.deleted,
+                    "backup": str(t.backup_table or ""), "backup_rows": t.backup_rows,
+                    "verified": t.verified} for t in result.tables],
+        "rows_deleted": result.total_deleted,
+        "backups": [{"table": str(t.table), "backup": str(t.backup_table)}
+                    for t in result.tables if t.backup_table],
+    }

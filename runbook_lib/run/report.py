@@ -8,6 +8,7 @@ as results instead.
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
 
@@ -42,13 +43,20 @@ def _summary(man: dict) -> str:
     )
 
 
-def _notebook_html(path: Path) -> str:
-    import nbformat
+@functools.cache
+def _exporter():
+    # One exporter per process: building one loads and compiles its templates (~0.3 s each).
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(template_name="basic")
     exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+    return exporter
+
+
+def _notebook_html(path: Path) -> str:
+    import nbformat
+
+    body, _ = _exporter().from_notebook_node(nbformat.read(path, as_version=4))
     return body
 
 

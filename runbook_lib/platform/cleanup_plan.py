@@ -1,0 +1,159 @@
+"""What a cleanup would delete: one cutoff, a preview per upcoming table, the confirmation tokens.
+
+The cutoff is computed ONCE per plan (today - ttl_days, a UTC date); rows dated on the cutoff are
+kept, stale means `game_date < cutoff`. Each table is previewed in two set-based queries, and the
+frozen `CleanupPlan` carries one token per table with stale rows, e.g.
+``delete 1234 rows from nba_analytics.upcoming_player_game_context``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from runbook_lib.platform.schema import UPCOMING_TABLES, Tables
+from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.ids import TableId
+
+log = logging.getLogger(__name__)
+
+STALE = "game_date < @cutoff"
+KEPT = "game_date >= @cutoff"
+
+
+@dataclass(frozen=True)
+class TablePreview:
+    """What a plan found in one table: stale rows, their dates and the table's size."""
+
+    table: TableId
+    stale_rows: int
+    stale_dates: int
+    min_date: dt.date | None
+    max_date: dt.date | None
+    total_rows: int
+
+    @property
+    def token(self) -> str:
+        """Return the confirmation token that echoes this table and its stale row count."""
+        return f"delete {self.stale_rows} rows from {self.table.short}"
+
+    @property
+    def fraction(self) -> float:
+        """Return the share of the table the plan would delete."""
+        return self.stale_rows / self.total_rows if self.total_rows else 0.0
+
+
+@dataclass(frozen=True)
+class CleanupPlan:
+    """A previewed cleanup: the cutoff, one preview per table and the stale rows per date."""
+
+    today: dt.date
+    ttl_days: int
+    cutoff: dt.date
+    max_delete_fraction: float
+    previews: tuple[TablePreview, ...]
+    # Columns table, game_date, rows: what a chart of the stale rows needs.
+    per_date: pd.DataFrame = field(compare=False, repr=False)
+
+    def preview(self, table: TableId | str) -> TablePreview:
+        """Return the preview of a table, named by TableId, `dataset.table` or full id."""
+        for p in self.previews:
+            if table in (p.table, p.table.short, str(p.table)):
+                return p
+        raise KeyError(f"{table} is not part of this cleanup plan")
+
+    def token(self, table: TableId | str) -> str:
+        """Return the confirmation token of one table."""
+        return self.preview(table).token
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """Return `dataset.table` -> token for every table that has stale rows."""
+        return {p.table.short: p.token for p in self.previews if p.stale_rows}
+
+    @property
+    def total_stale(self) -> int:
+        """Return the stale rows of all tables together."""
+        return sum(p.stale_rows for p in self.previews)
+
+    def summary(self) -> pd.DataFrame:
+        """Return the per-table preview as a DataFrame (one row per table)."""
+        rows = [
+            {
+                "table": p.table.short,
+                "stale_rows": p.stale_rows,
+                "stale_dates": p.stale_dates,
+                "min_date": p.min_date,
+                "max_date": p.max_date,
+                "total_rows": p.total_rows,
+                "fraction": round(p.fraction, 4),
+                "token": p.token if p.stale_rows else "",
+            }
+            for p in self.previews
+        ]
+        return pd.DataFrame(rows)
+
+
+def upcoming_tables(tables: Tables) -> list[TableId]:
+    """Return the TableIds of UPCG and UTCG."""
+    return [tables.id(s) for s in UPCOMING_TABLES]
+
+
+def cutoff_for(today: dt.date, ttl_days: int) -> dt.date:
+    """Return the first kept date: rows older than `today - ttl_days` are stale."""
+    if not isinstance(ttl_days, int) or isinstance(ttl_days, bool) or ttl_days < 1:
+        raise ValueError(
+            f"ttl_days must be a whole number of days >= 1, got {ttl_days!r} "
+            f"(0 or less would make today's and future rows stale)"
+        )
+    return today - dt.timedelta(days=ttl_days)
+
+
+def plan_cleanup(
+    wh: Warehouse, tables: Tables, today: dt.date, ttl_days: int, max_delete_fraction: float
+) -> CleanupPlan:
+    """Preview the stale rows of both upcoming tables against one cutoff computed here."""
+    cutoff = cutoff_for(today, ttl_days)
+    ids = upcoming_tables(tables)
+    labels = {f"t{i}": t.short for i, t in enumerate(ids)}
+    params = {"cutoff": cutoff, **labels}
+    per_date_sql = "\nUNION ALL\n".join(
+        f"SELECT @t{i} AS table_name, game_date, COUNT(*) AS n FROM {t.sql} "  # noqa: S608
+        f"WHERE {STALE} GROUP BY game_date"
+        for i, t in enumerate(ids)
+    )
+    totals_sql = "\nUNION ALL\n".join(
+        f"SELECT @t{i} AS table_name, COUNT(*) AS n FROM {t.sql}"  # noqa: S608
+        for i, t in enumerate(ids)
+    )
+    per_date = wh.query(per_date_sql, params).rename(columns={"table_name": "table", "n": "rows"})
+    per_date = per_date.sort_values(["table", "game_date"]).reset_index(drop=True)
+    totals = wh.query(totals_sql, labels).set_index("table_name")["n"]
+    previews = tuple(_preview(t, per_date, int(totals[t.short])) for t in ids)
+    plan = CleanupPlan(today, ttl_days, cutoff, float(max_delete_fraction), previews, per_date)
+    for p in previews:
+        log.info(
+            "%s: %s stale rows on %s dates (cutoff %s)",
+            p.table.short,
+            f"{p.stale_rows:,}",
+            p.stale_dates,
+            cutoff,
+        )
+    return plan
+
+
+def _preview(table: TableId, per_date: pd.DataFrame, total: int) -> TablePreview:
+    rows = per_date[per_date["table"] == table.short]
+    if rows.empty:
+        return TablePreview(table, 0, 0, None, None, total)
+    return TablePreview(
+        table,
+        int(rows["rows"].sum()),
+        len(rows),
+        rows["game_date"].min(),
+        rows["game_date"].max(),
+        total,
+    )

@@ -1,0 +1,150 @@
+"""The gcloud commands that change something, for the function's deployment and its rollback.
+
+Every command is an argument list (never a shell string) that carries `--project`, and
+`--region`/`--location` where the resource has one, so `GcloudRunner.check` can refuse one for
+another project or region. Cloud Scheduler `create` fails on an existing job and `update pubsub`
+takes its own flags, so the job has a create and an update command.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runbook_lib.errors import DeployError
+
+if TYPE_CHECKING:
+    from runbook_lib.platform.deploy_plan import DeployPlan
+
+PUBLISHER = "roles/pubsub.publisher"
+DATA_EDITOR = "roles/bigquery.dataEditor"
+
+
+def project_flags(plan: DeployPlan) -> list[str]:
+    """Return the `--project` flag every command carries."""
+    return ["--project", plan.project]
+
+
+def topic_create(plan: DeployPlan) -> tuple[str, ...]:
+    """Return the command that creates the function's trigger topic."""
+    return ("pubsub", "topics", "create", plan.topic, *project_flags(plan))
+
+
+def deploy_command(plan: DeployPlan) -> tuple[str, ...]:
+    """Return the `functions deploy` command (it creates or updates the gen2 function)."""
+    pairs = [f"{k}={v}" for k, v in sorted(plan.env_vars.items())]
+    # gcloud splits --set-env-vars on commas; a value holding one needs another delimiter.
+    env = ("^;^" + ";".join(pairs)) if any("," in p for p in pairs) else ",".join(pairs)
+    return (
+        "functions",
+        "deploy",
+        plan.function,
+        "--gen2",
+        "--runtime",
+        plan.runtime,
+        "--region",
+        plan.region,
+        *project_flags(plan),
+        "--source",
+        plan.bundle_dir,
+        "--entry-point",
+        plan.entry_point,
+        "--trigger-topic",
+        plan.topic,
+        "--timeout",
+        plan.timeout,
+        "--memory",
+        plan.memory,
+        "--service-account",
+        plan.service_account,
+        f"--set-env-vars={env}",
+    )
+
+
+def topic_binding(plan: DeployPlan, agent: str) -> tuple[str, ...]:
+    """Return the command that lets the scheduler's agent publish to the topic."""
+    return (
+        "pubsub",
+        "topics",
+        "add-iam-policy-binding",
+        plan.topic,
+        *project_flags(plan),
+        "--member",
+        agent,
+        "--role",
+        PUBLISHER,
+    )
+
+
+def project_binding(plan: DeployPlan, member: str) -> tuple[str, ...]:
+    """Return the command that lets the function's service account edit BigQuery data."""
+    return (
+        "projects",
+        "add-iam-policy-binding",
+        plan.project,
+        *project_flags(plan),
+        "--member",
+        member,
+        "--role",
+        DATA_EDITOR,
+        "--condition=None",
+    )
+
+
+def job_command(plan: DeployPlan, verb: str) -> tuple[str, ...]:
+    """Return the scheduler job's `create` or `update` command with every desired flag."""
+    return (
+        "scheduler",
+        "jobs",
+        verb,
+        "pubsub",
+        plan.job,
+        "--location",
+        plan.region,
+        *project_flags(plan),
+        "--schedule",
+        plan.schedule,
+        "--time-zone",
+        plan.time_zone,
+        "--topic",
+        plan.topic,
+        "--message-body",
+        plan.message_body,
+    )
+
+
+def job_state_command(plan: DeployPlan, verb: str) -> tuple[str, ...]:
+    """Return the scheduler job's `pause` or `resume` command."""
+    return ("scheduler", "jobs", verb, plan.job, "--location", plan.region, *project_flags(plan))
+
+
+def rollback_commands(plan: DeployPlan, action: str, revision: str | None = None) -> tuple:
+    """Return a rollback command: 'pause' the job, 'delete' the function, or 'revision'."""
+    if action == "pause":
+        return job_state_command(plan, "pause")
+    if action == "delete":
+        return (
+            "functions",
+            "delete",
+            plan.function,
+            "--gen2",
+            "--region",
+            plan.region,
+            *project_flags(plan),
+            "--quiet",
+        )
+    if action == "revision" and revision:
+        # A gen2 function is served by the Cloud Run service of the same name.
+        return (
+            "run",
+            "services",
+            "update-traffic",
+            plan.function,
+            "--region",
+            plan.region,
+            *project_flags(plan),
+            f"--to-revisions={revision}=100",
+        )
+    raise DeployError(
+        f"unknown rollback {action!r} (to fix this, use pause, delete, or "
+        f"revision with the revision recorded before the deploy)"
+    )

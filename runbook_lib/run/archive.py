@@ -1,0 +1,76 @@
+"""Write a run's archive under `outputs/<env>/<run_id>/`: notebook names, records, secrets, report.
+
+Each attempt of a phase keeps its own executed notebook (`NN_x.ipynb`, `NN_x.attempt2.ipynb`, ...),
+so a resumed run never overwrites the evidence of the failure it resumed from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from runbook_lib.run import manifest
+from runbook_lib.run.params import Params
+
+log = logging.getLogger(__name__)
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO string to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def attempt_name(run_dir: Path, name: str) -> tuple[int, str]:
+    """Return the next attempt number of phase `name` and the file its notebook is saved to."""
+    n = 1
+    while (run_dir / (f"{name}.ipynb" if n == 1 else f"{name}.attempt{n}.ipynb")).exists():
+        n += 1
+    return n, f"{name}.ipynb" if n == 1 else f"{name}.attempt{n}.ipynb"
+
+
+def skipped_record(name: str, reason: str) -> dict:
+    """Return the manifest record of a phase that did not run, with the reason."""
+    return {
+        "phase": name,
+        "kind": "phase",
+        "status": manifest.SKIPPED,
+        "reason": reason,
+        "started_at": None,
+        "ended_at": None,
+        "parameters": {},
+        "results": {},
+        "checks": [],
+    }
+
+
+def scrub_phase(run_dir: Path, name: str, notebook: Path, parameters: dict, params: Params) -> int:
+    """Redact secret parameter values from a phase's notebook and results; return the count."""
+    secret_values = manifest.secret_values(parameters) | manifest.secret_values(
+        params.model_dump(mode="json")
+    )
+    scrubbed = sum(
+        manifest.scrub_file(p, secret_values)
+        for p in (notebook, run_dir / "results" / f"{name}.json")
+    )
+    if scrubbed:
+        log.warning("redacted %d secret value(s) from the archive of %s", scrubbed, name)
+    return scrubbed
+
+
+def finalise(run_dir: Path, params: Params, overrides: dict) -> None:
+    """Write deployment_log.md and report.html from the manifest (best effort, never fatal)."""
+    from runbook_lib.run import deployment_log, report
+
+    for what, fn in (("deployment log", deployment_log.write), ("report", report.write)):
+        try:
+            fn(run_dir)
+        except Exception:  # noqa: BLE001 - the run's verdict must not depend on its report
+            log.exception("could not write the %s of %s", what, run_dir)
+    values = manifest.secret_values(params.model_dump(mode="json")) | manifest.secret_values(
+        overrides
+    )
+    leaks = manifest.find_secrets(run_dir, values)
+    for rel in leaks:
+        manifest.scrub_file(run_dir / rel, values)
+        log.error("a secret value reached %s; it was redacted", rel)
