@@ -113,6 +113,7 @@ def _validate(wh, params, expected: int, staged: int, force=False):
         (200, 185, "INCOMPLETE"),
     ],
 )
+@pytest.mark.safeguard
 def test_validation_passes_at_and_above_90_percent_and_publishes(
     empty_wh, local_params, caplog_info, expected, staged, status
 ):
@@ -124,6 +125,7 @@ def test_validation_passes_at_and_above_90_percent_and_publishes(
 
 
 @pytest.mark.parametrize("expected,staged", [(187, 94), (187, 1)])
+@pytest.mark.safeguard
 def test_validation_fails_at_50_and_0_5_percent_and_publishes_nothing(
     empty_wh, local_params, caplog_info, expected, staged
 ):
@@ -134,12 +136,14 @@ def test_validation_fails_at_50_and_0_5_percent_and_publishes_nothing(
     assert f"❌ COVERAGE VALIDATION FAILED for {D1}:" in caplog_info.text
 
 
+@pytest.mark.safeguard
 def test_validation_allows_dates_without_expected_players(empty_wh, local_params, caplog_info):
     o = _validate(empty_wh, local_params, 0, 0)
     assert o.status == "SKIPPED"
     assert f"ℹ️  No expected players for {D1} (off-day or bootstrap)" in caplog_info.text
 
 
+@pytest.mark.safeguard
 def test_force_bypasses_validation(empty_wh, local_params, caplog_info):
     o = _validate(empty_wh, local_params, 187, 1, force=True)
     assert o.status != "FAILED"
@@ -147,6 +151,7 @@ def test_force_bypasses_validation(empty_wh, local_params, caplog_info):
     assert f"Coverage validation SKIPPED for {D1} (--force flag used)" in caplog_info.text
 
 
+@pytest.mark.safeguard
 def test_validation_query_error_fails_safe(empty_wh, local_params, short_build, caplog_info):
     t = local_params.tables
     make_league(empty_wh, t, {D1: 20})
@@ -166,6 +171,7 @@ def test_validation_query_error_fails_safe(empty_wh, local_params, short_build, 
 
 
 # -- fallback and defensive logging (original tests 8-11) ---------------------------------------
+@pytest.mark.safeguard
 def test_fallback_replaces_partial_and_empty_upcg(empty_wh, local_params, caplog_info):
     t = local_params.tables
     make_league(empty_wh, t, {D1: 20, D2: 20, D3: 20}, upcg={D1: 1, D3: 18})
@@ -181,6 +187,7 @@ def test_fallback_replaces_partial_and_empty_upcg(empty_wh, local_params, caplog
     assert "✅ Using upcoming_player_game_context: 18 players" in text
 
 
+@pytest.mark.safeguard
 def test_defensive_log_block_names_both_sources_and_coverage(empty_wh, local_params, caplog_info):
     make_league(empty_wh, local_params.tables, {D1: 20}, upcg={D1: 1})
     result = run_backfill(empty_wh, local_params, D1, D1, allow_partial_context=True)
@@ -198,6 +205,7 @@ def test_defensive_log_block_names_both_sources_and_coverage(empty_wh, local_par
 
 
 # -- the fixes ----------------------------------------------------------------------------------
+@pytest.mark.safeguard
 def test_preflight_stops_on_partial_upcg_naming_dates_and_changes_nothing(
     empty_wh, local_params, caplog_info
 ):
@@ -212,6 +220,7 @@ def test_preflight_stops_on_partial_upcg_naming_dates_and_changes_nothing(
     assert "⚠️  PRE-FLIGHT CHECK FOUND ISSUES" in caplog_info.text
 
 
+@pytest.mark.safeguard
 def test_dates_list_keeps_the_preflight_and_bootstrap_skip(empty_wh, local_params):
     make_league(empty_wh, local_params.tables, {D1: 20, D2: 20}, upcg={D2: 3})
     with pytest.raises(PreflightFailedError):
@@ -223,6 +232,7 @@ def test_dates_list_keeps_the_preflight_and_bootstrap_skip(empty_wh, local_param
     }
 
 
+@pytest.mark.safeguard
 def test_failed_validation_raises_records_metadata_and_publishes_nothing(
     empty_wh, local_params, short_build
 ):
@@ -240,6 +250,7 @@ def test_failed_validation_raises_records_metadata_and_publishes_nothing(
     assert staged == 0, "the run's staging rows are deleted"
 
 
+@pytest.mark.safeguard
 def test_resume_skips_successful_dates_and_retries_failed_ones(
     empty_wh, local_params, short_build, caplog_info
 ):

@@ -19,6 +19,7 @@ def cp(tmp_path):
     return Checkpoint(checkpoint_path(tmp_path, D1, D3), D1, D3)
 
 
+@pytest.mark.safeguard
 def test_failed_date_keeps_its_error_text_and_counts_attempts(cp):
     cp.record(failures={D2: "Coverage validation failed: 1/187 players (0.5%)"})
     cp.record(failures={D2: "Coverage validation failed: 68/175 players (38.9%)"})
@@ -28,6 +29,7 @@ def test_failed_date_keeps_its_error_text_and_counts_attempts(cp):
     assert cp.summary()["failed_dates"] == {str(D2): entry["error"]}
 
 
+@pytest.mark.safeguard
 def test_pending_retries_failed_dates_before_the_last_success(cp):
     cp.record(successes={D3: 180}, failures={D1: "boom"}, skips={D2: "bootstrap"})
     assert cp.pending([D1, D2, D3]) == [D1, D2]
@@ -48,6 +50,7 @@ def test_reset_starts_fresh(cp):
     assert cp.pending([D1]) == [D1]
 
 
+@pytest.mark.safeguard
 def test_writes_are_atomic_and_leave_no_temporary_file(cp):
     cp.record(successes={D1: 187})
     assert not cp.path.with_name(cp.path.name + ".tmp").exists()

@@ -93,6 +93,7 @@ def test_plan_computes_cutoff_once_and_counts_stale_rows_per_table_and_date(wh, 
     )
 
 
+@pytest.mark.safeguard
 def test_cleanup_keeps_rows_dated_exactly_on_the_cutoff(wh, tables):
     plan = plan_of(wh, tables)
     cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, run_id="t1")
@@ -101,6 +102,7 @@ def test_cleanup_keeps_rows_dated_exactly_on_the_cutoff(wh, tables):
     assert wh.row_count(tables.upcg, "game_date = @d", {"d": CUTOFF}) == 1
 
 
+@pytest.mark.safeguard
 def test_deleted_count_equals_previewed_count_and_backups_are_real_copies(wh, tables):
     before = counts(wh, tables)
     plan = plan_of(wh, tables)
@@ -130,6 +132,7 @@ def test_apply_writes_one_audit_row_matching_the_declared_schema(wh, tables):
     assert sum(e["records_deleted"] for e in json.loads(row["tables_cleaned"])) == 5
 
 
+@pytest.mark.safeguard
 def test_dry_run_changes_nothing_and_speaks_in_the_conditional(wh, tables):
     before = counts(wh, tables)
     result = cleanup.apply_cleanup(wh, tables, plan_of(wh, tables), dry_run=True)
@@ -149,6 +152,7 @@ def test_dry_run_changes_nothing_and_speaks_in_the_conditional(wh, tables):
         {"nba_analytics.upcoming_team_game_context": "delete 3 rows from x.y"},
     ],
 )
+@pytest.mark.safeguard
 def test_wrong_missing_or_stale_token_changes_nothing(wh, tables, confirm):
     before = counts(wh, tables)
     with pytest.raises(ConfirmationRequired) as err:
@@ -174,6 +178,7 @@ def test_a_single_token_string_confirms_a_plan_with_one_stale_table(empty_wh, ta
     assert result.total_deleted == 2
 
 
+@pytest.mark.safeguard
 def test_existing_backup_is_never_overwritten_and_nothing_is_deleted(wh, tables):
     taken = cleanup.backup_id(tables.utcg, "t5")
     wh.copy_table(tables.utcg, taken)
@@ -191,6 +196,7 @@ def test_existing_backup_is_never_overwritten_and_nothing_is_deleted(wh, tables)
     assert audit_rows(wh, tables)["status"].tolist() == ["refused"]
 
 
+@pytest.mark.safeguard
 def test_stale_row_inserted_after_planning_refuses_the_delete_and_deletes_nothing(wh, tables):
     plan = plan_of(wh, tables)
     wh.load_dataframe(tables.utcg, utcg_rows([dt.date(2025, 3, 2)]))
@@ -218,6 +224,7 @@ def test_cap_refuses_a_delete_over_the_fraction_and_changes_nothing(wh, tables):
     assert audit_rows(wh, tables)["status"].tolist() == ["refused"]
 
 
+@pytest.mark.safeguard
 def test_empty_preview_deletes_nothing_and_says_so(empty_wh, tables):
     empty_wh.load_dataframe(tables.upcg, upcg_rows(days(CUTOFF, 5)))
     plan = plan_of(empty_wh, tables)
