@@ -124,12 +124,13 @@ def test_full_local_run_should_have_the_function_delete_real_rows_with_an_audit_
     assert function["audit_row"]["total_records_deleted"] == function["rows_deleted"]
 
 
-def test_full_local_run_should_replay_the_incident_to_187_of_187(local_run):
+def test_full_local_run_should_replay_the_incident_to_187_and_175(local_run):
     integration = _results(local_run, "04_integration_test")
     assert integration["preflight_stopped"] is True
     coverage = {c["game_date"]: c for c in integration["coverage"]}
     assert (coverage["2023-02-23"]["expected"], coverage["2023-02-23"]["actual"]) == (187, 187)
-    assert all(c["coverage_pct"] == 100.0 for c in coverage.values()) and len(coverage) == 2
+    assert (coverage["2023-02-24"]["expected"], coverage["2023-02-24"]["actual"]) == (175, 175)
+    assert all(c["coverage_pct"] == 100.0 for c in coverage.values()) and len(coverage) == 3
     assert all(line["found"] for line in integration["log_lines"])
 
 

@@ -41,7 +41,13 @@ class _Progress:
 
 
 def _done(result: runner.RunResult) -> int:
+    log = result.run_dir / "deployment_log.md"
+    if log.exists():  # what the run measured, in the seed runbook's own template
+        print()
+        print(log.read_text().strip())
+        print()
     print(f"run {result.run_id}: {result.status}; archived in {result.run_dir}")
+    print(f"check it any time with: runbook verify {result.run_dir}")
     return 0
 
 

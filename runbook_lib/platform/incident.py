@@ -47,3 +47,20 @@ def context_counts(wh: Warehouse, tables: Tables, dates: list[dt.date]) -> pd.Da
         FROM UNNEST(@dates) AS d
         ORDER BY game_date"""
     return wh.query(sql, {"dates": list(dates)})
+
+
+def plant_incident(wh: Warehouse, tables: Tables, rows_by_date: dict) -> dict[dt.date, int]:
+    """Plant the incident's stale UPCG rows (date -> rows); return what was planted per date."""
+    return {
+        _day(day): plant_stale_context(wh, tables, _day(day), int(rows))
+        for day, rows in sorted(rows_by_date.items())
+    }
+
+
+def remove_incident(wh: Warehouse, tables: Tables, planted: dict) -> dict[dt.date, int]:
+    """Delete exactly the rows `plant_incident` planted, date by date."""
+    return {day: remove_planted(wh, tables, day, rows) for day, rows in planted.items()}
+
+
+def _day(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))

@@ -49,10 +49,9 @@ class _Run:
 
 
 def _approval(run: _Run, *words: str) -> dict | None:
-    for a in run.get("00", "approvals", []) or []:
-        if any(w in str(a.get("item", "")).lower() for w in words):
-            return a
-    return None
+    # Sign-offs are taken before the deployment (00) and after it (06: verified, team trained).
+    signed = (run.get("00", "approvals", []) or []) + (run.get("06", "approvals", []) or [])
+    return next((a for a in signed if any(w in str(a.get("item", "")).lower() for w in words)), None)
 
 
 def _check_named(run: _Run, prefix: str, *words: str) -> dict | None:
@@ -108,10 +107,8 @@ def _deployment(run: _Run) -> list[str]:
         else run.why_not("02", "rows_deleted")
     )
     fn = run.get("03", "function")
-    fn_line = (
-        ", ".join(f"{k} {v}" for k, v in fn.items())
-        if isinstance(fn, dict)
-        else run.why_not("03", "function") or "n/a (no function recorded)"
+    fn_line = _function_line(fn) if isinstance(fn, dict) else (
+        run.why_not("03", "function") or "n/a (no function recorded)"
     )
     cov = run.get("04", "coverage") or []
     integ = (
@@ -129,6 +126,16 @@ def _deployment(run: _Run) -> list[str]:
         f"- {_box(run.ok('03'))} Cloud Function deployed: {fn_line}",
         f"- {_box(run.ok('04'))} Integration tests passed: {integ}",
     ]
+
+
+def _function_line(fn: dict) -> str:
+    how = "served locally and triggered" if "served" in fn else (
+        "deployed and triggered" if fn.get("deployed") else "planned only (dry run)")
+    audit = fn.get("audit_row") or {}
+    rows = fn.get("rows_deleted")
+    return (f"{how}: {rows if rows is not None else 'n/a'} records deleted by the scheduled run, "
+            f"audit row {audit.get('status', 'missing')} (cutoff {audit.get('cutoff_date', 'n/a')}, "
+            f"run {audit.get('run_id', 'n/a')})")
 
 
 def _post_deployment(run: _Run) -> list[str]:

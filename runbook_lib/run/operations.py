@@ -39,8 +39,8 @@ def resolve_dry_run(params: Params, dry_run: bool | None) -> bool:
     return params.cleanup.dry_run if dry_run is None else bool(dry_run)
 
 
-def expect_preflight_stop(wh, params: Params, game_date: dt.date, run_id: str | None = None):
-    """Run the backfill on `game_date` and return the PreflightFailedError it must raise.
+def expect_preflight_stop(wh, params: Params, start: dt.date, end: dt.date, run_id: str | None = None):
+    """Run the backfill on `start`..`end` and return the PreflightFailedError it must raise.
 
     Returns None when the pre-flight did not stop the run (which the phase then reports as a
     failed check; the backfill will have run its validation).
@@ -48,7 +48,7 @@ def expect_preflight_stop(wh, params: Params, game_date: dt.date, run_id: str | 
     from runbook_lib.platform.backfill import run_backfill
 
     try:
-        run_backfill(wh, params, game_date, game_date, run_id=run_id, resume=False)
+        run_backfill(wh, params, start, end, run_id=run_id, resume=False)
     except PreflightFailedError as e:
         return e
     return None
@@ -68,6 +68,7 @@ EXPECTED_LOG_LINES = (
     "❌ INCOMPLETE DATA DETECTED for",
     "UPCG has incomplete data",
     "✅ Coverage validation passed: 187/187 players (100.0%)",
+    "✅ Coverage validation passed: 175/175 players (100.0%)",
 )
 
 
