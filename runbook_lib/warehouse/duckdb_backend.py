@@ -185,15 +185,31 @@ class DuckDBWarehouse(Warehouse):
 
     def _copy(self, source: TableId, dest: TableId, overwrite: bool) -> None:
         with self._con() as con:
-            if overwrite and self.table_exists(dest):
-                # Replace the rows in one transaction so the table keeps its declared schema.
-                con.execute("BEGIN TRANSACTION")
-                try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if overwrite and self.table_exists(dest):
+                    # Restore: replace the rows and keep the live table's declared schema.
                     con.execute(f"DELETE FROM {_ref(dest)}")
-                    con.execute(f"INSERT INTO {_ref(dest)} SELECT * FROM {_ref(source)}")
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
-            else:
-                con.execute(f"CREATE TABLE {_ref(dest)} AS SELECT * FROM {_ref(source)}")
+                else:
+                    # Backup: the same columns, types and NOT NULLs as the source (a CTAS would
+                    # drop the NOT NULLs), like a BigQuery copy job.
+                    con.execute(f"CREATE TABLE {_ref(dest)} ({self._columns_ddl(con, source)})")
+                # BY NAME: columns are matched by name, never by position.
+                con.execute(f"INSERT INTO {_ref(dest)} BY NAME SELECT * FROM {_ref(source)}")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _columns_ddl(con, table: TableId) -> str:
+        rows = con.execute(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? "
+            "ORDER BY ordinal_position",
+            [table.project, table.dataset, table.table],
+        ).fetchall()
+        return ", ".join(
+            f"{_q(name)} {dtype}{'' if nullable == 'YES' else ' NOT NULL'}"
+            for name, dtype, nullable in rows
+        )

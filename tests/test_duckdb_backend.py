@@ -1,0 +1,27 @@
+"""The embedded warehouse's copies behave like BigQuery copy jobs: same schema, by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from runbook_lib.errors import WarehouseError
+
+
+def test_backup_should_keep_the_sources_not_null_columns(empty_wh, local_params):
+    upcg = local_params.tables.upcg
+    backup = upcg.with_table("upcg_backup_x")
+    empty_wh.copy_table(upcg, backup)
+    with pytest.raises(WarehouseError):
+        empty_wh.execute(f"INSERT INTO {backup.sql} (player_lookup) VALUES (NULL)")
+
+
+def test_restore_should_match_columns_by_name_not_position(empty_wh, local_params):
+    upcg = local_params.tables.upcg
+    backup = upcg.with_table("upcg_reordered")
+    empty_wh.execute(
+        f"CREATE TABLE {backup.sql} AS SELECT 'ok' AS team_abbr, 'p1' AS player_lookup, "
+        "'g1' AS game_id, DATE '2025-04-01' AS game_date, 'opp' AS opponent_team_abbr"
+    )
+    assert empty_wh.copy_table(backup, upcg, overwrite=True) == 1
+    row = empty_wh.query(f"SELECT player_lookup, team_abbr FROM {upcg.sql}").iloc[0]
+    assert (row["player_lookup"], row["team_abbr"]) == ("p1", "ok")
