@@ -453,3 +453,126 @@ def test_factors_validate_and_merge_run_on_both_backends(warehouse, tmp_path):
     # A rerun updates the same keys instead of duplicating them.
     run_backfill(wh, params, D1, D3, allow_partial_context=True, resume=False, workers=1)
     assert pcf_counts(wh, t) == {str(D1): 20, str(D2): 20, str(D3): 19}
+
+
+# -- reviewer findings ----------------------------------------------------------------------------
+def test_validation_counts_only_staged_players_that_are_pgs_players(empty_wh, local_params):
+    """Validation compares player sets: staged players absent from PGS add no coverage."""
+    t = local_params.tables
+    load(empty_wh, t.pgs, [pgs_row(p, D1) for p in players(20)])
+    staged = players(17) + players(5, prefix="x")  # 17 PGS players plus 5 strangers
+    load(
+        empty_wh,
+        t.id(PCF_STAGING),
+        [{"player_lookup": p, "game_date": D1, "game_id": "g", "run_id": "r1"} for p in staged],
+    )
+    ctx = ChunkContext(empty_wh, local_params, "r1")
+    (o,) = validate_staged(ctx, [D1], {D1: (20, 22)}, {D1: UPCG})
+    assert (o.expected, o.actual, o.status) == (20, 17, "FAILED")
+    assert o.coverage_pct == pytest.approx(85.0)
+
+
+def test_coverage_never_exceeds_100_percent_with_extra_staged_players(empty_wh, local_params):
+    t = local_params.tables
+    load(empty_wh, t.pgs, [pgs_row(p, D1) for p in players(20)])
+    staged = players(20) + players(3, prefix="x")
+    load(
+        empty_wh,
+        t.id(PCF_STAGING),
+        [{"player_lookup": p, "game_date": D1, "game_id": "g", "run_id": "r1"} for p in staged],
+    )
+    ctx = ChunkContext(empty_wh, local_params, "r1")
+    (o,) = validate_staged(ctx, [D1], {D1: (20, 23)}, {D1: UPCG})
+    assert (o.actual, o.coverage_pct, o.status) == (20, 100.0, "COMPLETE")
+
+
+def test_allow_partial_context_logs_preflight_issues_as_handled_warnings(
+    empty_wh, local_params, caplog_info
+):
+    make_league(empty_wh, local_params.tables, {D1: 20}, upcg={D1: 1})
+    run_backfill(empty_wh, local_params, D1, D1, allow_partial_context=True)
+    header = [r for r in caplog_info.records if "PRE-FLIGHT CHECK FOUND ISSUES" in r.message]
+    assert [r.levelno for r in header] == [logging.WARNING]
+    assert "handled by the PGS fallback (--allow-partial-context)" in caplog_info.text
+    assert "RECOMMENDED ACTIONS" not in caplog_info.text
+    assert "rerun with --allow-partial-context" not in caplog_info.text
+
+
+def test_rerun_does_not_rewrite_metadata_of_dates_already_skipped(empty_wh, local_params):
+    """Bootstrap and no-player dates recorded SKIPPED get one metadata row, not one per rerun."""
+    t = local_params.tables
+    make_league(empty_wh, t, {D1: 20})
+    first = run_backfill(empty_wh, local_params, SEASON_START, D1)
+    skipped = {o.game_date for o in first.skipped}
+    assert {SEASON_START, BOOT_DAY, EMPTY_DAY} <= skipped
+    again = run_backfill(empty_wh, local_params, SEASON_START, D1)
+    assert again.outcomes == [] and set(again.already_skipped) == skipped
+    meta = metadata(empty_wh, t)
+    assert meta.groupby("analysis_date").size().max() == 1
+    assert len(meta) == len(skipped) + 1
+
+
+def test_a_skipped_date_whose_players_arrived_is_processed_on_rerun(empty_wh, local_params):
+    t = local_params.tables
+    make_league(empty_wh, t, {D1: 20})
+    run_backfill(empty_wh, local_params, EMPTY_DAY, D1)
+    load(empty_wh, t.pgs, [pgs_row(p, EMPTY_DAY) for p in players(12)])
+    again = run_backfill(empty_wh, local_params, EMPTY_DAY, D1)
+    assert [(o.game_date, o.status) for o in again.outcomes] == [(EMPTY_DAY, "COMPLETE")]
+    assert pcf_counts(empty_wh, t)[str(EMPTY_DAY)] == 12
+
+
+def test_log_names_extracted_upcg_records_and_the_original_summary_banner(empty_wh, local_params):
+    make_league(empty_wh, local_params.tables, {D1: 20, D2: 20}, upcg={D2: 19})
+    result = run_backfill(empty_wh, local_params, D1, D2)
+    lines = result.log_lines
+    assert "Extracted 0 player context records from upcoming_player_game_context" in lines
+    assert "Extracted 19 player context records from upcoming_player_game_context" in lines
+    assert "PHASE 4 BACKFILL SUMMARY - PlayerCompositeFactorsProcessor:" in lines
+
+
+def test_a_failed_chunk_build_says_the_whole_chunk_failed_and_a_rerun_retries(
+    empty_wh, local_params, monkeypatch
+):
+    make_league(empty_wh, local_params.tables, {D1: 20, D2: 20})
+
+    def broken(*args):
+        raise RuntimeError("quota exceeded")
+
+    monkeypatch.setattr(backfill_chunk, "build_staging", broken)
+    with pytest.raises(CoverageValidationError) as err:
+        run_backfill(empty_wh, local_params, D1, D2, workers=1)
+    for error in err.value.failed.values():
+        assert "whole chunk of 2 dates" in error and "quota exceeded" in error
+        assert "rerun retries" in error
+    monkeypatch.undo()
+    again = run_backfill(empty_wh, local_params, D1, D2)
+    assert [o.status for o in again.outcomes] == ["COMPLETE", "COMPLETE"]
+
+
+def test_cli_rerun_of_a_finished_range_prints_nothing_left_to_do_and_exits_0(cli_wh, capsys):
+    from runbook_lib.cli import main
+
+    args = ["backfill", "--env", "local", "--start-date", str(D1), "--end-date", str(D2)]
+    assert main([*args, "--allow-partial-context"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--allow-partial-context"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing left to do" in out and "2 already successful" in out
+
+
+def test_cli_date_without_games_prints_nothing_left_to_do_and_exits_0(cli_wh, capsys):
+    from runbook_lib.cli import main
+
+    assert main(["backfill", "--env", "local", "--dates", "2023-03-01"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing left to do" in out and "1 without games" in out
+
+
+def test_cli_dry_run_says_no_checkpoint_was_written(cli_wh, capsys):
+    from runbook_lib.cli import main
+
+    args = ["--start-date", str(D1), "--end-date", str(D2), "--dry-run"]
+    assert main(["backfill", "--env", "local", *args]) == 0
+    out = capsys.readouterr().out
+    assert "(dry run: no checkpoint written)" in out and "checkpoint: /" not in out

@@ -98,3 +98,9 @@ def test_a_date_list_gets_its_own_file(tmp_path):
     a = checkpoint_path(tmp_path, D1, D3, [D1, D3])
     b = checkpoint_path(tmp_path, D1, D3, [D1, D2, D3])
     assert a != b != checkpoint_path(tmp_path, D1, D3)
+
+
+def test_a_skipped_date_that_later_succeeds_leaves_the_skipped_list(cp):
+    cp.record(skips={D1: "no expected players"})
+    state = cp.record(successes={D1: 12})
+    assert str(D1) not in state["skipped_dates"] and cp.summary()["skipped"] == 0

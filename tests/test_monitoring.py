@@ -94,3 +94,18 @@ def test_send_alert_should_fail_loudly_when_nobody_listens():
         url = receiver.url
     with pytest.raises(OSError):
         monitoring.send_alert(url, {"x": 1}, timeout=2)
+
+
+def test_monitoring_sql_should_give_the_same_answers_on_both_backends(warehouse):
+    wh, t, today = warehouse.wh, warehouse.tables, dt.date(2025, 4, 10)
+    wh.load_dataframe(t.pgs, _pgs({D1: 187, D2: 180}))
+    wh.load_dataframe(t.pcf, _pcf({D1: 1, D2: 180}))
+    wh.load_dataframe(t.backfill_metadata, _metadata([
+        (dt.date(2025, 4, 9), 187, 1, "FAILED", "2025-04-10 01:00", "r1"),
+        (dt.date(2025, 4, 8), 180, 180, "COMPLETE", "2025-04-09 01:00", "r1"),
+    ]))
+    got = monitoring.coverage_for_dates(wh, t, [D1, D2])
+    assert got["coverage_pct"].tolist() == [0.5, 100.0]
+    assert len(monitoring.dashboard(wh, t, today, 30)) == 2
+    alerts = monitoring.incomplete_dates(wh, t, today, 90.0)
+    assert [str(d) for d in alerts["analysis_date"]] == ["2025-04-09"]

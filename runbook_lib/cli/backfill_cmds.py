@@ -110,12 +110,20 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def _show(result) -> None:
     if result is None:
         return
-    frame = result.to_frame()[
-        ["game_date", "expected", "actual", "coverage_pct", "decision", "status", "error"]
-    ]
-    frame["coverage_pct"] = frame["coverage_pct"].round(1)
-    show(frame, f"\nBackfill {result.run_id}{' (dry run)' if result.dry_run else ''}:")
-    print(f"checkpoint: {result.checkpoint_path}")
+    title = f"\nBackfill {result.run_id}{' (dry run)' if result.dry_run else ''}"
+    if result.nothing_to_do:
+        print(f"{title}: nothing left to do for {result.start} .. {result.end}")
+    else:
+        frame = result.to_frame()[
+            ["game_date", "expected", "actual", "coverage_pct", "decision", "status", "error"]
+        ]
+        frame["coverage_pct"] = frame["coverage_pct"].round(1)
+        show(frame, f"{title}:")
+    print(result.carried_over())
+    if result.dry_run:
+        print("(dry run: no checkpoint written)")
+    else:
+        print(f"checkpoint: {result.checkpoint_path}")
 
 
 def _status(params, args) -> int:

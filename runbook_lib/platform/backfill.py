@@ -111,8 +111,11 @@ def _run(wh, params, days, result, *, dates, force, allow_partial, resume, worke
     # One connection for the run's own statements; on DuckDB it also keeps the database open
     # between chunks, so each chunk's connection is cheap (opening it cold costs ~10 ms).
     with wh.session():
-        todo, bootstrap, checkpoint = _select_dates(wh, params, days, result, dates, resume)
+        todo, bootstrap, checkpoint, skipped_before = _select_dates(
+            wh, params, days, result, dates, resume
+        )
         plan = _count_and_preflight(wh, params, todo, result, force, allow_partial)
+        todo = _drop_repeat_skips(todo, plan, skipped_before, result)
         ctx = ChunkContext(
             wh,
             params,
@@ -128,21 +131,42 @@ def _run(wh, params, days, result, *, dates, force, allow_partial, resume, worke
     _log_summary(result)
 
 
-def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, Checkpoint]:
-    """Return the game dates to process, the bootstrap skips and the run's checkpoint."""
+def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, Checkpoint, dict]:
+    """Return (game dates to process, new bootstrap skips, checkpoint, its skipped dates)."""
     schedule = backfill_dates.game_dates(wh, params.tables, days)
     todo, bootstrap = backfill_dates.split_bootstrap(schedule, params.backfill.bootstrap_days)
+    result.requested, result.without_games = len(days), len(days) - len(schedule)
     log.info(
         "%d requested dates: %d game dates, %d in a bootstrap window, %d without games",
         len(days),
         len(todo),
         len(bootstrap),
-        len(days) - len(schedule),
+        result.without_games,
     )
     checkpoint = open_checkpoint(params, result.start, result.end, dates)
     result.checkpoint_path = str(checkpoint.path)
-    todo = _apply_checkpoint(checkpoint, todo, resume=resume, dry_run=result.dry_run)
-    return todo, bootstrap, checkpoint
+    pending, skipped_before = _apply_checkpoint(
+        checkpoint, todo, resume=resume, dry_run=result.dry_run
+    )
+    left = set(pending)
+    result.already_successful = [d for d in todo if d not in left]
+    # A bootstrap skip depends on the schedule alone: recorded once, it stays true.
+    result.already_skipped = [d for d in bootstrap if str(d) in skipped_before]
+    bootstrap = {d: r for d, r in bootstrap.items() if str(d) not in skipped_before}
+    return pending, bootstrap, checkpoint, skipped_before
+
+
+def _drop_repeat_skips(todo: list, plan: dict, skipped_before: dict, result) -> list:
+    """Leave out dates the checkpoint records as skipped that still have no PGS players.
+
+    Processing them again would only append another SKIPPED metadata row per rerun; a date
+    whose players have arrived since is processed like any other.
+    """
+    repeat = [d for d in todo if str(d) in skipped_before and plan[d][0] == 0]
+    if repeat:
+        result.already_skipped.extend(repeat)
+        log.info("⏭  %d dates still without PGS players, already recorded as skipped", len(repeat))
+    return [d for d in todo if d not in repeat]
 
 
 def _count_and_preflight(wh, params, todo, result, force, allow_partial) -> dict:
@@ -183,13 +207,16 @@ def _run_chunks(ctx: ChunkContext, parts: list, workers: int, result: BackfillRe
             result.outcomes.extend(process_chunk(ctx, part))
 
 
-def _apply_checkpoint(checkpoint: Checkpoint, todo: list, *, resume: bool, dry_run: bool) -> list:
-    """Drop dates already successful; a fresh start deletes the checkpoint (unless dry run)."""
+def _apply_checkpoint(checkpoint: Checkpoint, todo: list, *, resume: bool, dry_run: bool):
+    """Return (dates not yet successful, {date: reason} already skipped) from the checkpoint.
+
+    A fresh start deletes the checkpoint (unless dry run) and has nothing done or skipped.
+    """
     if not resume:
         if not dry_run:
             checkpoint.reset()
         log.info("Checkpoint %s: starting fresh (--no-resume)", checkpoint.path)
-        return todo
+        return todo, {}
     state = checkpoint.load()
     pending = checkpoint.pending(todo)
     retried = [d for d in pending if str(d) in state["failed_dates"]]
@@ -200,7 +227,7 @@ def _apply_checkpoint(checkpoint: Checkpoint, todo: list, *, resume: bool, dry_r
             len(todo) - len(pending),
             len(retried),
         )
-    return pending
+    return pending, state["skipped_dates"]
 
 
 def _record_bootstrap(ctx: ChunkContext, bootstrap: dict, result: BackfillResult) -> None:
@@ -216,9 +243,14 @@ def _record_bootstrap(ctx: ChunkContext, bootstrap: dict, result: BackfillResult
 
 def _log_summary(result: BackfillResult) -> None:
     log.info("=" * 70)
-    log.info("PCF BACKFILL SUMMARY%s", " (dry run)" if result.dry_run else "")
+    log.info("PHASE 4 BACKFILL SUMMARY - PlayerCompositeFactorsProcessor:")
+    if result.dry_run:
+        log.info("   DRY RUN - nothing was written")
+    log.info("   %s", result.carried_over())
+    if result.nothing_to_do:
+        log.info("   Nothing left to do: no date needs processing")
     log.info(
-        "   Dates: %d, published: %d, skipped: %d, failed: %d, players published: %d",
+        "   Dates processed: %d, published: %d, skipped: %d, failed: %d, players published: %d",
         len(result.outcomes),
         len(result.published),
         len(result.skipped),

@@ -102,16 +102,23 @@ def _build_validate_publish(ctx, dates, plan, decisions) -> list[DateOutcome]:
         built = build_staging(ctx.wh, ctx.params.tables, ctx.run_id, upcg, fallback)
         log.info("Built %d rows for %d dates into staging (run %s)", built, len(dates), ctx.run_id)
     except Exception as e:  # noqa: BLE001
-        return [
-            _failed(d, plan[d][0], plan[d][1], decisions[d], f"build failed: {e}") for d in dates
-        ]
+        # The build is one statement for the whole chunk, so its error is no verdict on any
+        # one date: say so, or an operator reads 750 identical "failures" as 750 bad dates.
+        error = (
+            f"build failed for the whole chunk of {len(dates)} dates ({dates[0]} .. "
+            f"{dates[-1]}), not for this date alone; a rerun retries them: {e}"
+        )
+        log.error(
+            "❌ Staging build of %d dates (%s .. %s) failed: %s", len(dates), dates[0], dates[-1], e
+        )
+        return [_failed(d, plan[d][0], plan[d][1], decisions[d], error) for d in dates]
     outcomes = validate_staged(ctx, dates, plan, decisions)
     publish(ctx, outcomes)
     return outcomes
 
 
 def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> list[DateOutcome]:
-    """Compare staged players with PGS players per date (one query); return verdicts.
+    """Compare staged and PGS player sets per date (one query); return verdicts.
 
     Args:
         plan: date -> (PGS players, UPCG players) as counted before the build.
@@ -119,14 +126,8 @@ def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> li
     """
     tables, cfg = ctx.params.tables, ctx.params.backfill
     try:
-        staged = coverage.distinct_players(
-            ctx.wh,
-            {
-                "expected": (tables.pgs, "TRUE"),
-                "actual": (tables.id(PCF_STAGING), "run_id = @run_id"),
-            },
-            dates,
-            {"run_id": ctx.run_id},
+        staged = coverage.staged_coverage(
+            ctx.wh, tables.pgs, tables.id(PCF_STAGING), ctx.run_id, dates
         )
         counts = {r.game_date: (int(r.expected), int(r.actual)) for r in staged.itertuples()}
         verdicts = {
@@ -171,7 +172,6 @@ def _outcome(day, counts, upcg_players, decision, verdict) -> DateOutcome:
 
 
 def _failed(day, expected, upcg_players, decision, error) -> DateOutcome:
-    log.error("❌ %s: %s", day, error)
     return DateOutcome(day, expected, 0, 0.0, decision, "FAILED", error, upcg_players)
 
 

@@ -9,6 +9,12 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 PUBLISHED = ("COMPLETE", "INCOMPLETE")
+_NUMERIC = {
+    "expected": "int64",
+    "actual": "int64",
+    "coverage_pct": "float64",
+    "upcg_players": "int64",
+}
 
 
 @dataclass
@@ -42,6 +48,11 @@ class BackfillResult:
     preflight_issues: list[dict] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     checkpoint_path: str | None = None
+    requested: int = 0  # calendar dates asked for
+    without_games: int = 0  # requested dates with no scheduled game
+    # Game dates this run left alone because the checkpoint already holds their outcome.
+    already_successful: list[dt.date] = field(default_factory=list)
+    already_skipped: list[dt.date] = field(default_factory=list)
 
     @property
     def published(self) -> list[DateOutcome]:
@@ -58,6 +69,20 @@ class BackfillResult:
         """Return the dates skipped (bootstrap, no expected players)."""
         return [o for o in self.outcomes if o.status == "SKIPPED"]
 
+    @property
+    def nothing_to_do(self) -> bool:
+        """Return whether the run found no date left to process (all done, or no games)."""
+        return not self.outcomes
+
+    def carried_over(self) -> str:
+        """Return one line saying what the run requested and what the checkpoint already held."""
+        plural = "" if self.requested == 1 else "s"
+        return (
+            f"{self.requested} requested date{plural}: {len(self.already_successful)} already "
+            f"successful, {len(self.already_skipped)} already skipped (per the checkpoint), "
+            f"{self.without_games} without games"
+        )
+
     def outcome(self, day) -> DateOutcome:
         """Return the outcome of one date (a date or YYYY-MM-DD)."""
         day = dt.date.fromisoformat(day) if isinstance(day, str) else day
@@ -65,9 +90,11 @@ class BackfillResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Return the outcomes as a DataFrame, one row per date."""
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             [asdict(o) for o in self.outcomes], columns=list(DateOutcome.__dataclass_fields__)
         )
+        # Typed even when empty (a rerun with nothing left), so callers can round and compare.
+        return frame.astype(_NUMERIC)
 
 
 class LogCapture(logging.Handler):

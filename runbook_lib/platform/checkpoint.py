@@ -129,17 +129,20 @@ class Checkpoint:
         """Record outcomes in one atomic write and return the new state.
 
         Args:
-            successes: date -> players published; the date leaves the failed list.
-            failures: date -> error text; the date leaves the successful list.
+            successes: date -> players published; the date leaves the failed and skipped lists.
+            failures: date -> error text; the date leaves the successful and skipped lists.
             skips: date -> reason (bootstrap, no expected players).
         """
         with self._locked(exclusive=True):
             state = self._read()
             for day, players in (successes or {}).items():
                 state["failed_dates"].pop(str(day), None)
+                # A date skipped for want of players is processed once they arrive.
+                state["skipped_dates"].pop(str(day), None)
                 state["successful_dates"][str(day)] = {"players": int(players), "at": _now()}
             for day, error in (failures or {}).items():
                 state["successful_dates"].pop(str(day), None)
+                state["skipped_dates"].pop(str(day), None)
                 previous = state["failed_dates"].get(str(day), {})
                 state["failed_dates"][str(day)] = {
                     "error": str(error),

@@ -53,6 +53,40 @@ def distinct_players(
     return df
 
 
+def staged_coverage(
+    wh: Warehouse, pgs: TableId, staging: TableId, run_id: str, dates: list[dt.date]
+) -> pd.DataFrame:
+    """Return per date the PGS players (expected) and those of them the run staged (actual).
+
+    The comparison is of player sets, in one query: a staged player who is not a PGS player of
+    that date (a UPCG row for someone who did not play) adds nothing, so coverage never
+    exceeds 100% and cannot hide a missing player behind an extra one.
+    """
+    sql = f"""
+        WITH expected AS (
+          SELECT DISTINCT game_date, player_lookup FROM {pgs.sql}
+          WHERE game_date IN UNNEST(@dates)
+        ),
+        staged AS (
+          SELECT DISTINCT game_date, player_lookup FROM {staging.sql}
+          WHERE game_date IN UNNEST(@dates) AND run_id = @run_id
+        ),
+        per_date AS (
+          SELECT e.game_date, COUNT(*) AS expected, COUNT(s.player_lookup) AS actual
+          FROM expected AS e
+          LEFT JOIN staged AS s
+            ON s.game_date = e.game_date AND s.player_lookup = e.player_lookup
+          GROUP BY e.game_date
+        )
+        SELECT d AS game_date, COALESCE(p.expected, 0) AS expected,
+          COALESCE(p.actual, 0) AS actual
+        FROM UNNEST(@dates) AS d LEFT JOIN per_date AS p ON p.game_date = d
+        ORDER BY game_date"""
+    df = wh.query(sql, {"dates": sorted(dates), "run_id": run_id})
+    df["game_date"] = [pd.Timestamp(d).date() for d in df["game_date"]]
+    return df
+
+
 def _pct(part: int, whole: int) -> float:
     return part / whole * 100 if whole else 0.0
 
@@ -98,7 +132,7 @@ def preflight(
     if not issues:
         log.info("✅ Pre-flight coverage check complete - No issues found")
         return issues
-    _log_issues(issues)
+    _log_issues(issues, handled=allow_partial)
     if allow_partial:
         log.warning(
             "Continuing (--allow-partial-context): the PGS fallback will build the "
@@ -114,12 +148,14 @@ def preflight(
     return issues
 
 
-def _log_issues(issues: list[dict]) -> None:
-    log.error("=" * 70)
-    log.error("⚠️  PRE-FLIGHT CHECK FOUND ISSUES")
-    log.error("=" * 70)
+def _log_issues(issues: list[dict], *, handled: bool) -> None:
+    """Log the partial-UPCG dates: as errors with the ways out, or as handled by the fallback."""
+    say = log.warning if handled else log.error
+    say("=" * 70)
+    say("⚠️  PRE-FLIGHT CHECK FOUND ISSUES")
+    say("=" * 70)
     for i in issues:
-        log.error(
+        say(
             "   %s: Expected (PGS): %d, Actual (UPCG): %d, Coverage: %.1f%%, Missing: %d",
             i["game_date"],
             i["pgs_players"],
@@ -127,16 +163,24 @@ def _log_issues(issues: list[dict]) -> None:
             i["coverage_pct"],
             i["missing"],
         )
-    log.error("RECOMMENDED ACTIONS:")
-    log.error("   1. Purge stale rows: `runbook cleanup --env <env> --dry-run`, then without it")
-    log.error("   2. Let the fallback handle them: rerun with --allow-partial-context")
-    log.error("   3. Skip the checks entirely with --force (also skips coverage validation)")
+    if handled:
+        say(
+            "   These %d date(s) are handled by the PGS fallback (--allow-partial-context)",
+            len(issues),
+        )
+        return
+    say("RECOMMENDED ACTIONS:")
+    say("   1. Purge stale rows: `runbook cleanup --env <env> --dry-run`, then without it")
+    say("   2. Let the fallback handle them: rerun with --allow-partial-context")
+    say("   3. Skip the checks entirely with --force (also skips coverage validation)")
 
 
 # -- context decision (fact sheet 2.4) ---------------------------------------------------------
 def decide(day: dt.date, upcg: int, pgs: int, threshold: float) -> str:
     """Log the defensive block and decision for one date; return UPCG or PGS_FALLBACK."""
     pct = _pct(upcg, pgs)
+    # The original logged this after reading UPCG; the count is the one the pre-flight made.
+    log.info("Extracted %d player context records from upcoming_player_game_context", upcg)
     log.info("📊 Data source check for %s:", day)
     log.info("   - upcoming_player_game_context (UPCG): %d players", upcg)
     log.info("   - player_game_summary (PGS): %d players", pgs)

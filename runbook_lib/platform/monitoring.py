@@ -25,44 +25,55 @@ from runbook_lib.warehouse.base import Warehouse
 log = logging.getLogger("runbook.monitoring")
 
 
+def coverage_sql(tables: Tables) -> str:
+    """Return the runbook's Step 4.3 coverage SQL for this environment's tables."""
+    return f"""SELECT
+  pgs.game_date,
+  COUNT(DISTINCT pgs.player_lookup) AS expected,
+  COUNT(DISTINCT pcf.player_lookup) AS actual,
+  ROUND(COUNT(DISTINCT pcf.player_lookup) / COUNT(DISTINCT pgs.player_lookup) * 100, 1) AS coverage_pct
+FROM {tables.pgs.sql} pgs
+LEFT JOIN {tables.pcf.sql} pcf
+  ON pgs.game_date = pcf.analysis_date AND pgs.player_lookup = pcf.player_lookup
+WHERE pgs.game_date IN UNNEST(@dates)
+GROUP BY pgs.game_date
+ORDER BY pgs.game_date"""
+
+
 def coverage_for_dates(wh: Warehouse, tables: Tables, dates: list[dt.date]) -> pd.DataFrame:
     """Return expected (PGS) vs actual (PCF) players per date: the runbook's Step 4.3 SQL."""
-    sql = f"""
-        SELECT
-          pgs.game_date,
-          COUNT(DISTINCT pgs.player_lookup) AS expected,
-          COUNT(DISTINCT pcf.player_lookup) AS actual,
-          ROUND(COUNT(DISTINCT pcf.player_lookup) / COUNT(DISTINCT pgs.player_lookup) * 100, 1)
-            AS coverage_pct
-        FROM {tables.pgs.sql} pgs
-        LEFT JOIN {tables.pcf.sql} pcf
-          ON pgs.game_date = pcf.analysis_date AND pgs.player_lookup = pcf.player_lookup
-        WHERE pgs.game_date IN UNNEST(@dates)
-        GROUP BY pgs.game_date
-        ORDER BY pgs.game_date"""
-    df = wh.query(sql, {"dates": list(dates)})
+    df = wh.query(coverage_sql(tables), {"dates": list(dates)})
     df["coverage_pct"] = df["coverage_pct"].astype(float)
     return df
 
 
+def dashboard_sql(tables: Tables) -> str:
+    """Return the "Backfill Coverage Monitor" query (Step 5.1): latest run per date, last N days."""
+    return f"""SELECT analysis_date, expected_players, actual_players, coverage_pct, status,
+       context_source, run_id, tracked_at
+FROM {tables.backfill_metadata.sql}
+WHERE analysis_date >= DATE_SUB(@today, INTERVAL @days DAY) AND analysis_date < @today
+QUALIFY ROW_NUMBER() OVER (PARTITION BY analysis_date ORDER BY tracked_at DESC) = 1
+ORDER BY analysis_date DESC"""
+
+
 def dashboard(wh: Warehouse, tables: Tables, today: dt.date, days: int = 30) -> pd.DataFrame:
     """Return the "Backfill Coverage Monitor": the latest metadata row per date, last `days`."""
-    sql = f"""
-        SELECT analysis_date, expected_players, actual_players, coverage_pct, status,
-               context_source, run_id, tracked_at
-        FROM {tables.backfill_metadata.sql}
-        WHERE analysis_date >= DATE_SUB(@today, INTERVAL @days DAY) AND analysis_date < @today
-        QUALIFY ROW_NUMBER() OVER (PARTITION BY analysis_date ORDER BY tracked_at DESC) = 1
-        ORDER BY analysis_date DESC"""
-    return wh.query(sql, {"today": today, "days": int(days)})
+    return wh.query(dashboard_sql(tables), {"today": today, "days": int(days)})
+
+
+def alert_sql(tables: Tables) -> str:
+    """Return the daily alert query (Step 5.2): yesterday's dates whose latest coverage < threshold."""
+    return f"""SELECT * FROM ({dashboard_sql(tables)})
+WHERE coverage_pct < @threshold_pct"""
 
 
 def incomplete_dates(
     wh: Warehouse, tables: Tables, today: dt.date, threshold_pct: float = 90.0, days: int = 1
 ) -> pd.DataFrame:
     """Return dates of the last `days` (yesterday by default) whose latest coverage < threshold."""
-    board = dashboard(wh, tables, today, days)
-    return board[board["coverage_pct"] < threshold_pct].reset_index(drop=True)
+    params = {"today": today, "days": int(days), "threshold_pct": float(threshold_pct)}
+    return wh.query(alert_sql(tables), params)
 
 
 @dataclass
@@ -194,3 +205,9 @@ than 10,000 rows: tell the platform team, something upstream writes stale contex
    coverage query); missing PGS rows are an upstream (Phase 3) problem, not a backfill one.
 4. Rerun the failed dates: the checkpoint retries them.
 """
+
+
+def below_threshold(board: pd.DataFrame, day: dt.date, threshold_pct: float) -> pd.DataFrame:
+    """Return the dashboard rows of `day` below the threshold: the alert query, read off the chart."""
+    dates = pd.to_datetime(board["analysis_date"].astype(str)).dt.date
+    return board[(dates == day) & (board["coverage_pct"] < threshold_pct)]

@@ -124,12 +124,18 @@ def rollback_function(params: Params, action: str = "pause") -> dict:
     return {"ok": True, "action": action, "detail": "gcloud " + " ".join(command)}
 
 
-def code_revert_guidance(commit: str | None = None) -> str:
-    """Return the commands that revert the deployed code, for a person to run after review."""
-    from runbook_lib.run.checks import git_state
+def code_revert_guidance(run_dir=None) -> str:
+    """Return the commands that revert the code a run deployed, for a person to run after review.
 
-    head = commit or git_state().head or "<commit>"
-    return (f"git revert {head}\ngit push origin main\n"
+    The commit is the one phase 00 of that run recorded; without it, the current HEAD.
+    """
+    from runbook_lib.run.checks import git_state
+    from runbook_lib.run.phase import read_results
+
+    recorded = ((read_results(run_dir, "00_preflight") or {}).get("results", {}).get("git") or {}) if run_dir else {}
+    head = recorded.get("head") or git_state().head or "<commit>"
+    source = "recorded by phase 00 of this run" if recorded.get("head") else "the current HEAD"
+    return (f"# the commit deployed ({source}): {head}\ngit revert {head}\ngit push origin main\n"
             f"# then rerun phase 01 (code deployment) so the checks see the reverted code")
 
 
@@ -143,3 +149,32 @@ def cleanup_records(result) -> dict:
         "backups": [{"table": str(t.table), "backup": str(t.backup_table)}
                     for t in result.tables if t.backup_table],
     }
+
+
+def cleanup_checks(plan, result, after) -> list[tuple[str, bool, str]]:
+    """Return phase 02's checks (name, ok, detail) for a plan, what applying it did, and after."""
+    if result.dry_run:
+        return [("dry run changed nothing", after.total_stale == plan.total_stale,
+                 f"{after.total_stale:,} stale rows before and after; would delete {plan.total_stale:,}")]
+    stale_tables = [t for t in result.tables if t.previewed]
+    return [
+        ("rows deleted equal rows previewed", result.total_deleted == plan.total_stale,
+         f"{result.total_deleted:,} deleted of {plan.total_stale:,} previewed"),
+        ("every table with stale rows has a verified backup",
+         all(t.backup_table and t.backup_rows is not None for t in stale_tables),
+         ", ".join(result.backups) or "no stale rows, so no backup needed"),
+        ("verification: nothing older than the cutoff remains, newer rows intact",
+         all(t.verified for t in stale_tables), result.status),
+        ("no stale rows remain (the seed's Step 2.4 query)", after.total_stale == 0,
+         f"{after.total_stale:,} stale rows now"),
+    ]
+
+
+def confirmation_record(plan, given: str, tokens: list[str], dry_run: bool) -> dict:
+    """Return what the archive keeps of a confirmation: what was expected, given, and when."""
+    import datetime as _dt
+
+    how = "dry run: no confirmation needed" if dry_run else (
+        "auto (local: the previewed plan accepted)" if (given or "").strip() == AUTO else "typed")
+    return {"expected": expected_confirmation(plan), "given": "; ".join(tokens), "how": how,
+            "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
