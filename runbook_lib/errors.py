@@ -45,11 +45,13 @@ class EnvironmentMismatchError(RunbookError):
 class InvalidIdentifierError(RunbookError):
     """A project, dataset or table name is not a plain identifier."""
 
-    def __init__(self, kind: str, value: str, rule: str):
-        self.kind, self.value = kind, value
+    def __init__(self, kind: str, value: str, rule: str, source: str | None = None):
+        # `source` says where the name came from (e.g. "--backup"); names default to the params.
+        self.kind, self.value, self.source = kind, value, source
+        where = f"{source}: " if source else ""
+        fix = f"correct the name given to {source}" if source else "correct the name in the params file"
         super().__init__(
-            f"invalid {kind} name {value!r}: it must match {rule} "
-            f"(to fix this, correct the name in the params file)"
+            f"{where}invalid {kind} name {value!r}: it must match {rule} (to fix this, {fix})"
         )
 
 
@@ -102,13 +104,16 @@ class BackupVerificationError(WarehouseError):
 class ConfirmationRequired(RunbookError):
     """A destructive step needs a confirmation token that echoes its plan."""
 
-    def __init__(self, expected_token: str, given: str | None = None):
+    def __init__(self, expected_token: str, given: str | None = None, fix: str | None = None):
+        # `fix` replaces the default advice where the caller knows better (e.g. no terminal).
         self.expected_token, self.given = expected_token, given
-        got = "no confirmation" if not given else f"the confirmation {given!r}"
-        super().__init__(
-            f"{got} does not match the previewed plan; nothing was changed "
-            f"(to fix this, review the preview and confirm with exactly: {expected_token!r})"
+        problem = (
+            "no confirmation was given for the previewed plan"
+            if not given
+            else f"the confirmation {given!r} does not match the previewed plan"
         )
+        fix = fix or f"review the preview and confirm with exactly: {expected_token!r}"
+        super().__init__(f"{problem}; nothing was changed (to fix this, {fix})")
 
 
 class SignOffRequired(ConfirmationRequired):

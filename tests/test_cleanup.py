@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import shlex
 
 import pandas as pd
 import pytest
@@ -15,9 +17,13 @@ from runbook_lib.errors import (
     ConfirmationRequired,
     DeleteCountMismatchError,
     TableExistsError,
+    TableNotFoundError,
+    WarehouseError,
 )
 from runbook_lib.platform import cleanup
 from runbook_lib.platform.schema import Tables
+from runbook_lib.warehouse import connect
+from runbook_lib.warehouse.ids import TableId
 
 TODAY = dt.date(2025, 4, 10)
 CUTOFF = dt.date(2025, 4, 3)  # TODAY - 7 days
@@ -372,3 +378,182 @@ def test_contract_plan_and_apply_give_the_same_answer_on_both_backends(warehouse
     assert audit_rows(wh, tables)["total_records_deleted"].tolist() == [5]
     restored = cleanup.restore_from_backup(wh, tables.upcg, result.tables[0].backup_table)
     assert restored.verified and wh.row_count(tables.upcg) == 11
+
+
+# -- review findings: bad input is one clear error, exit 2, nothing changed ----------------------
+
+UPCG_TOKEN = "delete 3 rows from nba_analytics.upcoming_player_game_context"
+UTCG_TOKEN = "delete 2 rows from nba_analytics.upcoming_team_game_context"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_ttl_too_large_for_a_date_is_a_value_error_not_an_overflow(wh, tables):
+    with pytest.raises(ValueError, match="ttl_days must be at most"):
+        plan_of(wh, tables, ttl=10_000_000)
+
+
+def test_cli_days_too_large_for_a_date_names_days_and_exits_2(cli_env, tables, capsys):
+    before = counts(cli_env, tables)
+    assert main(["cleanup", "--env", "local", "--days", "10000000", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: command line: --days:") and err.count("\n") == 1
+    assert counts(cli_env, tables) == before
+
+
+def test_one_string_of_tokens_separated_by_semicolons_confirms_the_plan(wh, tables):
+    plan = plan_of(wh, tables)
+    cleanup.check_confirmation(plan, f"{UTCG_TOKEN} ;  {UPCG_TOKEN}")
+    cleanup.check_confirmation(plan, [f"{UPCG_TOKEN}; {UTCG_TOKEN}"])
+    with pytest.raises(ConfirmationRequired) as err:
+        cleanup.check_confirmation(plan, f"{UPCG_TOKEN}; delete 9 rows from nba_analytics.x")
+    assert err.value.given == "delete 9 rows from nba_analytics.x"
+
+
+def test_confirmation_errors_read_as_missing_or_not_matching():
+    assert "no confirmation was given for the previewed plan" in str(ConfirmationRequired("t"))
+    wrong = str(ConfirmationRequired("t", "yes"))
+    assert "the confirmation 'yes' does not match the previewed plan" in wrong
+
+
+def test_cli_without_a_terminal_says_so_and_its_hint_is_a_usable_confirm(
+    cli_env, tables, capsys, monkeypatch
+):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    before = counts(cli_env, tables)
+    assert main(["cleanup", "--env", "local", "--run-id", "h1"]) == 2
+    err = capsys.readouterr().err
+    assert "stdin is not a terminal: pass --confirm" in err and err.count("\n") == 1
+    assert counts(cli_env, tables) == before
+    # Paste the hint as printed: one --confirm holding every token.
+    hint = shlex.split(err.split("pass ", 1)[1].rsplit(")", 1)[0])
+    assert hint[0] == "--confirm" and len(hint) == 2
+    assert main(["cleanup", "--env", "local", "--run-id", "h1", *hint]) == 0
+    assert counts(cli_env, tables) == {tables.upcg.short: 8, tables.utcg.short: 5}
+
+
+def test_cli_help_describes_both_ways_of_giving_several_tokens(capsys):
+    with pytest.raises(SystemExit):
+        main(["cleanup", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "separated by ';' in one --confirm" in out and "repeated --confirm" in out
+
+
+def test_prompt_names_only_the_token_typed_wrong(cli_env, tables, capsys, monkeypatch):
+    answers = iter([UPCG_TOKEN, "delete 9 rows from nba_analytics.upcoming_team_game_context"])
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    before = counts(cli_env, tables)
+    assert main(["cleanup", "--env", "local"]) == 2
+    err = capsys.readouterr().err
+    assert f"confirm with exactly: '{UTCG_TOKEN}'" in err and UPCG_TOKEN not in err
+    assert counts(cli_env, tables) == before
+
+
+def _cleaned(wh, tables, run_id: str) -> cleanup.CleanupResult:
+    plan = plan_of(wh, tables)
+    return cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, run_id=run_id)
+
+
+def test_cli_restore_of_a_missing_backup_lists_the_backups_and_never_suggests_a_seed(
+    cli_env, tables, capsys
+):
+    _cleaned(cli_env, tables, "r1")
+    before = counts(cli_env, tables)
+    missing = f"{tables.upcg.short}_backup_nope"
+    assert (
+        main(["restore", "--env", "local", "--table", tables.upcg.short, "--backup", missing]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: command line: --backup:") and err.count("\n") == 1
+    assert cleanup.backup_id(tables.upcg, "r1").short in err and "seed" not in err
+    assert counts(cli_env, tables) == before
+
+
+def test_a_missing_table_names_the_full_table_and_suggests_a_seed_only_for_an_empty_file(
+    wh, tables, local_params
+):
+    missing = tables.upcg.with_table("no_such_backup")
+    with pytest.raises(WarehouseError) as err:
+        wh.row_count(missing)
+    assert isinstance(err.value, TableNotFoundError) and err.value.table == str(missing)
+    assert "Catalog Error" not in str(err.value) and "seed" not in str(err.value)
+    empty = connect(local_params.model_copy(update={"project": "nba-props-empty"}))
+    with pytest.raises(TableNotFoundError, match="runbook seed"):
+        empty.row_count(TableId("nba-props-empty", "nba_analytics", "t"))
+
+
+def test_cli_restore_accepts_the_full_backup_id_the_cleanup_prints(cli_env, tables, capsys):
+    backup = _cleaned(cli_env, tables, "r2").backups[0]
+    assert backup.startswith("nba-props-platform.")
+    assert (
+        main(["restore", "--env", "local", "--table", tables.upcg.short, "--backup", backup]) == 0
+    )
+    assert cli_env.row_count(tables.upcg) == 11
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--backup", "nba-props-staging.nba_analytics.upcoming_player_game_context_backup_r3"),
+        ("--backup", "nba_analytics.upcoming_player_game_context_backup_r3;x"),
+        ("--table", "nba_analytics.upcoming player"),
+    ],
+)
+def test_cli_restore_refuses_another_project_or_a_bad_name_naming_the_flag(
+    cli_env, tables, capsys, flag, value
+):
+    _cleaned(cli_env, tables, "r3")
+    before = counts(cli_env, tables)
+    args = {"--table": tables.upcg.short, "--backup": str(cleanup.backup_id(tables.upcg, "r3"))}
+    args[flag] = value
+    argv = ["restore", "--env", "local", *[x for kv in args.items() for x in kv]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "params file" not in err.split("(to fix this")[0]
+    assert "Traceback" not in err and counts(cli_env, tables) == before
+
+
+def test_cli_dry_run_shows_the_cap_and_flags_tables_over_it(cli_env, tables, capsys):
+    # Today 2025-04-20: every UPCG and UTCG row of the fixture is stale (100% > 90%).
+    assert main(["cleanup", "--env", "local", "--today", "2025-04-20", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Cap: one run deletes at most 90% of a table" in out
+    assert "100.0%" in out and "OVER CAP" in out and "a real run would refuse" in out
+    assert plan_of(cli_env, tables, ttl=7).summary()["over_cap"].tolist() == [False, False]
+
+
+def test_cli_refuses_a_plan_over_the_cap_before_asking_for_confirmation(
+    cli_env, tables, capsys, monkeypatch
+):
+    def never(prompt=""):
+        raise AssertionError("asked for a confirmation of a plan the cap refuses")
+
+    monkeypatch.setattr("sys.stdin", _Terminal())
+    monkeypatch.setattr("builtins.input", never)
+    before = counts(cli_env, tables)
+    assert main(["cleanup", "--env", "local", "--today", "2025-04-20"]) == 1
+    assert "the cap is 90%" in capsys.readouterr().err
+    assert counts(cli_env, tables) == before and all_backups(cli_env, tables) == []
+
+
+def test_the_cap_is_checked_before_the_confirmation(wh, tables):
+    with pytest.raises(CleanupCapExceededError):
+        cleanup.apply_cleanup(wh, tables, plan_of(wh, tables, fraction=0.25), confirm=None)
+
+
+def test_the_audit_row_records_the_backup_suffix_as_run_id_when_none_is_given(wh, tables):
+    plan = plan_of(wh, tables)
+    now = dt.datetime(2025, 4, 10, 4, 5, 6, tzinfo=dt.UTC)
+    result = cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, now=now)
+    run_id = audit_rows(wh, tables)["run_id"].iloc[0]
+    assert run_id == "20250410_040506"
+    assert all(b.endswith(f"_backup_{run_id}") for b in result.backups)
+
+
+def test_cli_today_that_is_not_a_date_names_the_flag(cli_env, capsys):
+    assert main(["cleanup", "--env", "local", "--today", "2025-13-01", "--dry-run"]) == 2
+    assert capsys.readouterr().err.startswith("error: --today: '2025-13-01' is not a date")

@@ -25,3 +25,14 @@ def test_restore_should_match_columns_by_name_not_position(empty_wh, local_param
     assert empty_wh.copy_table(backup, upcg, overwrite=True) == 1
     row = empty_wh.query(f"SELECT player_lookup, team_abbr FROM {upcg.sql}").iloc[0]
     assert (row["player_lookup"], row["team_abbr"]) == ("p1", "ok")
+
+
+def test_a_parameter_should_reach_only_statements_that_name_it(empty_wh):
+    # $date is a prefix of $dates: the statement using only $dates must not receive $date.
+    got = empty_wh.query(
+        "SELECT COUNT(*) AS n FROM UNNEST(@dates) AS d WHERE d >= @date",
+        {"dates": ["2025-01-01", "2025-01-02"], "date": "2025-01-02"},
+    )
+    assert int(got["n"].iloc[0]) == 1
+    got = empty_wh.query("SELECT ARRAY_LENGTH(@dates) AS n", {"dates": [1, 2, 3], "date": 5})
+    assert int(got["n"].iloc[0]) == 3

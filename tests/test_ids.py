@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_lib.errors import InvalidIdentifierError
-from runbook_lib.warehouse.ids import TableId, check_name, check_project
+from runbook_lib.errors import EnvironmentMismatchError, InvalidIdentifierError
+from runbook_lib.warehouse.ids import TableId, check_name, check_project, parse_table_id
 
 
 def test_table_id_renders_a_backquoted_reference():
@@ -49,3 +49,33 @@ def test_a_trailing_newline_does_not_slip_through_fullmatch():
     # re.match + $ would accept "name\n"; fullmatch must not.
     with pytest.raises(InvalidIdentifierError):
         check_name("nba_analytics\n", "dataset")
+
+
+PROJECT = "nba-props-platform"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "upcoming_player_game_context_backup_r1",
+        "nba_analytics.upcoming_player_game_context_backup_r1",
+        "nba-props-platform.nba_analytics.upcoming_player_game_context_backup_r1",
+    ],
+)
+def test_a_table_given_as_table_dataset_table_or_full_id_is_parsed(text):
+    parsed = parse_table_id(text, PROJECT, "nba_analytics", "--backup")
+    assert parsed == TableId(PROJECT, "nba_analytics", "upcoming_player_game_context_backup_r1")
+
+
+def test_a_full_id_of_another_project_is_an_environment_mismatch():
+    with pytest.raises(EnvironmentMismatchError) as err:
+        parse_table_id("nba-props-staging.nba_analytics.t", PROJECT, "nba_analytics", "--backup")
+    assert err.value.actual == "nba-props-staging" and "--backup" in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["a.b.c.d", "nba_analytics.t;x", "nba_analytics.", "p`x.d.t"])
+def test_a_bad_name_from_the_command_line_names_its_flag_not_the_params_file(text):
+    with pytest.raises(InvalidIdentifierError) as err:
+        parse_table_id(text, PROJECT, "nba_analytics", "--table")
+    assert err.value.source == "--table"
+    assert str(err.value).startswith("--table: ") and "params file" not in str(err.value)

@@ -54,9 +54,10 @@ def test_an_unknown_key_is_named_with_its_file(params_dir):
     assert err.source.endswith("test.yaml") and "test.yaml" in str(err)
 
 
-def test_a_duplicate_key_is_refused_with_its_line(params_dir):
+def test_a_duplicate_key_is_refused_with_its_full_path_and_lines(params_dir):
     err = load_error(params_dir, BASE + "cleanup:\n  ttl_days: 7\n  ttl_days: 3\n")
-    assert err.key == "ttl_days" and "duplicate" in err.problem and "line 6" in err.problem
+    assert err.key == "cleanup.ttl_days" and "duplicate" in err.problem
+    assert "line 5" in err.problem and "line 6" in err.problem
     assert err.source.endswith("test.yaml")
 
 
@@ -129,3 +130,86 @@ def test_non_mapping_yaml_is_refused():
     with pytest.raises(ParamsError) as err:
         parse_params("- a\n- b\n", "list.yaml")
     assert err.value.key == "<top>"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("fallback_threshold", 0.0),
+        ("fallback_threshold", 1.5),
+        ("fail_below_pct", -1.0),
+        ("fail_below_pct", 100.5),
+        ("warn_below_pct", 101.0),
+        ("bootstrap_days", -1),
+    ],
+)
+def test_backfill_thresholds_out_of_range_are_refused(key, value):
+    with pytest.raises(ParamsError) as err:
+        parse_params(BASE, "inline.yaml", {f"backfill.{key}": value})
+    assert err.value.key == f"backfill.{key}" and "type" not in err.value.fix
+
+
+def test_backfill_fail_band_above_the_warn_band_is_refused():
+    with pytest.raises(ParamsError) as err:
+        parse_params(BASE, "inline.yaml", {"backfill.fail_below_pct": 96.0})
+    assert err.value.key == "backfill.warn_below_pct" and "fail_below_pct" in err.value.problem
+
+
+def test_backfill_threshold_edges_are_accepted():
+    params = parse_params(
+        BASE,
+        "inline.yaml",
+        {"backfill.fallback_threshold": 1.0, "backfill.fail_below_pct": 0.0,
+         "backfill.warn_below_pct": 0.0, "backfill.bootstrap_days": 0},
+    )
+    assert params.backfill.fallback_threshold == 1.0 and params.backfill.bootstrap_days == 0
+
+
+# -- error wording: the rule that was broken, the file named one way ---------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, key, rule",
+    [
+        ("cleanup:\n  ttl_days: 0\n", "cleanup.ttl_days", "greater than or equal to 1"),
+        ("cleanup:\n  max_delete_fraction: 1.5\n", "cleanup.max_delete_fraction", "less than or equal to 1"),
+        ("today: '2025-04-31'\n", "today", "day is out of range for month"),
+    ],
+)
+def test_a_value_of_the_right_type_breaking_a_rule_is_told_the_rule(params_dir, extra, key, rule):
+    err = load_error(params_dir, BASE + extra)
+    assert err.key == key and rule in str(err)
+    assert "right type" not in err.fix
+
+
+def test_a_bad_project_or_dataset_name_states_the_rule_without_dumping_the_mapping(params_dir):
+    err = load_error(params_dir, BASE.replace("nba-props-platform", "abc"))
+    assert err.key == "project" and "plain project id" in err.problem
+    assert "right type" not in err.fix
+    datasets = "datasets:\n  analytics: 'a b'\n  precompute: p\n  orchestration: o\n  reference: r\n"
+    err = load_error(params_dir, BASE + datasets)
+    assert "analytics" in err.problem and "right type" not in err.fix
+    assert "precompute" not in str(err)  # the rest of the mapping is not dumped
+
+
+def test_a_duplicate_key_in_a_deeper_mapping_is_named_by_its_full_path():
+    text = BASE + "phases:\n  p02:\n    confirm: a\n    confirm: b\n"
+    with pytest.raises(ParamsError) as err:
+        parse_params(text, "inline.yaml")
+    assert err.value.key == "phases.p02.confirm"
+
+
+def test_every_error_names_the_file_the_same_way(params_dir):
+    bad_value = load_error(params_dir, BASE + "cleanup:\n  ttl_days: 0\n")
+    duplicate = load_error(params_dir, BASE + "cleanup:\n  ttl_days: 7\n  ttl_days: 3\n")
+    other_env = load_error(params_dir, BASE.replace("env: test", "env: prod"))
+    assert bad_value.source == duplicate.source == other_env.source
+    # Outside the project the path is absolute, not relative to some other folder.
+    assert bad_value.source == str((params_dir / "test.yaml").resolve())
+
+
+def test_a_shipped_params_file_is_named_relative_to_the_project():
+    with pytest.raises(ParamsError) as err:
+        load_params("local", {"cleanup.ttl_days": 0})
+    assert err.value.source == "params/local.yaml"
+

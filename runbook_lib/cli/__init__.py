@@ -13,6 +13,7 @@ import sys
 from runbook_lib.errors import (
     ConfirmationRequired,
     DateRangeError,
+    EnvironmentMismatchError,
     InvalidIdentifierError,
     ParamsError,
     RunbookError,
@@ -22,7 +23,7 @@ from runbook_lib.errors import (
 MODULES = ("warehouse_cmds", "backfill_cmds", "cleanup_cmds", "run_cmds", "function_cmds")
 BAD_INPUT = (
     ParamsError, UnknownEnvironmentError, InvalidIdentifierError, DateRangeError,
-    ConfirmationRequired,
+    ConfirmationRequired, EnvironmentMismatchError,
 )
 
 

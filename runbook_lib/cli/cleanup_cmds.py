@@ -2,21 +2,26 @@
 
 The cutoff is printed once and is the one the preview, delete and verification use. A real run
 needs a confirmation that echoes the preview: typed at the prompt (when stdin is a terminal) or
-given as `--confirm 'delete N rows from dataset.table'`, once per table with stale rows.
+given as `--confirm 'delete N rows from dataset.table; delete M rows from dataset.other'` (or one
+--confirm per table). A plan over the cap (cleanup.max_delete_fraction) is shown as such and
+refused before any confirmation is asked for.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import shlex
 import sys
 
 from runbook_lib.cli.common import add_env, params_from, show
-from runbook_lib.errors import ConfirmationRequired, ParamsError
+from runbook_lib.errors import ConfirmationRequired, EnvironmentMismatchError, ParamsError
 from runbook_lib.platform import cleanup
 from runbook_lib.warehouse import connect
-from runbook_lib.warehouse.ids import TableId
+from runbook_lib.warehouse.ids import TableId, parse_table_id
 
 MAX_DATES_SHOWN = 40
+MAX_BACKUPS_SHOWN = 10
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,9 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="TOKEN",
         default=None,
-        help="the token printed by the preview, e.g. "
+        help="the confirmation printed by the preview, e.g. "
         "'delete 1234 rows from nba_analytics.upcoming_player_game_context'; "
-        "repeat once per table with stale rows",
+        "one token per table with stale rows, separated by ';' in one --confirm "
+        "or given as repeated --confirm",
     )
     p.add_argument("--run-id", default=None, help="suffix of the backup tables (default: time)")
     p.set_defaults(func=cmd_cleanup)
@@ -50,26 +56,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("restore", help="overwrite an upcoming table with one of its backups")
     add_env(r)
     r.add_argument("--table", required=True, help="dataset.table (or table) to restore")
-    r.add_argument("--backup", required=True, help="dataset.table (or table) of the backup")
+    r.add_argument(
+        "--backup",
+        required=True,
+        help="the backup to restore from: project.dataset.table as the cleanup prints it, "
+        "dataset.table or table",
+    )
     r.set_defaults(func=cmd_restore)
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Preview, confirm and apply a cleanup; print every step."""
     params = params_from(args)
-    days = params.cleanup.ttl_days if args.days is None else args.days
-    if days < 1:
-        raise ParamsError(
-            "command line",
-            "--days",
-            f"must be 1 or more, got {days}",
-            "pass the number of days of upcoming rows to keep, e.g. --days 7",
-        )
+    today = params.effective_today()
+    days = _ttl_days(args, params, today)
     dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
     wh = connect(params, run_id=args.run_id)
-    plan = cleanup.plan_cleanup(
-        wh, params.tables, params.effective_today(), days, params.cleanup.max_delete_fraction
-    )
+    plan = cleanup.plan_cleanup(wh, params.tables, today, days, params.cleanup.max_delete_fraction)
     _print_plan(plan)
     if dry_run or not plan.total_stale:
         result = cleanup.apply_cleanup(
@@ -78,8 +81,9 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         print("\n".join(result.messages))
         return 0
     confirm = args.confirm or ([params.cleanup.confirm] if params.cleanup.confirm else None)
-    if confirm is None:
+    if confirm is None and not plan.over_cap:
         confirm = _prompt(plan)
+    # apply_cleanup refuses a plan over the cap before it looks at the confirmation.
     result = cleanup.apply_cleanup(
         wh, params.tables, plan, confirm=confirm, run_id=args.run_id, trigger="cli"
     )
@@ -92,12 +96,41 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ttl_days(args: argparse.Namespace, params, today: dt.date) -> int:
+    """Return --days, else the params' ttl_days; refuse a value that gives no cutoff date."""
+    if args.days is None:
+        source, key, days = params.source, "cleanup.ttl_days", params.cleanup.ttl_days
+        fix = "set cleanup.ttl_days to the number of days of upcoming rows to keep, e.g. 7"
+    else:
+        source, key, days = "command line", "--days", args.days
+        fix = "pass the number of days of upcoming rows to keep, e.g. --days 7"
+    top = cleanup.max_ttl_days(today)
+    if days < 1:
+        raise ParamsError(source, key, f"must be 1 or more, got {days}", fix)
+    if days > top:
+        raise ParamsError(
+            source,
+            key,
+            f"must be at most {top:,} (today {today} minus that many days is {dt.date.min}, "
+            f"the earliest date), got {days:,}",
+            fix,
+        )
+    return days
+
+
 def _print_plan(plan: cleanup.CleanupPlan) -> None:
     print(
         f"Cutoff: {plan.cutoff} (today {plan.today} UTC minus {plan.ttl_days} days); "
         f"rows dated before it are stale, rows dated on it are kept"
     )
-    show(plan.summary().drop(columns="token"), "\nPreview per table:")
+    print(
+        f"Cap: one run deletes at most {plan.max_delete_fraction:.0%} of a table "
+        f"(cleanup.max_delete_fraction)"
+    )
+    summary = plan.summary().drop(columns="token")
+    summary["fraction"] = [f"{f:.1%}" for f in summary["fraction"]]
+    summary["over_cap"] = ["OVER CAP" if o else "" for o in summary["over_cap"]]
+    show(summary, "\nPreview per table:")
     for short, rows in plan.per_date.groupby("table", sort=True):
         shown = rows[["game_date", "rows"]]
         print(f"\nStale rows per date in {short}:")
@@ -105,31 +138,41 @@ def _print_plan(plan: cleanup.CleanupPlan) -> None:
         if len(shown) > MAX_DATES_SHOWN:
             print(f"  ... and {len(shown) - MAX_DATES_SHOWN} more dates")
     print(f"\nTotal records to delete: {plan.total_stale:,}")
-    for token in plan.tokens.values():
-        print(f"  confirmation token: {token}")
+    for p in plan.over_cap:
+        print(
+            f"  OVER THE CAP: {p.table.short} would lose {p.fraction:.1%} of its rows "
+            f"(cap {plan.max_delete_fraction:.0%}); a real run refuses this plan"
+        )
+    if plan.tokens and not plan.over_cap:
+        print(f"  confirm with: --confirm {shlex.quote('; '.join(plan.tokens.values()))}")
 
 
-def _prompt(plan: cleanup.CleanupPlan) -> list[str]:
+def _prompt(plan: cleanup.CleanupPlan) -> dict[str, str]:
     """Ask for each table's token at the terminal; without a terminal, require --confirm."""
-    tokens = list(plan.tokens.values())
+    line = "; ".join(plan.tokens.values())
     if not sys.stdin.isatty():
-        raise ConfirmationRequired("; ".join(tokens), None)
-    typed = []
-    for token in tokens:
+        raise ConfirmationRequired(
+            line, None, fix=f"stdin is not a terminal: pass --confirm {shlex.quote(line)}"
+        )
+    typed = {}
+    for short, token in plan.tokens.items():
         print(f"\nTo go on, type exactly: {token}")
-        typed.append(input("> "))
+        typed[short] = input("> ")
+    # Bound to their tables, so a wrong answer is reported with only that table's token.
     return typed
-
-
-def _table_id(params, name: str) -> TableId:
-    dataset, _, table = name.rpartition(".")
-    return TableId(params.project, dataset or params.datasets["analytics"], table)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Overwrite a live upcoming table with its backup and verify the row counts."""
     params = params_from(args)
-    live, backup = _table_id(params, args.table), _table_id(params, args.backup)
+    analytics = params.datasets["analytics"]
+    try:
+        live = parse_table_id(args.table, params.project, analytics, "--table")
+        backup = parse_table_id(args.backup, params.project, analytics, "--backup")
+    except EnvironmentMismatchError as e:
+        # Bad input like any other (exit 2): the id names another environment's warehouse.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if live not in cleanup.upcoming_tables(params.tables):
         raise ParamsError(
             "command line",
@@ -145,9 +188,27 @@ def cmd_restore(args: argparse.Namespace) -> int:
             f"{backup.short} is not a backup of {live.short}",
             f"name a table listed by the cleanup, e.g. {live.short}_backup_YYYYMMDD_HHMMSS",
         )
-    result = cleanup.restore_from_backup(connect(params), live, backup)
+    wh = connect(params)
+    _require_backup(wh, params, live, backup)
+    result = cleanup.restore_from_backup(wh, live, backup)
     print(
         f"Restored {live.short} from {backup.short}: {result.restored_rows:,} rows "
         f"(backup holds {result.backup_rows:,}; verified)"
     )
     return 0
+
+
+def _require_backup(wh, params, live: TableId, backup: TableId) -> None:
+    """Refuse a --backup that does not exist, listing the backups of `live` that do."""
+    if wh.table_exists(backup):
+        return
+    existing = [b.short for b in cleanup.list_backups(wh, params.tables).get(live, [])]
+    if not existing:
+        fix = f"name an existing backup; {live.short} has none yet (a cleanup run makes one)"
+    else:
+        shown = existing[-MAX_BACKUPS_SHOWN:]
+        more = len(existing) - len(shown)
+        fix = f"name one of the backups of {live.short}: {', '.join(shown)}" + (
+            f" (and {more} older)" if more else ""
+        )
+    raise ParamsError("command line", "--backup", f"{backup.short} does not exist", fix)

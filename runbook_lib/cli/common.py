@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 
 import pandas as pd
 
@@ -17,7 +18,8 @@ def add_env(parser: argparse.ArgumentParser) -> None:
     # Parsed in params_from, not by argparse: argparse turns a bad value into a traceback-free
     # usage error only for ValueError, and our DateRangeError says how to fix it.
     parser.add_argument(
-        "--today", default=None,
+        "--today",
+        default=None,
         help="override the params' today (YYYY-MM-DD); every cutoff is computed from it",
     )
 
@@ -25,17 +27,21 @@ def add_env(parser: argparse.ArgumentParser) -> None:
 def params_from(args: argparse.Namespace) -> Params:
     """Load the params of --env, with --today applied."""
     today = getattr(args, "today", None)
-    overrides = {"today": parse_date(today).isoformat()} if today else None
+    overrides = {"today": parse_date(today, "--today").isoformat()} if today else None
     return load_params(args.env, overrides)
 
 
-def parse_date(text: str) -> dt.date:
-    """Parse YYYY-MM-DD or raise DateRangeError naming the bad value."""
+def parse_date(text: str, flag: str | None = None) -> dt.date:
+    """Parse YYYY-MM-DD or raise DateRangeError naming the flag (if given) and the bad value."""
     try:
         return dt.date.fromisoformat(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as e:
+        where = f"{flag}: " if flag else ""
+        # fromisoformat says why a well-formed value is no date ("month must be in 1..12").
+        why = f": {e}" if re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(text)) else ""
         raise DateRangeError(
-            f"{text!r} is not a date", "write dates as YYYY-MM-DD, for example 2023-02-23"
+            f"{where}{text!r} is not a date{why}",
+            "write dates as YYYY-MM-DD, for example 2023-02-23",
         ) from None
 
 

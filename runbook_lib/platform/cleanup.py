@@ -6,8 +6,10 @@ One core serves `runbook cleanup`, the runbook's phase 02 and the daily Cloud Fu
    dated on the cutoff are kept, stale means `game_date < cutoff`) and previews each table in two
    set-based queries. The frozen `CleanupPlan` carries one confirmation token per table with stale
    rows, e.g. ``delete 1234 rows from nba_analytics.upcoming_player_game_context``.
-2. `check_confirmation` accepts only tokens that echo that plan.
-3. `apply_cleanup` refuses a delete over the cap, makes a verified backup of each table
+2. `check_confirmation` accepts only tokens that echo that plan ("; "-separated in one string,
+   or one string per table).
+3. `apply_cleanup` refuses a plan over the cap before it even looks at the confirmation, then
+   checks the confirmation, makes a verified backup of each table
    (cleanup_backup.py: a real copy, never overwriting one), deletes exactly the previewed rows or
    none (`Warehouse.delete_exact`), verifies that no stale row remains and every kept row is still
    there, and writes one audit row to `nba_orchestration.cleanup_operations` (cleanup_result.py).
@@ -48,6 +50,7 @@ from runbook_lib.platform.cleanup_plan import (
     CleanupPlan,
     TablePreview,
     cutoff_for,
+    max_ttl_days,
     plan_cleanup,
     upcoming_tables,
 )
@@ -69,6 +72,7 @@ __all__ = [
     "check_confirmation",
     "cutoff_for",
     "list_backups",
+    "max_ttl_days",
     "plan_cleanup",
     "restore_from_backup",
     "upcoming_tables",
@@ -89,48 +93,62 @@ def check_confirmation(plan: CleanupPlan, confirm) -> None:
     """Accept `confirm` only if it echoes the plan's token of every table with stale rows.
 
     `confirm` is one of:
-      - a token string (enough when exactly one table has stale rows);
-      - a sequence of token strings, one per table with stale rows, in any order;
-      - a mapping of `dataset.table` (or full table id) -> token.
+      - a string of tokens separated by ";" (the line the preview and its errors print);
+      - a sequence of such strings, e.g. one per table (a repeated --confirm), in any order;
+      - a mapping of `dataset.table` (or full table id) -> that table's token.
     A missing, stale (another row count) or unknown token raises ConfirmationRequired with the
-    token expected; nothing is changed. A plan with no stale rows needs no confirmation.
+    tokens expected (for a mapping, only those of the tables it got wrong); nothing is changed.
+    A plan with no stale rows needs no confirmation.
     """
     expected = {short: _norm(tok) for short, tok in plan.tokens.items()}
     if not expected:
         return
-    given = _given_tokens(plan, confirm)
-    for short, token in expected.items():
-        got = given.pop(short, None)
-        if got != token:
-            raise ConfirmationRequired(plan.tokens[short], got)
-    if given:
-        short, got = next(iter(given.items()))
-        raise ConfirmationRequired("; ".join(plan.tokens.values()), got)
-
-
-def _given_tokens(plan: CleanupPlan, confirm) -> dict[str, str]:
-    if confirm is None or confirm == "" or confirm == []:
-        return {}
     if isinstance(confirm, Mapping):
-        out = {}
-        for key, token in confirm.items():
-            try:
-                out[plan.preview(key).table.short] = _norm(token)
-            except KeyError:
-                raise ConfirmationRequired("; ".join(plan.tokens.values()), str(key)) from None
-        return out
-    tokens = [confirm] if isinstance(confirm, str) else list(confirm)
+        given, offending = _mapped_tokens(plan, confirm), []
+    else:
+        given, offending = _listed_tokens(plan, confirm)
+    wrong = [short for short, token in expected.items() if given.get(short) != token]
+    if not wrong and not offending:
+        return
+    if isinstance(confirm, Mapping) and wrong:
+        # Each answer is bound to its table: name only the tables answered wrongly.
+        bad = next((given[s] for s in wrong if s in given), None)
+        raise ConfirmationRequired("; ".join(plan.tokens[s] for s in wrong), bad)
+    # A line of tokens is given again as a whole: print the whole line to type.
+    bad = next(iter(offending), None) or next((given[s] for s in wrong if s in given), None)
+    raise ConfirmationRequired("; ".join(plan.tokens.values()), bad or "; ".join(given.values()))
+
+
+def _mapped_tokens(plan: CleanupPlan, confirm: Mapping) -> dict[str, str]:
     out = {}
-    for token in tokens:
-        match = re.fullmatch(r"delete \d+ rows from (\S+)", _norm(token))
+    for key, token in confirm.items():
+        try:
+            out[plan.preview(key).table.short] = _norm(token)
+        except KeyError:
+            raise ConfirmationRequired("; ".join(plan.tokens.values()), str(key)) from None
+    return out
+
+
+def _listed_tokens(plan: CleanupPlan, confirm) -> tuple[dict[str, str], list[str]]:
+    """Return table -> token for the tokens naming a table of the plan, and the other tokens."""
+    if confirm is None:
+        return {}, []
+    items = [confirm] if isinstance(confirm, str) else list(confirm)
+    given: dict[str, str] = {}
+    offending: list[str] = []
+    for token in (_norm(t) for item in items for t in str(item).split(";")):
+        if not token:
+            continue
+        match = re.fullmatch(r"delete \d+ rows from (\S+)", token)
         try:
             short = plan.preview(match.group(1)).table.short if match else None
         except KeyError:
             short = None
-        if short is None or short in out:
-            raise ConfirmationRequired("; ".join(plan.tokens.values()), str(token))
-        out[short] = _norm(token)
-    return out
+        if short is None or given.get(short, token) != token:
+            offending.append(token)  # names no table of the plan, or contradicts another token
+        else:
+            given[short] = token
+    return given, offending
 
 
 def apply_cleanup(
@@ -159,17 +177,24 @@ def apply_cleanup(
     now = now or dt.datetime.now(dt.UTC)
     if dry_run:
         return _dry_run(plan, started)
-    check_confirmation(plan, confirm)
+    # The backups' suffix is also the audit row's run id, so the row names its backups' run.
     suffix = run_id or now.strftime("%Y%m%d_%H%M%S")
     done: list[TableResult] = []
     messages: list[str] = []
+    try:
+        _check_caps(plan)  # before the confirmation: a plan over the cap is never confirmable
+    except CleanupCapExceededError as e:
+        result = _result(plan, "refused", done, [f"FAILED: {e}"], started)
+        _safe_audit(wh, tables, result, trigger, suffix, now, errors=[str(e)])
+        raise
+    check_confirmation(plan, confirm)
     try:
         with wh.session():
             _apply_checked(wh, plan, suffix, messages, done)
     except RunbookError as e:
         status = "refused" if not any(t.deleted for t in done) else "failed"
         result = _result(plan, status, done, messages + [f"FAILED: {e}"], started)
-        _safe_audit(wh, tables, result, trigger, run_id, now, errors=[str(e)])
+        _safe_audit(wh, tables, result, trigger, suffix, now, errors=[str(e)])
         raise
     if not plan.total_stale:
         messages.append(
@@ -177,18 +202,17 @@ def apply_cleanup(
         )
     status = "success" if plan.total_stale else "nothing_to_do"
     result = _result(plan, status, done, messages, started)
-    write_audit(wh, tables, result, trigger=trigger, run_id=run_id, now=now)
+    write_audit(wh, tables, result, trigger=trigger, run_id=suffix, now=now)
     return result
 
 
 def _apply_checked(
     wh: Warehouse, plan: CleanupPlan, suffix: str, messages: list[str], results: list
 ) -> None:
-    """Check caps and drift, back up every table, then delete and verify table by table.
+    """Check drift, back up every table, then delete and verify table by table.
 
     Appends to `messages` and `results` as it goes, so a failure still reports what was done.
     """
-    _check_caps(plan)
     _check_still_matches(wh, plan)
     backups = _back_up_stale_tables(wh, plan, suffix, messages)
     for p in plan.previews:
@@ -247,24 +271,37 @@ def _result(plan, status, done, messages, started) -> CleanupResult:
 
 
 def _dry_run(plan: CleanupPlan, started: float) -> CleanupResult:
-    messages = [
-        f"Would delete {p.stale_rows:,} rows from {p.table.short} (dated before {plan.cutoff})"
-        if p.stale_rows
-        else f"{p.table.short}: no stale records (cutoff {plan.cutoff})"
-        for p in plan.previews
-    ]
+    cap = plan.max_delete_fraction
+    messages = []
+    for p in plan.previews:
+        if not p.stale_rows:
+            messages.append(f"{p.table.short}: no stale records (cutoff {plan.cutoff})")
+            continue
+        line = (
+            f"Would delete {p.stale_rows:,} rows from {p.table.short} (dated before "
+            f"{plan.cutoff}; {p.fraction:.1%} of the table, cap {cap:.0%})"
+        )
+        if p.over_cap(cap):
+            line += ": OVER THE CAP, a real run would refuse it"
+        messages.append(line)
+    if plan.over_cap:
+        messages.append(
+            f"A real run would refuse this plan: {len(plan.over_cap)} table(s) over the "
+            f"{cap:.0%} cap (check the cutoff; if the deletion is right, raise "
+            f"cleanup.max_delete_fraction in the params file)"
+        )
     messages.append("Dry run complete. No changes made.")
     tables = tuple(TableResult(p.table, p.stale_rows, 0) for p in plan.previews)
     return CleanupResult(plan, True, "dry_run", tables, tuple(messages), time.monotonic() - started)
 
 
 def _check_caps(plan: CleanupPlan) -> None:
-    # Checked for every table before any backup or delete, so a refusal changes nothing.
-    for p in plan.previews:
-        if p.stale_rows and p.fraction > plan.max_delete_fraction:
-            raise CleanupCapExceededError(
-                p.table.short, p.stale_rows, p.total_rows, plan.max_delete_fraction
-            )
+    # Checked for every table before any confirmation, backup or delete: a refusal changes nothing.
+    if plan.over_cap:
+        p = plan.over_cap[0]
+        raise CleanupCapExceededError(
+            p.table.short, p.stale_rows, p.total_rows, plan.max_delete_fraction
+        )
 
 
 def _check_still_matches(wh: Warehouse, plan: CleanupPlan) -> None:

@@ -45,6 +45,10 @@ class TablePreview:
         """Return the share of the table the plan would delete."""
         return self.stale_rows / self.total_rows if self.total_rows else 0.0
 
+    def over_cap(self, cap: float) -> bool:
+        """Return whether deleting the stale rows would exceed `cap`, a share of the table."""
+        return bool(self.stale_rows) and self.fraction > cap
+
 
 @dataclass(frozen=True)
 class CleanupPlan:
@@ -75,6 +79,11 @@ class CleanupPlan:
         return {p.table.short: p.token for p in self.previews if p.stale_rows}
 
     @property
+    def over_cap(self) -> tuple[TablePreview, ...]:
+        """Return the previews of the tables whose delete would exceed max_delete_fraction."""
+        return tuple(p for p in self.previews if p.over_cap(self.max_delete_fraction))
+
+    @property
     def total_stale(self) -> int:
         """Return the stale rows of all tables together."""
         return sum(p.stale_rows for p in self.previews)
@@ -90,6 +99,7 @@ class CleanupPlan:
                 "max_date": p.max_date,
                 "total_rows": p.total_rows,
                 "fraction": round(p.fraction, 4),
+                "over_cap": p.over_cap(self.max_delete_fraction),
                 "token": p.token if p.stale_rows else "",
             }
             for p in self.previews
@@ -109,7 +119,18 @@ def cutoff_for(today: dt.date, ttl_days: int) -> dt.date:
             f"ttl_days must be a whole number of days >= 1, got {ttl_days!r} "
             f"(0 or less would make today's and future rows stale)"
         )
-    return today - dt.timedelta(days=ttl_days)
+    try:
+        return today - dt.timedelta(days=ttl_days)
+    except OverflowError:
+        raise ValueError(
+            f"ttl_days must be at most {max_ttl_days(today):,} (back to {dt.date.min}), "
+            f"got {ttl_days:,}"
+        ) from None
+
+
+def max_ttl_days(today: dt.date) -> int:
+    """Return the largest ttl_days whose cutoff is still a date (0001-01-01)."""
+    return (today - dt.date.min).days
 
 
 def plan_cleanup(

@@ -54,12 +54,21 @@ def git_state(root: Path = paths.SOURCE_ROOT) -> GitState:
     return GitState(True, branch, head.stdout.strip(), dirty)
 
 
+def clean_tree_required(is_local: bool, override: bool | None) -> bool:
+    """Return whether the tree must be clean: the override if given, else everywhere but local."""
+    return (not is_local) if override is None else bool(override)
+
+
 def git_diff_stat(target: str, root: Path = paths.SOURCE_ROOT) -> str:
-    """Return `git diff --stat` of HEAD against `target` (what a deploy would change)."""
-    result = _git(root, "diff", "--stat", f"{target}...HEAD")
+    """Return `git diff --stat` of the working tree against `target`: what would be deployed.
+
+    The working tree, not HEAD: uncommitted changes are part of the code that would run, and
+    phase 00 refuses them outside local.
+    """
+    result = _git(root, "diff", "--stat", target)
     if result.returncode != 0:
         return f"(no diff: {result.stderr.strip() or 'target not found'})"
-    return result.stdout.strip() or f"(HEAD is {target}: nothing to deploy beyond it)"
+    return result.stdout.strip() or f"(the working tree is {target}: nothing to deploy beyond it)"
 
 
 def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
@@ -91,8 +100,9 @@ def run_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> dict:
     # Plugins the safeguard tests never use (they come with bqemulator's test extra) cost
     # about a second of start-up; the phase waits for this run, so they are left out.
     unused = ("cacheprovider", "benchmark", "hypothesispytest", "cov", "xdist", "timeout")
-    cmd = [sys.executable, "-m", "pytest", "-q", *(a for u in unused for a in ("-p", f"no:{u}")),
-           *test_paths]
+    # --color=no: a kernel may inherit FORCE_COLOR/PY_COLORS, and ANSI codes reached the manifest.
+    cmd = [sys.executable, "-m", "pytest", "-q", "--color=no",
+           *(a for u in unused for a in ("-p", f"no:{u}")), *test_paths]
     result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     tail = result.stdout.strip().splitlines()[-1:] or [result.stderr.strip()]
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|skipped)", tail[0])}

@@ -98,11 +98,14 @@ def _deployment(run: _Run) -> list[str]:
     )
     deleted = run.get("02", "rows_deleted")
     tables = run.get("02", "tables") or []
-    verified = all(t.get("verified") for t in tables) if tables else False
     dry = " (dry run: nothing deleted)" if run.get("02", "dry_run") else ""
+    backed_up = [t for t in tables if t.get("backup")]
+    verified = all(t.get("verified") for t in backed_up)
+    backups = (f"{len(backed_up)} backup(s) {'verified' if verified else 'NOT verified'}"
+               if backed_up else "no backup needed (nothing stale)")
     cleanup = (
-        f"{deleted:,} records deleted from {len(tables)} table(s), backups "
-        f"{'verified' if verified else 'NOT verified'}, cutoff {run.get('02', 'cutoff')}{dry}"
+        f"{deleted:,} records deleted from {len(tables)} table(s), {backups}, "
+        f"cutoff {run.get('02', 'cutoff')}{dry}"
         if isinstance(deleted, int)
         else run.why_not("02", "rows_deleted")
     )
@@ -200,6 +203,13 @@ def _notes(run: _Run) -> list[str]:
             "",
             f"Success criteria: {run.why_not('06', 'success_criteria') or 'n/a (none recorded)'}",
         ]
+    windows = run.get("06", "checks_by_window") or []
+    if windows:
+        rows += ["", "Post-deployment checks (phase 06; PENDING waits for later runs: rerun phase 06 "
+                 "on this run to update them):", "", "| window | check | status | evidence |",
+                 "|---|---|---|---|"]
+        rows += [f"| {w.get('window')} | {w.get('check')} | {w.get('status')} | {w.get('evidence', '')} |"
+                 for w in windows]
     restored = run.get("90", "restored") or []
     if restored:
         rows += [

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from runbook_lib import paths
 from runbook_lib.errors import ParamsError, UnknownEnvironmentError
@@ -25,18 +25,33 @@ ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
 class _UniqueKeyLoader(yaml.SafeLoader):
     """Safe YAML loader that refuses duplicate keys and leaves dates as strings."""
 
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+    source = "params"
+
+    def check_unique(self, node: yaml.Node, path: tuple[str, ...] = (), seen=None) -> None:
+        """Raise ParamsError at a key repeated in a mapping, named by its full dotted path."""
+        # Checked on the composed nodes, before construction, where the path is still known.
+        seen = set() if seen is None else seen
+        if id(node) in seen:  # an alias: already checked, and may refer to itself
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.check_unique(item, (*path, str(i)), seen)
+        if not isinstance(node, yaml.MappingNode):
+            return
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            line = key_node.start_mark.line + 1
+            if key in lines and key_node.tag != "tag:yaml.org,2002:merge":
                 raise ParamsError(
-                    getattr(self, "source", "params"), str(key),
-                    f"duplicate key (line {key_node.start_mark.line + 1})",
+                    self.source,
+                    ".".join((*path, key)),
+                    f"duplicate key (first on line {lines[key]}, again on line {line})",
                     "keep only one of the two entries",
                 )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+            lines.setdefault(key, line)
+            self.check_unique(value_node, (*path, key), seen)
 
 
 _UniqueKeyLoader.yaml_implicit_resolvers = {
@@ -61,13 +76,26 @@ def _parse_date(value):
 class BackfillParams(_Model):
     """Thresholds and limits of `runbook backfill`."""
 
-    fallback_threshold: float = 0.9
-    fail_below_pct: float = 90.0
-    warn_below_pct: float = 95.0
-    bootstrap_days: int = 14
+    # Fraction of PGS players UPCG must hold before the backfill trusts it (0.9 keeps 90%).
+    fallback_threshold: float = Field(0.9, gt=0, le=1)
+    fail_below_pct: float = Field(90.0, ge=0, le=100)
+    # validate_default: a fail band raised above the default warn band must still be caught.
+    warn_below_pct: float = Field(95.0, ge=0, le=100, validate_default=True)
+    bootstrap_days: int = Field(14, ge=0)
     max_range_days: int = Field(1500, gt=0)
     workers: int = Field(2, ge=1, le=64)
     checkpoint_dir: str = "outputs/local/checkpoints"
+
+    @field_validator("warn_below_pct")
+    @classmethod
+    def _warn_band_above_fail_band(cls, v, info: ValidationInfo):
+        fail = info.data.get("fail_below_pct")  # absent when it failed its own check
+        if fail is not None and fail > v:
+            raise ValueError(
+                f"fail_below_pct ({fail}) is above warn_below_pct ({v}): the fail band must "
+                "sit at or below the warning band"
+            )
+        return v
 
 
 class CleanupParams(_Model):
@@ -183,8 +211,24 @@ def _friendly(e: ValidationError, source: str) -> ParamsError:
                            "the keys are listed in params/local.yaml")
     if err["type"] == "missing":
         return ParamsError(source, key, "missing required key", f"add {key} to {source}")
-    return ParamsError(source, key, f"{err['msg']} (got {err.get('input')!r})",
-                       f"give {key} a value of the right type")
+    return ParamsError(source, key, *_broken_rule(err, key, source))
+
+
+def _broken_rule(err: dict, key: str, source: str) -> tuple[str, str]:
+    """Return (problem, fix) stating the rule a value broke, in pydantic's or our own words."""
+    value = err.get("input")
+    # Scalars only: a whole mapping (datasets) would bury the message; our rules name the entry.
+    got = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""
+    if err["type"] == "value_error":  # our validators: the message names the value and the rule
+        problem = err["msg"].removeprefix("Value error, ")
+        cause = getattr((err.get("ctx") or {}).get("error"), "__cause__", None)
+        if cause is not None:  # e.g. "day is out of range for month" behind a bad date
+            problem += f": {cause}"
+        return problem, f"correct {key} in {source}"
+    rule = err["msg"].removeprefix("Input should be ")
+    if rule == err["msg"]:
+        return f"{err['msg']}{got}", f"correct {key} in {source}"
+    return f"must be {rule}{got}", f"set {key} to a value that is {rule}"
 
 
 def parse_params(text: str, source: str = "<string>", overrides: dict | None = None) -> Params:
@@ -192,7 +236,10 @@ def parse_params(text: str, source: str = "<string>", overrides: dict | None = N
     loader = _UniqueKeyLoader(text)
     loader.source = source
     try:
-        data = loader.get_single_data() or {}
+        node = loader.get_single_node()
+        if node is not None:
+            loader.check_unique(node)
+        data = (loader.construct_document(node) if node is not None else None) or {}
     except yaml.YAMLError as e:
         raise ParamsError(source, "<yaml>", f"not valid YAML: {e}", "fix the syntax") from e
     finally:
@@ -223,8 +270,18 @@ def load_params(env: str, overrides: dict | None = None, params_dir: Path | None
     path = folder / f"{env}.yaml"
     if not path.exists():
         raise UnknownEnvironmentError(env, known_envs(folder))
-    params = parse_params(path.read_text(), str(path.relative_to(folder.parent)) if folder.parent in path.parents else str(path), overrides)
+    shown = _shown_path(path)
+    params = parse_params(path.read_text(), shown, overrides)
     if params.env != env:
-        raise ParamsError(str(path), "env", f"says {params.env!r} but the file is for {env!r}",
+        raise ParamsError(shown, "env", f"says {params.env!r} but the file is for {env!r}",
                           f"set env: {env}")
     return params
+
+
+def _shown_path(path: Path) -> str:
+    """Return how errors name a params file: relative to the project when inside it."""
+    full = path.resolve()
+    try:
+        return str(full.relative_to(paths.ROOT))
+    except ValueError:
+        return str(full)

@@ -23,6 +23,7 @@ from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
 
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 
 
@@ -92,11 +93,34 @@ class DuckDBWarehouse(Warehouse):
         statements = to_duckdb(sql)
         result = None
         for stmt in statements:
-            used = {k: v for k, v in (params or {}).items() if f"${k}" in stmt}
+            # A statement gets only the parameters it names ($date must not match $dates).
+            named = set(_PARAM.findall(stmt))
+            used = {k: v for k, v in (params or {}).items() if k in named}
             try:
                 result = con.execute(stmt, used or None)
             except duckdb.CatalogException as e:
-                raise TableNotFoundError(str(e).splitlines()[0]) from e
+                # DuckDB names only the last part ("Table with name X does not exist!", or "d.X"
+                # when the schema is missing): report the full table the statement referenced.
+                found = re.search(r'Table with name "?([^"\s!]+)"? does not exist', str(e))
+                if not found:
+                    raise WarehouseError(f"{type(e).__name__}: {e}\nSQL: {stmt}") from e
+                refs = re.findall(r'"((?:[^"]|"")+)"\."((?:[^"]|"")+)"\."((?:[^"]|"")+)"', stmt)
+                full = [".".join(r) for r in refs if ".".join(r).endswith("." + found.group(1))]
+                table = full[0] if full else found.group(1)
+                try:
+                    n_tables = con.execute(
+                        "SELECT COUNT(*) FROM information_schema.tables WHERE table_catalog = ?",
+                        [self.project],
+                    ).fetchone()[0]
+                except duckdb.Error:
+                    n_tables = 1
+                if not n_tables:  # an empty warehouse file: seeding is the fix, and loses nothing
+                    raise TableNotFoundError(table) from e
+                raise TableNotFoundError(
+                    table,
+                    "check the table name, and that the step that creates it has run; "
+                    "`runbook describe` lists the tables",
+                ) from e
             except duckdb.Error as e:
                 raise WarehouseError(f"{type(e).__name__}: {e}\nSQL: {stmt}") from e
         return result, statements[-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from runbook_lib.errors import InvalidIdentifierError
+from runbook_lib.errors import EnvironmentMismatchError, InvalidIdentifierError
 
 # BigQuery project ids: 6-30 chars, lowercase letters, digits and hyphens, starting with a letter.
 PROJECT_RE = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
@@ -17,18 +17,42 @@ PROJECT_RE = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
 NAME_RE = r"[A-Za-z_][A-Za-z0-9_]{0,1023}"
 
 
-def check_project(value: str) -> str:
-    """Return `value` if it is a plain project id, else raise InvalidIdentifierError."""
+def check_project(value: str, source: str | None = None) -> str:
+    """Return `value` if it is a plain project id, else raise InvalidIdentifierError.
+
+    `source` names where the value came from (a flag such as "--backup") for the error message.
+    """
     if not isinstance(value, str) or not re.fullmatch(PROJECT_RE, value):
-        raise InvalidIdentifierError("project", str(value), PROJECT_RE)
+        raise InvalidIdentifierError("project", str(value), PROJECT_RE, source)
     return value
 
 
-def check_name(value: str, kind: str = "table") -> str:
+def check_name(value: str, kind: str = "table", source: str | None = None) -> str:
     """Return `value` if it is a plain dataset or table name, else raise InvalidIdentifierError."""
     if not isinstance(value, str) or not re.fullmatch(NAME_RE, value):
-        raise InvalidIdentifierError(kind, str(value), NAME_RE)
+        raise InvalidIdentifierError(kind, str(value), NAME_RE, source)
     return value
+
+
+def parse_table_id(text: str, project: str, dataset: str, source: str | None = None) -> TableId:
+    """Return the TableId named by `table`, `dataset.table` or `project.dataset.table`.
+
+    A missing project or dataset is taken from `project` and `dataset`; a full id naming another
+    project than `project` raises EnvironmentMismatchError (a backup of staging is not prod's).
+    """
+    parts = str(text).split(".")
+    if len(parts) > 3:
+        raise InvalidIdentifierError(
+            "table", str(text), "table, dataset.table or project.dataset.table", source
+        )
+    table = check_name(parts[-1], "table", source)
+    ds = check_name(parts[-2], "dataset", source) if len(parts) > 1 else dataset
+    if len(parts) == 3:
+        named = check_project(parts[0], source)
+        if named != project:
+            what = f"{source} project" if source else "project"
+            raise EnvironmentMismatchError(project, named, what)
+    return TableId(project, ds, table)
 
 
 @dataclass(frozen=True, order=True)
