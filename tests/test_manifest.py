@@ -84,3 +84,85 @@ def test_scrub_file_removes_secret_values_from_an_archive(tmp_path):
     secrets = manifest.secret_values({"alerts": {"webhook_url": "https://hooks.example/abc123"}})
     assert manifest.scrub_file(path, secrets) == 1
     assert manifest.find_secrets(tmp_path, secrets) == []
+
+
+@pytest.fixture
+def archived(run_dir):
+    """The run dir plus the files no phase record covers, sealed by an archive record."""
+    (run_dir / "deployment_log.md").write_text("- **Records Deleted**: 8,782\n")
+    (run_dir / "report.html").write_text("<html>8,782</html>")
+    (run_dir / "results").mkdir()
+    (run_dir / "results" / "00_a.json").write_text('{"n": 1}')
+    (run_dir / "function_bundle" / "runbook_lib").mkdir(parents=True)
+    (run_dir / "function_bundle" / "main.py").write_text("def cleanup(): ...\n")
+    (run_dir / "function_bundle" / "runbook_lib" / "errors.py").write_text("class E: ...\n")
+    manifest.append_archive(run_dir)
+    return run_dir
+
+
+def test_archive_record_hashes_every_file_no_phase_record_covers(archived):
+    """Results, log, report and bundle are in the archive record; notebooks and manifest not."""
+    rec = manifest.load(archived)["records"][-1]
+    assert rec["kind"] == manifest.ARCHIVE and rec["prev_hash"] is not None
+    assert sorted(rec["files"]) == [
+        "deployment_log.md",
+        "function_bundle/main.py",
+        "function_bundle/runbook_lib/errors.py",
+        "report.html",
+        "results/00_a.json",
+    ]
+    assert rec["files"]["report.html"] == manifest.sha256_file(archived / "report.html")
+    assert manifest.verify(archived).ok and manifest.verify(archived).files == 5
+
+
+def test_verify_names_an_edited_deployment_log(archived):
+    """Changing 8,782 to 8,781 in deployment_log.md fails verify and names the file."""
+    log = archived / "deployment_log.md"
+    log.write_text(log.read_text().replace("8,782", "8,781"))
+    result = manifest.verify(archived)
+    assert not result.ok
+    assert (
+        result.first == "file deployment_log.md of record 3 (archive) changed after it was archived"
+    )
+
+
+@pytest.mark.parametrize(
+    "rel", ["results/00_a.json", "report.html", "function_bundle/runbook_lib/errors.py"]
+)
+def test_verify_names_a_missing_archived_file(archived, rel):
+    """A results file, the report or a bundle file that went missing is named."""
+    (archived / rel).unlink()
+    assert manifest.verify(archived).first == f"file {rel} of record 3 (archive) is missing"
+
+
+def test_verify_names_a_file_added_after_archiving(archived):
+    """A file no record covers is named, so dropping the archive record does not hide an edit."""
+    (archived / "results" / "99_extra.json").write_text("{}")
+    assert manifest.verify(archived).first.startswith("file results/99_extra.json is covered by no")
+    man = manifest.load(archived)
+    man["records"].pop()  # the archive record removed, then the log edited
+    manifest.save(archived, man)
+    assert "deployment_log.md is covered by no record" in " ".join(
+        manifest.verify(archived).problems
+    )
+
+
+def test_verify_checks_only_the_latest_archive_record(archived):
+    """A re-finalised run (resume, rollback) is checked against its newest archive record."""
+    (archived / "deployment_log.md").write_text("rewritten by a resumed run\n")
+    manifest.append_archive(archived)
+    assert manifest.verify(archived).ok
+
+
+def test_archive_records_are_not_phases(archived):
+    """latest_status lists the phases only."""
+    assert list(manifest.latest_status(manifest.load(archived))) == ["00_a", "01_b"]
+
+
+def test_jupyter_checkpoints_and_bytecode_are_not_archived(archived):
+    """Opening an archive in JupyterLab or importing its bundle does not fail verify."""
+    (archived / ".ipynb_checkpoints").mkdir()
+    (archived / ".ipynb_checkpoints" / "00_a-checkpoint.ipynb").write_text("{}")
+    (archived / "function_bundle" / "__pycache__").mkdir()
+    (archived / "function_bundle" / "__pycache__" / "main.pyc").write_bytes(b"\0")
+    assert manifest.verify(archived).ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -11,7 +12,7 @@ import pytest
 
 from runbook_lib import paths
 from runbook_lib.errors import ConfirmationRequired, SignOffRequired, VerificationFailedError
-from runbook_lib.run import interact
+from runbook_lib.run import checks, interact
 from runbook_lib.run.phase import OVERRIDES_ENV, open_phase, read_results, to_jsonable
 
 
@@ -115,3 +116,53 @@ def test_approvals_from_parameters_require_every_item(phase):
         interact.approvals(items, {"Code review completed": "Ann"}).require()
     signed = interact.approvals(items, {i: "Ann" for i in items}).require(phase=phase)
     assert [s["item"] for s in signed] == items and len(phase.results["approvals"]) == 2
+
+
+def test_phase_repr_is_readable(phase):
+    """A notebook cell ending in `phase` shows its name, env and run, not an address."""
+    phase.check("one", True)
+    text = repr(phase)
+    assert text == (
+        "Phase('02_data_cleanup', env='local', run_id='run1', today='2025-04-11', "
+        "checks passed 1/1)"
+    )
+
+
+def test_finish_prints_details_clipped_and_keeps_them_whole_in_results(phase, capsys):
+    """A long detail is cut to about 120 characters on screen, never in the results file."""
+    long = "backup nba_backups.x verified; " * 100
+    phase.check("backups verified", True, long)
+    phase.finish()
+    printed = capsys.readouterr().out
+    assert max(len(line) for line in printed.splitlines()) < 200
+    assert "backups verified" in printed
+    assert read_results(phase.run_dir, phase.name)["checks"][0]["detail"] == long
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tree:
+    clean: bool
+    dirty: tuple[str, ...]
+    since: dt.date
+
+
+def test_check_details_that_are_dates_or_dataclasses_read_as_data(phase):
+    """A date detail reads 2023-02-25 and a dataclass as its fields, not their Python reprs."""
+    phase.check("normal date", True, dt.date(2023, 2, 25))
+    phase.check("tree", True, _Tree(False, ("M x.py",), dt.date(2023, 2, 25)))
+    phase.check("plain", True, "3 left")
+    details = [c["detail"] for c in read_results(phase.run_dir, phase.name)["checks"]]
+    assert details == [
+        "2023-02-25",
+        '{"clean": false, "dirty": ["M x.py"], "since": "2023-02-25"}',
+        "3 left",
+    ]
+
+
+def test_run_tests_summary_has_no_colour_codes_when_colour_is_forced(tmp_path, monkeypatch):
+    """pytest's ANSI colours never reach what phase 01 records, even with PY_COLORS=1."""
+    (tmp_path / "test_tiny.py").write_text("def test_ok():\n    assert True\n")
+    monkeypatch.setenv("PY_COLORS", "1")
+    result = checks.run_tests(["test_tiny.py"], root=tmp_path)
+    assert result["passed"] == 1 and result["exit_code"] == 0
+    assert "\x1b[" not in result["summary"] and result["summary"].startswith("1 passed")

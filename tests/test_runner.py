@@ -8,8 +8,16 @@ import os
 import nbformat
 import pytest
 
-from runbook_lib.errors import LockHeldError, ParamsError, PhaseFailedError
-from runbook_lib.run import lock, manifest, runner
+from runbook_lib import cli, paths
+from runbook_lib.errors import (
+    EnvironmentMismatchError,
+    LockHeldError,
+    ParamsError,
+    PhaseFailedError,
+    RunbookError,
+)
+from runbook_lib.run import lock, manifest, phases, runner
+from runbook_lib.run.params import load_params
 from tests.phase_notebooks import FAULTS, write_phase
 
 OK = ['phase.check("first", True, "fine")', 'phase.record("n", 3)']
@@ -144,6 +152,8 @@ def test_rollback_runs_with_the_runs_backups_and_extends_the_chain(tmp_path):
     assert rec["kind"] == "rollback" and rec["results"]["restored"][0]["backup"] == "d.t_backup"
     assert runner.verify(result.run_dir).ok
     assert "d.t restored from d.t_backup" in (result.run_dir / "deployment_log.md").read_text()
+    kinds = [r.get("kind") for r in manifest.load(result.run_dir)["records"]]
+    assert kinds == ["phase", "archive", "rollback", "archive"]  # rollback re-archives the run
 
 
 def test_lock_refuses_a_second_run_while_held(nbdir, tmp_path):
@@ -179,3 +189,161 @@ def test_run_writes_notebooks_log_report_and_records_results(nbdir, tmp_path):
     log_text = (run_dir / "deployment_log.md").read_text()
     assert "[Name]" not in log_text and "YYYY" not in log_text and "X records" not in log_text
     assert "00_first" in (run_dir / "report.html").read_text()
+
+
+def test_verify_fails_after_the_deployment_log_or_a_results_file_is_edited(nbdir, tmp_path):
+    """The log, the report and the results are hashed too; verify names the changed file."""
+    run_dir = _run(nbdir, tmp_path).run_dir
+    assert runner.verify(run_dir).ok
+    results = run_dir / "results" / "00_first.json"
+    results.write_text(results.read_text().replace('"n": 3', '"n": 4'))
+    first = runner.verify(run_dir).first
+    assert first.startswith("file results/00_first.json of record") and "changed" in first
+    (run_dir / "report.html").unlink()
+    assert any(p.startswith("file report.html") for p in runner.verify(run_dir).problems)
+
+
+def _declares(folder, params: str):
+    return write_phase(folder, "00_first", ['phase.check("c", True)'], params=params)
+
+
+def test_mistyped_phase_parameter_is_refused_naming_type_and_quoting(tmp_path):
+    """`confirm=yes` reaches the phase as bool; refuse it with the quoted form to type instead."""
+    nb = _declares(tmp_path, 'confirm = "auto"\nlimit = 0\nratio = 0.5\nbackups = []\n')
+    with pytest.raises(ParamsError) as caught:
+        phases.check_parameters(nb, {"confirm": True})
+    assert caught.value.key == "phases.00_first.confirm"
+    assert "declares confirm as str" in str(caught.value) and "bool True" in str(caught.value)
+    assert "--set phases.00_first.confirm=\"'true'\"" in str(caught.value)
+    for wrong in ({"limit": "5"}, {"limit": True}, {"ratio": "x"}, {"backups": "d.t"}):
+        with pytest.raises(ParamsError, match="declares"):
+            phases.check_parameters(nb, wrong)
+    phases.check_parameters(nb, {"confirm": "yes", "limit": 5, "ratio": 1, "backups": []})
+
+
+def test_annotated_or_none_default_parameter_types(tmp_path):
+    """An annotation wins over the default; a None default takes any value."""
+    nb = _declares(tmp_path, "days: int = None\ndry_run = None\n")
+    phases.check_parameters(nb, {"days": 3, "dry_run": "anything"})
+    with pytest.raises(ParamsError, match="declares days as int"):
+        phases.check_parameters(nb, {"days": "3"})
+
+
+def test_mistyped_parameter_stops_the_run_before_it_starts(nbdir, tmp_path):
+    """The type check runs before the run dir or the lock exist."""
+    _declares(nbdir, 'confirm = "auto"\n')
+    with pytest.raises(ParamsError, match="declares confirm as str"):
+        _run(nbdir, tmp_path, overrides={"phases.00_first.confirm": True})
+    assert not (tmp_path / "out").exists()
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_bad_set_key_is_blamed_on_the_set_and_quoting_shows_what_was_typed(capsys):
+    """`--set foo=1` is reported as coming from the --set, not from params/local.yaml."""
+    code, err = _cli(capsys, "run", "--env", "local", "--set", "foo=1")
+    assert code == 2 and err.startswith("error: --set foo=1: foo: unknown key")
+    code, err = _cli(capsys, "run", "--env", "local", "--set", "phases.02_data_cleanup.confirm=yes")
+    assert code == 2 and "--set phases.02_data_cleanup.confirm=\"'yes'\"" in err
+
+
+@pytest.mark.parametrize("second", ["a=2", "a.b=2"])
+def test_the_same_set_key_twice_is_an_error(capsys, second):
+    """`--set a=1 --set a=2` (or a and a.b) is ambiguous, so it is refused."""
+    code, err = _cli(capsys, "run", "--env", "local", "--set", "a=1", "--set", second)
+    assert code == 2 and f"is set twice (--set a=1 and --set {second})" in err
+
+
+@pytest.fixture
+def cloud(tmp_path, monkeypatch):
+    """A BigQuery environment `cloud` (project runbook-test-proj) in a params folder of its own."""
+    folder = tmp_path / "params"
+    folder.mkdir()
+    (folder / "cloud.yaml").write_text(
+        "env: cloud\nbackend: bigquery\nproject: runbook-test-proj\n"
+    )
+    monkeypatch.setattr(paths, "PARAMS_DIR", folder)
+    for var in (
+        "GOOGLE_CLOUD_PROJECT",
+        "GCLOUD_PROJECT",
+        "CLOUDSDK_CONFIG",
+        "CLOUDSDK_CORE_PROJECT",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    return "cloud"
+
+
+def _user_credentials(tmp_path, monkeypatch, project: str) -> None:
+    """Point ADC at an authorized-user file (read offline) and name `project`."""
+    path = tmp_path / "adc.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "runbook-test.apps.googleusercontent.com",
+                "client_secret": "not-a-secret",
+                "refresh_token": "not-a-token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", project)
+
+
+@pytest.mark.parametrize("how", ["missing key file", "nothing configured"])
+def test_bigquery_run_without_credentials_stops_before_writing(
+    cloud, nbdir, tmp_path, monkeypatch, capsys, how
+):
+    """No Google credentials: exit 1 naming gcloud and GOOGLE_APPLICATION_CREDENTIALS; no files."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if how == "missing key file":
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    else:
+        monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    with pytest.raises(RunbookError) as caught:
+        runner.run(cloud, notebooks_dir=nbdir, out_root=tmp_path / "out")
+    text = str(caught.value)
+    assert "gcloud auth application-default login" in text
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in text
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "out")
+    code, err = _cli(capsys, "run", "--env", cloud)
+    assert code == 1 and "no Google credentials" in err and not (tmp_path / "out").exists()
+
+
+def test_credentials_of_another_project_are_refused_before_writing(
+    cloud, nbdir, tmp_path, monkeypatch
+):
+    """Credentials naming another project mean the wrong environment: refused, nothing written."""
+    _user_credentials(tmp_path, monkeypatch, "some-other-proj")
+    with pytest.raises(EnvironmentMismatchError) as caught:
+        runner.run(cloud, notebooks_dir=nbdir, out_root=tmp_path / "out")
+    assert (caught.value.expected, caught.value.actual) == ("runbook-test-proj", "some-other-proj")
+    assert not (tmp_path / "out").exists()
+
+
+def test_outside_local_a_later_phase_needs_the_preflight_phase(cloud, nbdir, tmp_path):
+    """`--phases 01` on a BigQuery env would skip pre-flight: refused, nothing written."""
+    write_phase(nbdir, "01_destructive", ['phase.check("c", True)'])
+    with pytest.raises(ParamsError, match="must include 00_preflight"):
+        runner.run(cloud, phases=["01"], notebooks_dir=nbdir, out_root=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    params = load_params(cloud)
+    phases.require_preflight(params, ["01_destructive"], {"00_first"}, "resume")  # 00 passed
+    with pytest.raises(ParamsError):
+        phases.require_preflight(params, ["01_destructive"], set(), "resume")
+
+
+def test_outside_local_resume_after_a_succeeded_preflight_runs(cloud, nbdir, tmp_path, monkeypatch):
+    """A failed BigQuery-env run resumes from its failed phase: 00 SUCCEEDED in that run."""
+    _user_credentials(tmp_path, monkeypatch, "runbook-test-proj")
+    write_phase(nbdir, "01_faulty", [FAULTS["raises"]])
+    with pytest.raises(PhaseFailedError) as caught:
+        runner.run(cloud, notebooks_dir=nbdir, out_root=tmp_path / "out")
+    write_phase(nbdir, "01_faulty", ['phase.check("fixed", True)'])
+    result = runner.resume(caught.value.result.run_dir)
+    assert result.ok and [r["phase"] for r in result.records] == ["01_faulty"]
+    assert runner.verify(result.run_dir).ok

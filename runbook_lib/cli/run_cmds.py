@@ -10,17 +10,51 @@ import yaml
 
 from runbook_lib.errors import ParamsError, PhaseFailedError
 from runbook_lib.run import runner
+from runbook_lib.run.params import _UniqueKeyLoader
+from runbook_lib.run.phases import yaml_text
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Return whether dotted keys `a` and `b` name the same value or one contains the other."""
+    return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
 
 
 def _parse_set(items: list[str]) -> dict:
     """Turn `key=value` pairs into params overrides; values are read as YAML scalars."""
-    out = {}
+    out, given = {}, {}
     for item in items or []:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ParamsError("--set", item, "is not key=value", "write --set cleanup.dry_run=true")
-        out[key.strip()] = yaml.safe_load(value) if value else ""
+        clash = next((k for k in out if _overlap(k, key)), None)
+        if clash:
+            raise ParamsError(
+                "--set",
+                key,
+                f"is set twice (--set {given[clash]} and --set {item})",
+                "keep only one --set for each key",
+            )
+        # Dates stay strings, as in the params files (the model parses them).
+        out[key] = yaml.load(value, Loader=_UniqueKeyLoader) if value else ""
+        given[key] = item
     return out
+
+
+def _blame_set(err: ParamsError, items: list[str]) -> ParamsError:
+    """Return `err` attributed to the --set that caused it (as typed), when one did."""
+    overrides = _parse_set(items)
+    key = next((k for k in overrides if _overlap(k, err.key)), None)
+    if key is None or err.source.startswith("--set"):
+        return err
+    raw = next(i for i in items if i.partition("=")[0].strip() == key)
+    fix = err.fix.replace(f"{err.key} in {err.source}", f"the value of --set {key}")
+    # Advice to quote shows the text as typed (yes), not as YAML read it back (true).
+    typed = raw.partition("=")[2]
+    fix = fix.replace(f"'{yaml_text(overrides[key])}'", f"'{typed}'")
+    blamed = ParamsError(f"--set {raw}", err.key, err.problem, fix)
+    blamed.__cause__ = err
+    return blamed
 
 
 class _Progress:
@@ -59,6 +93,8 @@ def _guard(fn):
             if getattr(e, "result", None):
                 print(f"run {e.result.run_id}: FAILED; archived in {e.result.run_dir}")
             raise
+        except ParamsError as e:
+            raise _blame_set(e, args.set or []) from None
 
     return wrapped
 
@@ -99,7 +135,10 @@ def _rollback(args):
 def _verify(args) -> int:
     result = runner.verify(args.run_dir)
     if result.ok:
-        print(f"verified: {result.records} records and their notebooks are intact ({args.run_dir})")
+        print(
+            f"verified: {result.records} records, their notebooks and {result.files} other "
+            f"archived files are intact ({args.run_dir})"
+        )
         return 0
     print(f"FAILED: {result.first}", file=sys.stderr)
     for problem in result.problems[1:]:

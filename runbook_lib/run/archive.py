@@ -58,8 +58,13 @@ def scrub_phase(run_dir: Path, name: str, notebook: Path, parameters: dict, para
     return scrubbed
 
 
-def finalise(run_dir: Path, params: Params, overrides: dict) -> None:
-    """Write deployment_log.md and report.html from the manifest (best effort, never fatal)."""
+def finalise(run_dir: Path, params: Params, overrides: dict) -> dict:
+    """Write deployment_log.md and report.html, then chain the archive record; return it.
+
+    The log and report are best effort (the run's verdict must not depend on them); the
+    archive record is not: it is what lets `verify` catch an edit of the log, the report,
+    a results file or the function bundle, none of which a phase record hashes.
+    """
     from runbook_lib.run import deployment_log, report
 
     for what, fn in (("deployment log", deployment_log.write), ("report", report.write)):
@@ -74,3 +79,4 @@ def finalise(run_dir: Path, params: Params, overrides: dict) -> None:
     for rel in leaks:
         manifest.scrub_file(run_dir / rel, values)
         log.error("a secret value reached %s; it was redacted", rel)
+    return manifest.append_archive(run_dir)

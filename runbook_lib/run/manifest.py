@@ -4,6 +4,8 @@
 planned phases) and a list of records. Each record carries the sha256 of its executed
 notebook, the hash of the record before it (the header's hash for the first) and its own
 hash over everything else, so `verify` can name the first record or file that changed.
+Every time the runner finishes writing a run (deployment log, report) it appends an archive
+record with the sha256 of every other file in the run dir: results, log, report, bundle.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ MANIFEST = "manifest.json"
 REDACTED = "***redacted***"
 SECRET_KEY_RE = re.compile(r"token|secret|password|webhook", re.IGNORECASE)
 SUCCEEDED, FAILED, SKIPPED = "SUCCEEDED", "FAILED", "SKIPPED"
+ARCHIVE = "archive"
 
 
 def redact(mapping: dict) -> dict:
@@ -114,11 +117,41 @@ def append(run_dir: Path, record: dict) -> dict:
 
 
 def latest_status(manifest: dict) -> dict[str, dict]:
-    """Return each phase's latest record."""
+    """Return each phase's latest record (archive records are not phases)."""
     out: dict[str, dict] = {}
     for rec in manifest["records"]:
-        out[rec["phase"]] = rec
+        if rec.get("kind") != ARCHIVE:
+            out[rec["phase"]] = rec
     return out
+
+
+def _archived(rel: str) -> bool:
+    """Return whether a run-dir file belongs in an archive record."""
+    parts = rel.split("/")
+    # Hidden files (JupyterLab's .ipynb_checkpoints) and bytecode appear when someone only
+    # opens or imports an archive; the manifest hashes itself record by record.
+    return rel not in (MANIFEST, f"{MANIFEST}.tmp") and not any(
+        p.startswith(".") or p == "__pycache__" for p in parts
+    )
+
+
+def uncovered_files(run_dir: Path, manifest: dict) -> dict[str, str]:
+    """Return {relative path: sha256} of every run-dir file no phase record's notebook covers."""
+    run_dir = Path(run_dir)
+    covered = {r.get("notebook") for r in manifest["records"] if r.get("kind") != ARCHIVE}
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir).as_posix()
+        if path.is_file() and rel not in covered and _archived(rel):
+            out[rel] = sha256_file(path)
+    return out
+
+
+def append_archive(run_dir: Path) -> dict:
+    """Chain an archive record holding the sha256 of every file no phase record covers."""
+    files = uncovered_files(run_dir, load(run_dir))
+    record = {"phase": ARCHIVE, "kind": ARCHIVE, "status": SUCCEEDED, "files": files}
+    return append(run_dir, record)
 
 
 @dataclass
@@ -128,6 +161,7 @@ class VerifyResult:
     run_dir: Path
     records: int
     problems: list[str] = field(default_factory=list)
+    files: int = 0  # files checked besides the phase notebooks (the latest archive record's)
 
     @property
     def ok(self) -> bool:
@@ -140,32 +174,62 @@ class VerifyResult:
         return self.problems[0] if self.problems else None
 
 
-def verify(run_dir: Path) -> VerifyResult:
-    """Recompute the hash chain and each notebook's sha256; name what changed, first first."""
-    run_dir = Path(run_dir)
-    manifest = load(run_dir)
-    result = VerifyResult(run_dir, len(manifest["records"]))
+def _label(rec: dict) -> str:
+    return f"record {rec.get('seq')} ({rec.get('phase')})"
+
+
+def _file_problem(run_dir: Path, rel: str, sha: str | None, label: str) -> str | None:
+    path = run_dir / rel
+    if not path.is_file():
+        return f"file {rel} of {label} is missing"
+    if sha256_file(path) != sha:
+        return f"file {rel} of {label} changed after it was archived"
+    return None
+
+
+def _check_chain(run_dir: Path, manifest: dict, problems: list[str]) -> None:
     prev = header_hash(manifest)
     for rec in manifest["records"]:
-        label = f"record {rec.get('seq')} ({rec.get('phase')})"
+        label = _label(rec)
         if rec.get("prev_hash") != prev:
-            result.problems.append(
+            problems.append(
                 f"{label}: does not chain to the record before it "
                 f"(a record before it, or the header, was edited or removed)"
             )
         if _hash(rec) != rec.get("hash"):
-            result.problems.append(
+            problems.append(
                 f"{label}: its content no longer matches its hash (the record was edited)"
             )
-        nb = rec.get("notebook")
-        if nb:
-            path = run_dir / nb
-            if not path.exists():
-                result.problems.append(f"file {nb} of {label} is missing")
-            elif sha256_file(path) != rec.get("notebook_sha256"):
-                result.problems.append(f"file {nb} of {label} changed after it was archived")
+        if rec.get("notebook"):
+            problems.append(
+                _file_problem(run_dir, rec["notebook"], rec.get("notebook_sha256"), label)
+            )
         prev = rec.get("hash")
-    return result
+
+
+def _check_archive(run_dir: Path, manifest: dict, problems: list[str]) -> int:
+    """Check the latest archive record's files, and that no file sits outside every record."""
+    archive = next((r for r in reversed(manifest["records"]) if r.get("kind") == ARCHIVE), None)
+    files = (archive or {}).get("files", {})
+    for rel, sha in sorted(files.items()):
+        problems.append(_file_problem(run_dir, rel, sha, _label(archive)))
+    for rel in uncovered_files(run_dir, manifest):
+        if rel not in files:
+            problems.append(
+                f"file {rel} is covered by no record (it was added after the run was "
+                f"archived, or the run never finished: `runbook resume` it)"
+            )
+    return len(files)
+
+
+def verify(run_dir: Path) -> VerifyResult:
+    """Recompute the hash chain and every archived file's sha256; name what changed, first first."""
+    run_dir = Path(run_dir)
+    manifest = load(run_dir)
+    problems: list[str | None] = []
+    _check_chain(run_dir, manifest, problems)
+    files = _check_archive(run_dir, manifest, problems)
+    return VerifyResult(run_dir, len(manifest["records"]), [p for p in problems if p], files)
 
 
 def find_secrets(run_dir: Path, secrets: set[str]) -> list[str]:

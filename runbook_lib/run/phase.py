@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 OVERRIDES_ENV = "RUNBOOK_OVERRIDES"
 STANDALONE = "standalone"
 RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
+# Width of a check's detail in the table finish() prints; the results file keeps it whole.
+DETAIL_WIDTH = 120
 
 
 def _now() -> str:
@@ -74,6 +76,20 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):  # pandas Timestamp and friends
         return value.isoformat()
     return str(value)
+
+
+def detail_text(detail: Any) -> str:
+    """Return a check's detail as text: strings as they are, anything else as JSON data.
+
+    str() of a dataclass or a date gives `GitState(...)` or `datetime.date(2023, 2, 25)`;
+    through to_jsonable a date reads 2023-02-25 and a dataclass as its fields.
+    """
+    value = to_jsonable(detail)
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _clip(text: str, width: int = DETAIL_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class Phase:
@@ -125,7 +141,7 @@ class Phase:
     def check(self, name: str, ok: bool, detail: Any = "") -> bool:
         """Record a named check; return whether it passed (failed checks fail the phase)."""
         ok = bool(ok)
-        self.checks.append({"check": name, "ok": ok, "detail": str(detail), "at": _now()})
+        self.checks.append({"check": name, "ok": ok, "detail": detail_text(detail), "at": _now()})
         self._write(RUNNING)
         (log.info if ok else log.error)("check %s: %s %s", name, "ok" if ok else "FAILED", detail)
         return ok
@@ -174,6 +190,7 @@ class Phase:
             f"{len(self.checks) - len(failed)}/{len(self.checks)} checks passed"
         )
         if len(table):
+            table["detail"] = table["detail"].map(_clip)
             print(table[["check", "ok", "detail"]].to_string(index=False))
         if not self.checks:
             raise VerificationFailedError(
@@ -203,6 +220,13 @@ class Phase:
         tmp = self.results_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
         tmp.replace(self.results_path)  # atomic: the runner never reads half a file
+
+    def __repr__(self) -> str:
+        ok = sum(c["ok"] for c in self.checks)
+        return (
+            f"Phase({self.name!r}, env={self.env!r}, run_id={self.run_id!r}, "
+            f"today={self.today.isoformat()!r}, checks passed {ok}/{len(self.checks)})"
+        )
 
     def _repr_html_(self) -> str:
         ok = sum(c["ok"] for c in self.checks)

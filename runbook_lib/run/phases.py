@@ -1,13 +1,18 @@
 """Which phase notebooks a run executes, and the strict parameter contract each one must meet.
 
 (phase.py is the API a notebook calls from inside; this module is the runner's view of the
-notebooks from outside.) A parameter the notebook does not declare is an error naming the phase
-and the key, not papermill's warning, and it is raised before the run has any side effect.
+notebooks from outside.) A parameter the notebook does not declare, or whose value has another
+type than the declared default, is an error naming the phase and the key, not papermill's
+warning or an AttributeError deep in the notebook, and it is raised before the run has any side
+effect. Outside `local`, no later phase runs without the pre-flight phase 00.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
+
+import yaml
 
 from runbook_lib import paths
 from runbook_lib.errors import ParamsError
@@ -62,11 +67,11 @@ def phase_parameters(params: Params, run_dir: Path, name: str, extra: dict | Non
 
 
 def check_parameters(nb_path: Path, supplied: dict) -> None:
-    """Raise ParamsError naming phase and key for any parameter the notebook does not declare."""
+    """Raise ParamsError naming phase and key for an undeclared or mistyped parameter."""
     import papermill as pm
 
     declared = pm.inspect_notebook(str(nb_path))
-    for key in supplied:
+    for key, value in supplied.items():
         if key not in declared:
             raise ParamsError(
                 f"notebooks/{nb_path.name}",
@@ -76,3 +81,75 @@ def check_parameters(nb_path: Path, supplied: dict) -> None:
                 f"declare `{key} = ...` in its parameters cell or remove it from "
                 f"params phases.{nb_path.stem}",
             )
+        _check_type(nb_path, key, value, declared[key])
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
+def declared_type(spec: dict) -> type | None:
+    """Return the type a papermill parameter spec declares (annotation, else its default's)."""
+    if spec.get("inferred_type_name") in _TYPES:
+        return _TYPES[spec["inferred_type_name"]]
+    try:
+        default = ast.literal_eval(spec.get("default") or "None")
+    except (ValueError, SyntaxError):
+        return None  # an expression default: nothing to compare against
+    return type(default) if type(default) in _TYPES.values() else None
+
+
+def _fits(value, expected: type) -> bool:
+    if isinstance(value, bool):  # bool is an int in Python, never in a parameters cell
+        return expected is bool
+    if expected is float:
+        return isinstance(value, int | float)
+    return isinstance(value, expected)
+
+
+def yaml_text(value) -> str:
+    """Return `value` as YAML writes a plain scalar (True as true, None as null)."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _check_type(nb_path: Path, key: str, value, spec: dict) -> None:
+    expected = declared_type(spec)
+    if expected is None or _fits(value, expected):
+        return
+    dotted = f"phases.{nb_path.stem}.{key}"
+    if expected is str:
+        text = yaml_text(value)
+        fix = (
+            f"quote the value so YAML keeps it a string: --set {dotted}=\"'{text}'\", or "
+            f"{key}: '{text}' under phases.{nb_path.stem} in the params file (YAML reads yes, "
+            f"no, on, off, true, null and numbers as other types)"
+        )
+    else:
+        fix = f"give a value of type {expected.__name__}, e.g. --set {dotted}={spec['default']}"
+    raise ParamsError(
+        f"notebooks/{nb_path.name}",
+        dotted,
+        f"phase {nb_path.stem} declares {key} as {expected.__name__} (default "
+        f"{spec.get('default')}) but was given {type(value).__name__} {value!r}",
+        fix,
+    )
+
+
+PREFLIGHT = "00_"  # the pre-flight phase is number 00
+
+
+def require_preflight(params: Params, phases: list[str], done: set[str], source: str) -> None:
+    """Outside local, refuse phases after 00 unless 00 runs too or already SUCCEEDED in the run."""
+    if params.is_local:
+        return
+    later = [p for p in phases if not p.startswith(PREFLIGHT)]
+    has_preflight = any(p.startswith(PREFLIGHT) for p in [*phases, *done])
+    if later and not has_preflight:
+        raise ParamsError(
+            source,
+            " ".join(phases),
+            f"on {params.env}, a run that includes a phase after 00 ({', '.join(later)}) must "
+            f"include 00_preflight: the pre-flight checks and sign-offs guard every later, "
+            f"possibly destructive, phase",
+            "add 00 to --phases (e.g. --phases 00 02), or `runbook resume` a run whose "
+            "00_preflight SUCCEEDED",
+        )

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runbook_lib import paths
-from runbook_lib.errors import ParamsError, PhaseFailedError, RunbookError
+from runbook_lib.errors import (
+    EnvironmentMismatchError,
+    ParamsError,
+    PhaseFailedError,
+    RunbookError,
+)
 from runbook_lib.run import lock, manifest
 from runbook_lib.run.archive import attempt_name, finalise, now_iso, scrub_phase, skipped_record
 from runbook_lib.run.interact import HEADLESS_ENV
@@ -30,13 +35,24 @@ from runbook_lib.run.phases import (
     check_phase_keys,
     phase_notebooks,
     phase_parameters,
+    require_preflight,
     select_phases,
 )
 from runbook_lib.run.verdict import failure_reason
 
-__all__ = ["ROLLBACK", "RunResult", "phase_notebooks", "resume", "rollback", "run", "verify"]
+__all__ = [
+    "ROLLBACK",
+    "RunResult",
+    "check_credentials",
+    "phase_notebooks",
+    "resume",
+    "rollback",
+    "run",
+    "verify",
+]
 
 ROLLBACK = "90_rollback"
+_BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 Progress = Callable[[dict], None]
 
 
@@ -132,6 +148,8 @@ def run(
     run_id = run_id or new_run_id()
     run_dir = Path(out_root or paths.OUTPUTS_DIR) / env / run_id
     ctx = _make_ctx(env, run_dir, run_id, overrides, notebooks_dir, cell_timeout, progress)
+    require_preflight(ctx.params, [nb.stem for nb in selected], set(), "--phases")
+    check_credentials(ctx.params)
     check_phase_keys(ctx.params, notebooks_dir)
     for nb in selected:  # strict parameters before any side effect
         check_parameters(nb, ctx.parameters(nb.stem))
@@ -142,6 +160,32 @@ def run(
             if nb not in selected:
                 manifest.append(run_dir, skipped_record(nb.stem, "not selected for this run"))
         return _chain(ctx, selected)
+
+
+def check_credentials(params: Params) -> None:
+    """Refuse a BigQuery run whose Google credentials are missing or bound to another project.
+
+    Without this a staging or prod run creates its archive and lock and only fails inside
+    phase 00, when the first query asks for credentials.
+    """
+    if params.backend != "bigquery":
+        return
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        _, cred_project = google.auth.default(scopes=[_BIGQUERY_SCOPE])
+    except DefaultCredentialsError as e:
+        raise RunbookError(
+            f"no Google credentials found for {params.env} (project {params.project}); nothing "
+            f"was written: {e} (to fix this, run `gcloud auth application-default login` "
+            f"with an account that can use {params.project}, or set "
+            f"GOOGLE_APPLICATION_CREDENTIALS to the path of a service-account key file)"
+        ) from None
+    # Credentials naming another project mean the shell points at another environment; with
+    # none named, the client uses the params project.
+    if cred_project and cred_project != params.project:
+        raise EnvironmentMismatchError(params.project, cred_project, "Google credentials project")
 
 
 def _header(ctx: _Ctx, env: str, selected: list[Path]) -> dict:
@@ -172,6 +216,8 @@ def resume(
     todo = [
         Path(header["notebooks_dir"]) / f"{n}.ipynb" for n in header["planned"] if n not in done
     ]
+    require_preflight(ctx.params, [nb.stem for nb in todo], done, f"resume {run_dir}")
+    check_credentials(ctx.params)
     for nb in todo:
         check_parameters(nb, ctx.parameters(nb.stem))
     with lock.held(run_dir.parent / ".lock", header["run_id"], break_stale_lock):
@@ -194,6 +240,7 @@ def rollback(
     folder = Path(notebooks_dir or header["notebooks_dir"])
     nb = folder / f"{ROLLBACK}.ipynb"
     ctx = _stored_ctx(run_dir, header, overrides, folder, progress)
+    check_credentials(ctx.params)
     check_parameters(nb, ctx.parameters(ROLLBACK, extra))
     with lock.held(run_dir.parent / ".lock", header["run_id"], break_stale_lock):
         return _chain(ctx, [nb], extra={ROLLBACK: extra}, kind="rollback")
@@ -219,7 +266,7 @@ def _recorded_backups(man: dict, run_dir: Path) -> list:
 
 
 def verify(run_dir: Path) -> manifest.VerifyResult:
-    """Recompute the run's hash chain and notebook hashes; name the first thing that changed."""
+    """Recompute the run's hash chain and archived files' hashes; name the first that changed."""
     return manifest.verify(Path(run_dir))
 
 
