@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
+from pathlib import Path
 
 import functions_framework
 import pandas as pd
@@ -18,6 +25,7 @@ from runbook_lib.platform import cleanup
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.bundle import build_bundle, bundle_digest
 from runbook_lib.platform.cloud_function.main import FunctionConfig
+from runbook_lib.run import function_phase
 
 CUTOFF = dt.date(2025, 4, 3)
 
@@ -216,3 +224,77 @@ def test_rebuilding_the_bundle_drops_stale_files_and_keeps_its_digest(bundle, tm
 def test_config_from_env_rejects_missing_or_bad_values(env):
     with pytest.raises(ParamsError):
         FunctionConfig.from_env(env)
+
+
+def listening(url: str) -> bool:
+    port = int(url.rstrip("/").rsplit(":", 1)[1].split("/")[0])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def start_serve() -> tuple[subprocess.Popen, dict]:
+    """Run `runbook function serve --env local`; return it and the URLs and bundle it printed."""
+    code = "import sys; from runbook_lib.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "function", "serve", "--env", "local"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    printed = {}
+    while "health" not in printed:
+        try:  # a guard against a hang, not a timing assertion
+            line = lines.get(timeout=120)
+        except queue.Empty:
+            proc.kill()
+            pytest.fail(f"serve printed no health URL; got {printed}")
+        key, _, value = line.strip().partition(" ")
+        printed[key.rstrip(":").lower()] = value.strip()
+    return proc, printed
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_serve_answers_health_and_a_stop_signal_stops_both_servers_and_removes_the_bundle(
+    stop_signal,
+):
+    proc, printed = start_serve()
+    try:
+        health = printed["health"]
+        events = printed["pub/sub"].split()[-1]
+        with urllib.request.urlopen(health, timeout=30) as response:  # noqa: S310
+            assert json.load(response)["status"] == "healthy"
+        assert listening(events)
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=60) == 0
+        assert not listening(events) and not listening(health)
+        assert "function-bundle-" in printed["serving"] and not Path(printed["serving"]).exists()
+    finally:
+        proc.kill()
+
+
+def test_phase_deploy_on_local_counts_the_large_deletion_alert_in_its_own_receiver(
+    bundle, wh, local_params
+):
+    alerts = local_params.alerts.model_copy(update={"large_deletion_rows": 4, "webhook_url": None})
+    params = local_params.model_copy(update={"alerts": alerts})
+    tomorrow = function_phase.next_scheduled_run(params)
+    expected = cleanup.plan_cleanup(wh, params.tables, tomorrow.effective_today(), 7, 0.9)
+    deployment = function_phase.deploy(params, bundle, dry_run=False)
+    try:
+        receiver_url = deployment.alerts.url
+        assert receiver_url.startswith("http://127.0.0.1:")
+    finally:
+        answer = function_phase.trigger_and_stop(deployment)
+    assert answer["summary"]["total_records_deleted"] == expected.total_stale > 4
+    assert answer["alerts"] == ["Unusually Large Deletion"]
+    after = cleanup.plan_cleanup(wh, params.tables, tomorrow.effective_today(), 7, 0.9)
+    audit_row = function_phase.audit_row(wh, params.tables, answer["summary"]["run_id"])
+    checks = function_phase.run_checks(deployment, answer, expected, after, audit_row)
+    assert all(ok for _, ok, _ in checks) and any("alerts" in name for name, _, _ in checks)
+    record = function_phase.result_record(deployment, answer, audit_row)
+    assert record["alerts"]["received"] == 1
+    assert not listening(receiver_url)  # stopped with the server

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 
 import pytest
 
+from runbook_lib import paths
+from runbook_lib.cli import main
 from runbook_lib.errors import DeployError, EnvironmentMismatchError
 from runbook_lib.platform import deploy_plan
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner, validate_cron
 from runbook_lib.run.params import load_params
+from tests.conftest import GCLOUD_STANDIN
+
+SECRET_URL = "https://hooks.example.com/services/T0/B0/SECRETxyz"
 
 
 def calls(state: Path) -> list[list[str]]:
@@ -125,3 +132,106 @@ def test_missing_gcloud_is_a_clear_error_before_anything_changes(plan, runner, m
 def test_local_environment_has_no_deployment_plan(tmp_path):
     with pytest.raises(DeployError, match="serve"):
         deploy_plan.build_plan(load_params("local"), tmp_path)
+
+
+@pytest.fixture
+def secret_plan(plan):
+    """The staging plan with a Slack-style webhook (its secret in the path) in the env vars."""
+    return deploy_plan.build_plan(load_params("staging"), plan.bundle_dir, SECRET_URL)
+
+
+@pytest.fixture
+def secret_params_dir(tmp_path, monkeypatch):
+    """A params folder whose staging.yaml sets alerts.webhook_url to SECRET_URL."""
+    folder = tmp_path / "params"
+    folder.mkdir()
+    text = (paths.PARAMS_DIR / "staging.yaml").read_text()
+    (folder / "staging.yaml").write_text(
+        text.replace("webhook_url: null", f"webhook_url: {SECRET_URL}")
+    )
+    monkeypatch.setattr(paths, "PARAMS_DIR", folder)
+    assert load_params("staging").alerts.webhook_url == SECRET_URL
+    return folder
+
+
+def test_apply_passes_env_vars_in_a_private_file_never_on_argv_and_removes_it(
+    gcloud, secret_plan, runner
+):
+    deploy_plan.apply(secret_plan, runner)
+    assert not [c for c in calls(gcloud) if any("SECRETxyz" in a for a in c)]
+    state = json.loads(gcloud.read_text())
+    [env_file] = state["env_files"]
+    assert env_file["mode"] == "0o600" and not Path(env_file["path"]).exists()
+    deployed = state["functions"]["upcoming-tables-cleanup"]["serviceConfig"]
+    assert deployed["environmentVariables"]["ALERT_WEBHOOK_URL"] == SECRET_URL
+    again = deploy_plan.apply(secret_plan, runner)  # the drift check still sees every env var
+    assert [s.action for s in again.steps] == ["nothing"] * 5
+
+
+def test_changed_webhook_is_drift_that_redeploys_the_function(gcloud, secret_plan, runner):
+    deploy_plan.apply(secret_plan, runner)
+    moved = deploy_plan.build_plan(load_params("staging"), secret_plan.bundle_dir, SECRET_URL + "2")
+    [step] = [s for s in deploy_plan.apply(moved, runner).steps if s.resource == "function"]
+    assert step.action == "update" and "env ALERT_WEBHOOK_URL" in step.reason
+
+
+@pytest.mark.parametrize("described", [True, False], ids=["with-gcloud", "without-gcloud"])
+def test_printed_plan_masks_the_webhook_and_shows_the_other_env_vars(
+    gcloud, secret_params_dir, plan, capsys, monkeypatch, described
+):
+    if not described:
+        monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["function", "plan", "--env", "staging", "--bundle", plan.bundle_dir]) == 0
+    out = capsys.readouterr().out
+    assert ("describe first" in out) is not described
+    assert "SECRETxyz" not in out and "/services/" not in out
+    assert "ALERT_WEBHOOK_URL=https://hooks.example.com/****" in out
+    assert f"BUNDLE_DIGEST={plan.env_vars['BUNDLE_DIGEST']}" in out
+
+
+def test_failed_deploy_error_masks_the_webhook_gcloud_echoed(gcloud, secret_plan, runner):
+    # A gcloud that rejects the env file and prints it back, as a validation error may.
+    script = gcloud.parent / "bin" / "gcloud"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys\n"
+        "a = sys.argv[1:]\n"
+        "if a[:2] == ['functions', 'deploy']:\n"
+        "    sys.stderr.write('ERROR: bad env: ' + open(a[a.index('--env-vars-file') + 1]).read())\n"
+        "    sys.exit(1)\n"
+        f"sys.exit(subprocess.call([sys.executable, {str(GCLOUD_STANDIN)!r}, *a]))\n"
+    )
+    with pytest.raises(DeployError, match="bad env") as caught:
+        deploy_plan.apply(secret_plan, runner)
+    assert "SECRETxyz" not in str(caught.value)
+    assert "hooks.example.com/****" in str(caught.value)
+
+
+def test_plan_without_credentials_lists_both_iam_bindings_with_a_project_number_placeholder(plan):
+    steps = deploy_plan.static_steps(plan)
+    agent = "serviceAccount:service-<PROJECT_NUMBER>@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+    bindings = {s.resource: s for s in steps if s.resource.endswith("IAM")}
+    topic, project = bindings["topic IAM"], bindings["project IAM"]
+    assert topic.command[:4] == ("pubsub", "topics", "add-iam-policy-binding", plan.topic)
+    assert (flag(topic.command, "--member"), flag(topic.command, "--role")) == (
+        agent,
+        "roles/pubsub.publisher",
+    )
+    assert (flag(project.command, "--member"), flag(project.command, "--role")) == (
+        f"serviceAccount:{plan.service_account}",
+        "roles/bigquery.dataEditor",
+    )
+    text = deploy_plan.format_plan(plan, steps)
+    assert "service-<PROJECT_NUMBER>@gcp-sa-cloudscheduler" in text
+    assert "roles/bigquery.dataEditor" in text
+
+
+def flag(command, name):
+    return command[command.index(name) + 1]
+
+
+def test_plan_command_removes_the_bundle_it_built(monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "/nonexistent")  # the plan without credentials: static steps
+    assert main(["function", "plan", "--env", "staging"]) == 0
+    source = re.search(r"--source (\S+)", capsys.readouterr().out).group(1)
+    assert "function-bundle-" in source and not Path(source).exists()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import tempfile
+import time
+from contextlib import contextmanager
 
 from runbook_lib.cli.common import add_env, params_from
 from runbook_lib.errors import DeployError
@@ -11,6 +15,7 @@ from runbook_lib.platform import deploy_plan
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.bundle import build_bundle
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
+from runbook_lib.platform.cloud_function.secrets import redact
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = fsub.add_parser("bundle", help="build the source folder `gcloud functions deploy` uploads")
     b.add_argument("--out", required=True, help="folder to write the bundle to")
     b.set_defaults(func=cmd_bundle)
-    s = fsub.add_parser("serve", help="serve the built bundle with functions-framework locally")
+    s = fsub.add_parser(
+        "serve", help="serve the bundle and its health endpoint with functions-framework"
+    )
     add_env(s)
-    s.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
+    s.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="CloudEvent port on 127.0.0.1 (default: free); health takes the next free one",
+    )
     s.set_defaults(func=cmd_serve)
     p = fsub.add_parser("plan", help="show (or --apply) the idempotent deployment plan")
     add_env(p)
@@ -40,32 +52,73 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stopped(Exception):
+    """A stop signal arrived while serving."""
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn SIGTERM and SIGINT into an exception so `finally` stops the child servers."""
+
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def handler(signum, frame):
+        for sig in signals:  # a second signal must not interrupt the stopping itself
+            signal.signal(sig, signal.SIG_IGN)
+        raise _Stopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the cleanup function on 127.0.0.1 until interrupted."""
+    """Serve the cleanup function and its health endpoint on 127.0.0.1 until stopped."""
     params = params_from(args)
     if not params.is_local:
         raise DeployError(
             f"serve runs the function on this machine against the local "
             f"warehouse; {params.env!r} is not local (to fix this, use --env local)"
         )
-    bundle = build_bundle(tempfile.mkdtemp(prefix="function-bundle-"))
-    server = local.LocalFunctionServer(
-        bundle, "cleanup_upcoming_tables", "cloudevent", local.function_env(params), port=args.port
-    )
-    server.start()
-    print(f"Serving {bundle} at {server.url} (Pub/Sub CloudEvents; Ctrl-C to stop)")
-    try:
-        server.process.wait()
-    finally:
-        server.stop()
-        print(server.output()[-4000:])
-    return 0
+    with tempfile.TemporaryDirectory(prefix="function-bundle-") as folder, _stop_on_signals():
+        servers = []
+        try:
+            bundle = build_bundle(folder)
+            servers = local.serve_bundle(bundle, local.function_env(params), args.port)
+            events, health = servers
+            print(f"Serving {bundle}", flush=True)
+            print(f"  Pub/Sub CloudEvents: {events.url}", flush=True)
+            print(f"  health:              {health.url}", flush=True)
+            print("Ctrl-C or SIGTERM stops both.", flush=True)
+            while all(s.process.poll() is None for s in servers):
+                time.sleep(0.5)
+            print("a server exited on its own; stopping the other", file=sys.stderr)
+            code = 1
+        except _Stopped as e:
+            print(f"{e} received: stopping the servers")
+            code = 0
+        finally:
+            for server in servers:
+                server.stop()
+            for server in servers:
+                print(server.output()[-4000:])
+    return code
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """Print the deployment plan; with --apply, run it after the gcloud preflight."""
     params = params_from(args)
-    bundle = args.bundle or build_bundle(tempfile.mkdtemp(prefix="function-bundle-"))
+    if args.bundle:
+        return _plan(args, params, args.bundle)
+    # gcloud uploads --source during the deploy command, so the folder can go right after.
+    with tempfile.TemporaryDirectory(prefix="function-bundle-") as folder:
+        return _plan(args, params, build_bundle(folder))
+
+
+def _plan(args: argparse.Namespace, params, bundle) -> int:
     plan = deploy_plan.build_plan(params, bundle, params.alerts.webhook_url)
     runner = GcloudRunner(plan.project, plan.region)
     if args.apply:
@@ -79,7 +132,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     try:
         steps = deploy_plan.resolve(plan, runner, deploy_plan.preflight(plan, runner))
     except DeployError as e:
-        print(f"(cannot describe the current state: {e})")
+        print(f"(cannot describe the current state: {redact(str(e), plan.env_vars)})")
         steps = deploy_plan.static_steps(plan)
     print(deploy_plan.format_plan(plan, steps))
     print("Dry run: nothing was changed; add --apply to run the plan.")

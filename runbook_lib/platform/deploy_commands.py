@@ -3,12 +3,22 @@
 Every command is an argument list (never a shell string) that carries `--project`, and
 `--region`/`--location` where the resource has one, so `GcloudRunner.check` can refuse one for
 another project or region. Cloud Scheduler `create` fails on an existing job and `update pubsub`
-takes its own flags, so the job has a create and an update command.
+takes its own flags, so the job has a create and an update command. The function's environment
+(which holds the alert webhook, a credential) never goes on argv, where `ps` and shell history
+would see it: the deploy command names a placeholder that `env_vars_file` turns into a private
+YAML file for the one command that needs it.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import yaml
 
 from runbook_lib.errors import DeployError
 
@@ -17,6 +27,8 @@ if TYPE_CHECKING:
 
 PUBLISHER = "roles/pubsub.publisher"
 DATA_EDITOR = "roles/bigquery.dataEditor"
+# Stands for the private env-vars file in a planned command; replaced only while it runs.
+ENV_VARS_FILE = "<private env-vars file>"
 
 
 def project_flags(plan: DeployPlan) -> list[str]:
@@ -31,9 +43,6 @@ def topic_create(plan: DeployPlan) -> tuple[str, ...]:
 
 def deploy_command(plan: DeployPlan) -> tuple[str, ...]:
     """Return the `functions deploy` command (it creates or updates the gen2 function)."""
-    pairs = [f"{k}={v}" for k, v in sorted(plan.env_vars.items())]
-    # gcloud splits --set-env-vars on commas; a value holding one needs another delimiter.
-    env = ("^;^" + ";".join(pairs)) if any("," in p for p in pairs) else ",".join(pairs)
     return (
         "functions",
         "deploy",
@@ -56,8 +65,27 @@ def deploy_command(plan: DeployPlan) -> tuple[str, ...]:
         plan.memory,
         "--service-account",
         plan.service_account,
-        f"--set-env-vars={env}",
+        "--env-vars-file",
+        ENV_VARS_FILE,
     )
+
+
+@contextmanager
+def env_vars_file(env_vars: Mapping[str, str]) -> Iterator[Path]:
+    """Write the env vars to a private YAML file (mode 0600) for one command; remove it after."""
+    # mkstemp creates the file 0600 (owner only) atomically: no window where others can read it.
+    fd, name = tempfile.mkstemp(prefix="function-env-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump({k: str(v) for k, v in sorted(env_vars.items())}, f)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def with_env_vars_file(command: tuple[str, ...], path: Path) -> tuple[str, ...]:
+    """Return `command` with the env-vars placeholder replaced by the file's path."""
+    return tuple(str(path) if a == ENV_VARS_FILE else a for a in command)
 
 
 def topic_binding(plan: DeployPlan, agent: str) -> tuple[str, ...]:

@@ -5,13 +5,12 @@ something are built in deploy_commands.py, always with `--project` and the resou
 the runner refuses a command for another project or region before running it. The scheduler job
 is described and then created or updated. The cron expression and time zone are validated before
 any command. The function's serving revision is recorded before a deploy so a rollback can route
-traffic back to it.
+traffic back to it. Secret-looking env vars (the alert webhook) are masked in every printed plan
+and error, and reach gcloud only through a private env-vars file.
 """
 
 from __future__ import annotations
 
-import base64
-import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
@@ -19,14 +18,18 @@ from pathlib import Path
 
 from runbook_lib.errors import DeployError
 from runbook_lib.platform.cloud_function.bundle import bundle_digest
+from runbook_lib.platform.cloud_function.drift import function_drift, job_drift
 from runbook_lib.platform.cloud_function.gcloud import (
     GcloudRunner,
     validate_cron,
     validate_time_zone,
 )
 from runbook_lib.platform.cloud_function.local import function_env
+from runbook_lib.platform.cloud_function.secrets import masked_env, redact
 from runbook_lib.platform.deploy_commands import (
+    ENV_VARS_FILE,
     deploy_command,
+    env_vars_file,
     job_command,
     job_state_command,
     project_binding,
@@ -34,10 +37,13 @@ from runbook_lib.platform.deploy_commands import (
     rollback_commands,
     topic_binding,
     topic_create,
+    with_env_vars_file,
 )
 from runbook_lib.run.params import Params
 
 SCHEDULER_AGENT = "service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+# Shown in a plan made without credentials: only `projects describe` knows the number.
+PROJECT_NUMBER_PLACEHOLDER = "<PROJECT_NUMBER>"
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,19 @@ class DeployPlan:
     timeout: str
     memory: str
     bundle_dir: str
-    env_vars: dict[str, str] = field(default_factory=dict)
+    # Out of the repr: a displayed plan must not show the webhook; `masked_env` is for showing.
+    env_vars: dict[str, str] = field(default_factory=dict, repr=False)
     message_body: str = '{"trigger":"scheduled"}'
 
     @property
     def topic_path(self) -> str:
         """Return the topic's full resource name."""
         return f"projects/{self.project}/topics/{self.topic}"
+
+    @property
+    def masked_env(self) -> dict[str, str]:
+        """Return the function's env vars with secret-looking values masked, for display."""
+        return masked_env(self.env_vars)
 
 
 def build_plan(
@@ -132,30 +144,6 @@ def preflight(plan: DeployPlan, runner: GcloudRunner) -> str:
     return str(info["projectNumber"])
 
 
-def _memory_mb(text) -> int | None:
-    m = re.fullmatch(r"(\d+)\s*(M|MB|Mi|MiB|G|GB|Gi|GiB)?", str(text or ""))
-    if not m:
-        return None
-    return int(m.group(1)) * (1024 if (m.group(2) or "M").startswith("G") else 1)
-
-
-def function_drift(plan: DeployPlan, described: dict) -> list[str]:
-    """Return what differs between the described function and the plan (empty: no change)."""
-    build, service = described.get("buildConfig", {}), described.get("serviceConfig", {})
-    have_env = service.get("environmentVariables", {})
-    checks = {
-        "runtime": (build.get("runtime"), plan.runtime),
-        "entry point": (build.get("entryPoint"), plan.entry_point),
-        "service account": (service.get("serviceAccountEmail"), plan.service_account),
-        "trigger topic": (described.get("eventTrigger", {}).get("pubsubTopic"), plan.topic_path),
-        "timeout": (str(service.get("timeoutSeconds")), plan.timeout.rstrip("s")),
-        "memory": (_memory_mb(service.get("availableMemory")), _memory_mb(plan.memory)),
-    }
-    drift = [name for name, (have, want) in checks.items() if have != want]
-    drift += [f"env {k}" for k, v in sorted(plan.env_vars.items()) if have_env.get(k) != v]
-    return drift
-
-
 def _has_binding(policy: dict | None, role: str, member: str) -> bool:
     return any(
         b.get("role") == role and member in b.get("members", [])
@@ -173,10 +161,15 @@ def resolve(plan: DeployPlan, runner: GcloudRunner, project_number: str) -> list
     ]
 
 
+def scheduler_agent(project_number: str) -> str:
+    """Return the IAM member of the project's Cloud Scheduler service agent."""
+    return "serviceAccount:" + SCHEDULER_AGENT.format(number=project_number)
+
+
 def _topic_steps(plan: DeployPlan, runner: GcloudRunner, project_number: str) -> list[Step]:
     p = project_flags(plan)
     topic = runner.describe(["pubsub", "topics", "describe", plan.topic, *p, "--format=json"])
-    agent = "serviceAccount:" + SCHEDULER_AGENT.format(number=project_number)
+    agent = scheduler_agent(project_number)
     policy = (
         runner.describe(["pubsub", "topics", "get-iam-policy", plan.topic, *p, "--format=json"])
         if topic
@@ -188,11 +181,19 @@ def _topic_steps(plan: DeployPlan, runner: GcloudRunner, project_number: str) ->
         else Step("topic", plan.topic, "create", topic_create(plan)),
         _binding_step(
             "topic IAM",
-            f"{agent} roles/pubsub.publisher",
+            _topic_binding_name(agent),
             _has_binding(policy, "roles/pubsub.publisher", agent),
             topic_binding(plan, agent),
         ),
     ]
+
+
+def _topic_binding_name(agent: str) -> str:
+    return f"{agent} roles/pubsub.publisher"
+
+
+def _project_binding_name(member: str) -> str:
+    return f"{member} roles/bigquery.dataEditor"
 
 
 def _project_iam_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
@@ -202,7 +203,7 @@ def _project_iam_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
     )
     return _binding_step(
         "project IAM",
-        f"{member} roles/bigquery.dataEditor",
+        _project_binding_name(member),
         _has_binding(policy, "roles/bigquery.dataEditor", member),
         project_binding(plan, member),
     )
@@ -263,7 +264,7 @@ def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
     )
     if job is None:
         return [Step("scheduler job", plan.job, "create", job_command(plan, "create"))]
-    drift = _job_drift(plan, job)
+    drift = job_drift(plan, job)
     steps = [
         Step(
             "scheduler job",
@@ -286,21 +287,6 @@ def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
             )
         )
     return steps
-
-
-def _job_drift(plan: DeployPlan, job: dict) -> list[str]:
-    target = job.get("pubsubTarget", {})
-    body = base64.b64decode(target.get("data", "")).decode(errors="replace")
-    return [
-        k
-        for k, have, want in (
-            ("schedule", job.get("schedule"), plan.schedule),
-            ("time zone", job.get("timeZone"), plan.time_zone),
-            ("topic", target.get("topicName"), plan.topic_path),
-            ("message body", body, plan.message_body),
-        )
-        if have != want
-    ]
 
 
 @dataclass(frozen=True)
@@ -326,16 +312,24 @@ def apply(plan: DeployPlan, runner: GcloudRunner) -> ApplyResult:
     for step in steps:
         if step.command is None:
             continue
-        proc = runner.run(step.command)
+        proc = _run_step(plan, runner, step.command)
         if proc.returncode != 0:
             raise DeployError(
-                f"{step.action} of {step.resource} {step.name} failed: {proc.stderr.strip()} "
+                f"{step.action} of {step.resource} {step.name} failed: "
+                f"{redact(proc.stderr.strip(), plan.env_vars)} "
                 f"(done before it: {len(executed)} command(s); previous revision "
                 f"{previous or 'none'}; to fix this, correct the cause and apply again: "
                 f"finished steps are no-ops)"
             )
         executed.append(step.command)
     return ApplyResult(tuple(steps), tuple(executed), previous)
+
+
+def _run_step(plan: DeployPlan, runner: GcloudRunner, command: tuple[str, ...]):
+    if ENV_VARS_FILE not in command:
+        return runner.run(command)
+    with env_vars_file(plan.env_vars) as path:
+        return runner.run(with_env_vars_file(command, path))
 
 
 def serving_revision(plan: DeployPlan, runner: GcloudRunner) -> str | None:
@@ -352,14 +346,30 @@ def rollback(
     command = rollback_commands(plan, action, revision)
     proc = runner.run(command)
     if proc.returncode != 0:
-        raise DeployError(f"rollback {action} failed: {proc.stderr.strip()}")
+        raise DeployError(f"rollback {action} failed: {redact(proc.stderr.strip(), plan.env_vars)}")
     return command
 
 
 def static_steps(plan: DeployPlan) -> list[Step]:
     """Return the plan without describing anything (a dry run where gcloud cannot be used)."""
+    agent = scheduler_agent(PROJECT_NUMBER_PLACEHOLDER)
+    member = f"serviceAccount:{plan.service_account}"
+    resolve_number = f"resolve {PROJECT_NUMBER_PLACEHOLDER} with `gcloud projects describe`"
     return [
         Step("topic", plan.topic, "describe first", topic_create(plan)),
+        Step(
+            "topic IAM",
+            _topic_binding_name(agent),
+            "describe first",
+            topic_binding(plan, agent),
+            reason=resolve_number,
+        ),
+        Step(
+            "project IAM",
+            _project_binding_name(member),
+            "describe first",
+            project_binding(plan, member),
+        ),
         Step("function", plan.function, "describe first", deploy_command(plan)),
         Step("scheduler job", plan.job, "describe first", job_command(plan, "create")),
     ]
@@ -370,7 +380,9 @@ def format_plan(plan: DeployPlan, steps: list[Step]) -> str:
     lines = [
         f"Deployment plan for project {plan.project}, region {plan.region}: function "
         f"{plan.function} ({plan.runtime}), topic {plan.topic}, job {plan.job} "
-        f"'{plan.schedule}' {plan.time_zone}"
+        f"'{plan.schedule}' {plan.time_zone}",
+        "  function env (written to a private file at apply): "
+        + ", ".join(f"{k}={v}" for k, v in sorted(plan.masked_env.items())),
     ]
     for s in steps:
         lines.append(

@@ -147,7 +147,10 @@ class Webhook:
 def alert_channel(webhook_url: str | None) -> Iterator[Receiver | Webhook]:
     """Yield the alert channel: the params' webhook, or a local receiver when none is set."""
     if webhook_url:
-        yield Webhook(webhook_url, label=f"webhook {webhook_url.split('?')[0]}")
+        from runbook_lib.platform.cloud_function.secrets import mask_value
+
+        # The label is archived: a webhook URL's path is its secret, so only the host is shown.
+        yield Webhook(webhook_url, label=f"webhook {mask_value(webhook_url)}")
         return
     with local_receiver() as receiver:
         receiver.label = f"local receiver {receiver.url}"

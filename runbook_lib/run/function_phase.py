@@ -2,7 +2,9 @@
 
 On `local` the built bundle is served by functions-framework on 127.0.0.1 and a scheduled
 Pub/Sub CloudEvent is posted to it; on staging/prod the deployment plan is applied with
-gcloud, the scheduler job is run once and the function's logs are read.
+gcloud, the scheduler job is run once and the function's logs are read. The function's alerts go
+to the params' webhook; on `local` without one, to a receiver on 127.0.0.1 that the phase runs
+for as long as the function is served, so an alert the function sends is counted, not lost.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from runbook_lib.platform import deploy_plan
+from runbook_lib.platform import deploy_plan, monitoring
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
+from runbook_lib.platform.cloud_function.secrets import mask_value
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import Params
 from runbook_lib.warehouse.base import Warehouse
@@ -31,6 +36,41 @@ def next_scheduled_run(params: Params) -> Params:
 
 
 @dataclass
+class NoAlertChannel:
+    """No webhook on a cloud environment: the function only logs its alerts."""
+
+    url: None = None
+    label: str = "none (alerts.webhook_url is not set: the function only logs its alerts)"
+
+    def received_count(self) -> int:
+        """Return 0: nothing can be delivered without a webhook."""
+        return 0
+
+
+AlertChannel = monitoring.Receiver | monitoring.Webhook | NoAlertChannel
+
+
+@contextmanager
+def alert_channel(params: Params, webhook_url: str | None = None) -> Iterator[AlertChannel]:
+    """Yield where the function's alerts go: the webhook, or on local a receiver run meanwhile."""
+    url = webhook_url or params.alerts.webhook_url
+    if url or not params.is_local:
+        yield _remote_channel(url)
+        return
+    with monitoring.local_receiver() as receiver:
+        receiver.label = f"local receiver {receiver.url}"
+        yield receiver
+
+
+def _remote_channel(url: str | None) -> monitoring.Webhook | NoAlertChannel:
+    # A receiver on this machine is unreachable from Cloud Functions, so no webhook means none.
+    if not url:
+        return NoAlertChannel()
+    # The path of a Slack-style webhook is its credential: the label keeps the host only.
+    return monitoring.Webhook(url, label=f"webhook {mask_value(url)}")
+
+
+@dataclass
 class Deployment:
     """A deployed (or served) function: what was done to get there, and how to reach it."""
 
@@ -41,52 +81,139 @@ class Deployment:
     steps: list = field(default_factory=list)
     previous_revision: str | None = None
     applied: bool = False
+    # Out of the repr: a displayed deployment must not show the webhook URL; use `alerts.label`.
+    alerts: AlertChannel = field(default_factory=NoAlertChannel, repr=False)
+    alert_threshold_rows: int = 10_000
+    # What deploy opened (the local receiver) and stop() closes.
+    resources: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    def alerts_received(self) -> list[dict] | None:
+        """Return the alerts a local receiver got, or None when delivery is not observable here."""
+        return list(self.alerts.received) if isinstance(self.alerts, monitoring.Receiver) else None
 
     def describe(self) -> pd.DataFrame:
         """Return the deployment as a table: one row per resource and what happened to it."""
         if self.server is not None:
-            return pd.DataFrame([{"resource": "function", "name": ENTRY_POINT, "action": "served",
-                                  "where": self.server.url}])
-        return pd.DataFrame([{"resource": s.resource, "name": s.name, "action": s.action,
-                              "reason": s.reason} for s in self.steps])
+            return pd.DataFrame(
+                [
+                    {
+                        "resource": "function",
+                        "name": ENTRY_POINT,
+                        "action": "served",
+                        "where": self.server.url,
+                    }
+                ]
+            )
+        return pd.DataFrame(
+            [
+                {"resource": s.resource, "name": s.name, "action": s.action, "reason": s.reason}
+                for s in self.steps
+            ]
+        )
 
 
-def deploy(params: Params, bundle: Path, *, dry_run: bool, webhook_url: str | None = None) -> Deployment:
-    """Serve the bundle locally, or plan (and unless dry_run apply) it on GCP."""
+def deploy(
+    params: Params, bundle: Path, *, dry_run: bool, webhook_url: str | None = None
+) -> Deployment:
+    """Serve the bundle locally, or plan (and unless dry_run apply) it on GCP.
+
+    Alerts go to `webhook_url`, by default the params' alerts.webhook_url; on local without
+    one, to a local receiver that `stop` (or `trigger_and_stop`) closes with the server.
+    """
+    webhook_url = webhook_url or params.alerts.webhook_url
     if params.is_local:
-        env = local.function_env(next_scheduled_run(params), webhook_url)
-        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).start()
-        return Deployment(params.env, bundle, server=server, applied=True)
+        return _serve(params, bundle, webhook_url)
     plan = deploy_plan.build_plan(params, bundle, webhook_url)
     runner = GcloudRunner(plan.project, plan.region)
     number = deploy_plan.preflight(plan, runner)
     steps = deploy_plan.resolve(plan, runner, number)
+    channel = _remote_channel(webhook_url)
+    threshold = params.alerts.large_deletion_rows
     if dry_run:
-        return Deployment(params.env, bundle, plan=plan, steps=steps)
+        return Deployment(
+            params.env,
+            bundle,
+            plan=plan,
+            steps=steps,
+            alerts=channel,
+            alert_threshold_rows=threshold,
+        )
     result = deploy_plan.apply(plan, runner)
-    return Deployment(params.env, bundle, plan=plan, steps=list(result.steps),
-                      previous_revision=result.previous_revision, applied=True)
+    return Deployment(
+        params.env,
+        bundle,
+        plan=plan,
+        steps=list(result.steps),
+        previous_revision=result.previous_revision,
+        applied=True,
+        alerts=channel,
+        alert_threshold_rows=threshold,
+    )
+
+
+def _serve(params: Params, bundle: Path, webhook_url: str | None) -> Deployment:
+    resources = ExitStack()
+    try:
+        channel = resources.enter_context(alert_channel(params, webhook_url))
+        env = local.function_env(next_scheduled_run(params), channel.url)
+        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).start()
+    except BaseException:
+        resources.close()
+        raise
+    return Deployment(
+        params.env,
+        bundle,
+        server=server,
+        applied=True,
+        alerts=channel,
+        alert_threshold_rows=params.alerts.large_deletion_rows,
+        resources=resources,
+    )
 
 
 def trigger(deployment: Deployment, wait_seconds: float = 90) -> dict:
     """Trigger one scheduled run and return what the function reported."""
     if deployment.server is not None:
-        attributes, data = local.pubsub_event({"trigger": "scheduled"}, "upcoming-tables-cleanup-trigger",
-                                              "local")
+        attributes, data = local.pubsub_event(
+            {"trigger": "scheduled"}, "upcoming-tables-cleanup-trigger", "local"
+        )
         headers, body = local.encode_event(attributes, data, "binary")
         status, _ = local.post(deployment.server.url, headers, body)
-        return {"http_status": status, "summary": _summary_line(deployment.server.output())}
+        # The function posts its alert before it answers, so the receiver already holds it.
+        received = deployment.alerts_received()
+        return {
+            "http_status": status,
+            "summary": _summary_line(deployment.server.output()),
+            "alerts": None if received is None else [a.get("title") for a in received],
+        }
     if not deployment.applied:
         return {"http_status": None, "summary": {}, "note": "dry run: nothing deployed to trigger"}
     plan = deployment.plan
     runner = GcloudRunner(plan.project, plan.region)
-    run = runner.run(["scheduler", "jobs", "run", plan.job, "--location", plan.region,
-                      "--project", plan.project])
+    run = runner.run(
+        ["scheduler", "jobs", "run", plan.job, "--location", plan.region, "--project", plan.project]
+    )
     time.sleep(wait_seconds)  # Cloud Scheduler -> Pub/Sub -> function: about a minute
-    logs = runner.run(["functions", "logs", "read", plan.function, "--gen2", "--region", plan.region,
-                       "--project", plan.project, "--limit", "50"])
-    return {"http_status": 200 if run.returncode == 0 else run.returncode,
-            "summary": _summary_line(logs.stdout), "logs": logs.stdout}
+    logs = runner.run(
+        [
+            "functions",
+            "logs",
+            "read",
+            plan.function,
+            "--gen2",
+            "--region",
+            plan.region,
+            "--project",
+            plan.project,
+            "--limit",
+            "50",
+        ]
+    )
+    return {
+        "http_status": 200 if run.returncode == 0 else run.returncode,
+        "summary": _summary_line(logs.stdout),
+        "logs": logs.stdout,
+    }
 
 
 def _summary_line(output: str) -> dict:
@@ -101,9 +228,10 @@ def _summary_line(output: str) -> dict:
 
 
 def stop(deployment: Deployment) -> str:
-    """Stop what the phase started: the local server (a GCP deployment stays)."""
+    """Stop what the phase started: the local server and receiver (a GCP deployment stays)."""
     if deployment.server is not None:
         deployment.server.stop()
+        deployment.resources.close()
         return f"local function server on {deployment.server.url} stopped"
     return "deployed function left running on its schedule"
 
@@ -125,13 +253,41 @@ def run_checks(deployment: Deployment, answer: dict, expected, after, audit: dic
         return [("dry run: plan shown, nothing deployed or triggered", True, len(deployment.steps))]
     deleted = answer["summary"].get("total_records_deleted")
     return [
-        ("function answered the scheduled event", answer["http_status"] == 200, answer["http_status"]),
-        ("function deleted exactly the stale rows it previewed", deleted == expected.total_stale,
-         f"{deleted} of {expected.total_stale}"),
+        (
+            "function answered the scheduled event",
+            answer["http_status"] == 200,
+            answer["http_status"],
+        ),
+        (
+            "function deleted exactly the stale rows it previewed",
+            deleted == expected.total_stale,
+            f"{deleted} of {expected.total_stale}",
+        ),
         ("no stale row left for its cutoff", after.total_stale == 0, f"{after.total_stale} left"),
-        ("one audit row written", audit.get("trigger") == "scheduled"
-         and audit.get("total_records_deleted") == expected.total_stale,
-         {k: audit.get(k) for k in ("status", "cutoff_date", "total_records_deleted", "run_id")}),
+        (
+            "one audit row written",
+            audit.get("trigger") == "scheduled"
+            and audit.get("total_records_deleted") == expected.total_stale,
+            {k: audit.get(k) for k in ("status", "cutoff_date", "total_records_deleted", "run_id")},
+        ),
+        *_alert_checks(deployment, answer),
+    ]
+
+
+def _alert_checks(deployment: Deployment, answer: dict) -> list[tuple]:
+    """Check the alert count where it can be seen: the local receiver."""
+    titles = answer.get("alerts")
+    if titles is None:
+        return []
+    deleted = answer["summary"].get("total_records_deleted") or 0
+    failed = answer["http_status"] != 200
+    expected = 1 if failed or deleted > deployment.alert_threshold_rows else 0
+    return [
+        (
+            f"alerts sent only for a failure or more than {deployment.alert_threshold_rows:,} rows",
+            len(titles) == expected,
+            f"{len(titles)} alert(s) received, {expected} expected: {titles}",
+        )
     ]
 
 
@@ -149,6 +305,12 @@ def result_record(deployment: Deployment, answer: dict, audit: dict) -> dict:
     return {
         how: deployment.applied,
         "rows_deleted": answer["summary"].get("total_records_deleted"),
-        "audit_row": {k: audit.get(k) for k in
-                      ("trigger", "status", "cutoff_date", "total_records_deleted", "run_id")},
+        "alerts": {
+            "channel": deployment.alerts.label,
+            "received": None if answer.get("alerts") is None else len(answer["alerts"]),
+        },
+        "audit_row": {
+            k: audit.get(k)
+            for k in ("trigger", "status", "cutoff_date", "total_records_deleted", "run_id")
+        },
     }

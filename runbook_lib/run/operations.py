@@ -141,10 +141,12 @@ def code_revert_guidance(run_dir=None) -> str:
 
 def cleanup_records(result) -> dict:
     """Return what phase 02 records: per-table outcome, total deleted, and the backups made."""
+    import pandas as pd
+
     return {
-        "tables": [{"table": t.table.short, "previewed": t.previewed, "deleted": t.deleted,
-                    "backup": str(t.backup_table or ""), "backup_rows": t.backup_rows,
-                    "verified": t.verified} for t in result.tables],
+        "tables": pd.DataFrame([{"table": t.table.short, "previewed": t.previewed, "deleted": t.deleted,
+                                 "backup": str(t.backup_table or ""), "backup_rows": t.backup_rows,
+                                 "verified": t.verified} for t in result.tables]),
         "rows_deleted": result.total_deleted,
         "backups": [{"table": str(t.table), "backup": str(t.backup_table)}
                     for t in result.tables if t.backup_table],

@@ -2,7 +2,8 @@
 
 Used by `runbook function serve`, phase 03 on `local` and the tests: a real server process on
 a free port serving the bundle folder, and a Pub/Sub CloudEvent posted to it over HTTP in the
-binary or the structured content mode.
+binary or the structured content mode. `serve_bundle` starts both targets of the bundle: the
+CloudEvent entry point and the `health` HTTP endpoint, each its own process on its own port.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from runbook_lib.errors import DeployError
 from runbook_lib.run.params import Params
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
+CLOUDEVENT_TARGET = "cleanup_upcoming_tables"
+HEALTH_TARGET = "health"
 
 
 def function_env(params: Params, webhook_url: str | None = None) -> dict[str, str]:
@@ -51,6 +54,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def next_free_port(after: int, tries: int = 100) -> int:
+    """Return the first port above `after` on 127.0.0.1 that is free right now."""
+    for port in range(after + 1, min(after + 1 + tries, 65536)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def pubsub_event(body: dict, topic: str, project: str) -> tuple[dict, dict]:
@@ -112,6 +127,7 @@ class LocalFunctionServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.process: subprocess.Popen | None = None
+        self._final_output: str | None = None
         # A file, not a pipe: an unread pipe would block a chatty server once its buffer fills.
         self.log_path = Path(tempfile.mkstemp(prefix="function-server-", suffix=".log")[1])
 
@@ -154,7 +170,7 @@ class LocalFunctionServer:
         raise DeployError(f"functions-framework did not listen on {self.url} within {timeout}s")
 
     def stop(self) -> None:
-        """Stop the server process (the one this object started)."""
+        """Stop the server process (the one this object started) and remove its log file."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -162,9 +178,14 @@ class LocalFunctionServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._final_output is None:
+            self._final_output = self.output()  # kept in memory: output() works after stop()
+            self.log_path.unlink(missing_ok=True)
 
     def output(self) -> str:
         """Return what the server has printed so far (its log lines and JSON summaries)."""
+        if self._final_output is not None:
+            return self._final_output
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> LocalFunctionServer:
@@ -172,3 +193,19 @@ class LocalFunctionServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def serve_bundle(
+    bundle_dir: str | Path, env: dict[str, str], port: int | None = None
+) -> list[LocalFunctionServer]:
+    """Start the bundle's CloudEvent target and its `health` target on the next free port."""
+    # functions-framework serves one target per process, so health needs a second server.
+    events = LocalFunctionServer(bundle_dir, CLOUDEVENT_TARGET, "cloudevent", env, port).start()
+    try:
+        health = LocalFunctionServer(
+            bundle_dir, HEALTH_TARGET, "http", env, next_free_port(events.port)
+        ).start()
+    except BaseException:
+        events.stop()
+        raise
+    return [events, health]

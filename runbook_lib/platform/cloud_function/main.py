@@ -65,7 +65,8 @@ class FunctionConfig:
                 SOURCE,
                 "GCP_PROJECT_ID",
                 "not set",
-                "deploy with --set-env-vars GCP_PROJECT_ID=<project>",
+                "set GCP_PROJECT_ID=<project> in the function's environment "
+                "(`runbook function plan --env ENV --apply` sets it)",
             )
         backend = env.get("WAREHOUSE_BACKEND", "bigquery")
         overrides = {

@@ -8,7 +8,10 @@ and logs every call so a test can see exactly which commands ran.
 import base64
 import json
 import os
+import stat
 import sys
+
+import yaml
 
 
 def flag(args, name):
@@ -78,7 +81,13 @@ def handle(a, s):
         if verb == "describe":
             return out(s["functions"][name]) if name in s["functions"] else not_found("function")
         if verb == "deploy":
-            env = dict(kv.split("=", 1) for kv in flag(a, "--set-env-vars").split(","))
+            env_file = flag(a, "--env-vars-file")
+            if env_file:  # what gcloud reads: a YAML map; keep its mode for the tests to see
+                env = yaml.safe_load(open(env_file))
+                mode = stat.S_IMODE(os.stat(env_file).st_mode)
+                s.setdefault("env_files", []).append({"path": env_file, "mode": oct(mode)})
+            else:
+                env = dict(kv.split("=", 1) for kv in flag(a, "--set-env-vars").split(","))
             n = s["functions"].get(name, {}).get("n", 0) + 1
             s["functions"][name] = {
                 "n": n,
