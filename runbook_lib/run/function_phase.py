@@ -291,10 +291,10 @@ def _alert_checks(deployment: Deployment, answer: dict) -> list[tuple]:
     ]
 
 
-def trigger_and_stop(deployment: Deployment) -> dict:
+def trigger_and_stop(deployment: Deployment, wait_seconds: float = 90) -> dict:
     """Trigger one scheduled run, then stop what the phase started, even if the trigger failed."""
     try:
-        return trigger(deployment)
+        return trigger(deployment, wait_seconds)
     finally:
         stop(deployment)
 

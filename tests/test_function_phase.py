@@ -1,0 +1,27 @@
+"""Phase 03 on staging/prod: plan, apply, trigger the job once and read the function's logs."""
+
+from __future__ import annotations
+
+from runbook_lib.platform.cloud_function.bundle import build_bundle
+from runbook_lib.run import function_phase
+from runbook_lib.run.params import load_params
+from tests.test_deploy_plan import mutating
+
+
+def test_dry_run_should_plan_every_resource_and_change_nothing(gcloud, tmp_path):
+    params = load_params("staging")
+    deployment = function_phase.deploy(params, build_bundle(tmp_path / "bundle"), dry_run=True)
+    assert not deployment.applied and len(deployment.describe()) == 5
+    assert mutating(gcloud) == []
+    assert function_phase.trigger(deployment)["http_status"] is None
+
+
+def test_apply_should_deploy_then_trigger_the_job_and_read_the_summary_from_the_logs(gcloud, tmp_path):
+    params = load_params("staging")
+    deployment = function_phase.deploy(params, build_bundle(tmp_path / "bundle"), dry_run=False)
+    assert deployment.applied
+    answer = function_phase.trigger_and_stop(deployment, wait_seconds=0)
+    assert answer["http_status"] == 200
+    assert answer["summary"]["trigger"] == "scheduled"
+    again = function_phase.deploy(params, build_bundle(tmp_path / "bundle2"), dry_run=False)
+    assert {s.action for s in again.steps} == {"nothing"}
