@@ -292,7 +292,8 @@ def _chain(
     result = RunResult(ctx.run_id, ctx.run_dir, ctx.params.env)
 
     def start(nb: Path) -> engine.Kernel:
-        imports = list(engine.BASE_IMPORTS) + engine.notebook_imports(nb)
+        imports = [*engine.BASE_IMPORTS, engine.WAREHOUSE_MODULES[ctx.params.backend],
+                   *engine.notebook_imports(nb)]
         return engine.start_kernel(kname, nb.stem, ctx.kernel_env, nb.parent, imports)
 
     kernel = start(notebooks[0]) if notebooks else None
