@@ -557,3 +557,17 @@ def test_the_audit_row_records_the_backup_suffix_as_run_id_when_none_is_given(wh
 def test_cli_today_that_is_not_a_date_names_the_flag(cli_env, capsys):
     assert main(["cleanup", "--env", "local", "--today", "2025-13-01", "--dry-run"]) == 2
     assert capsys.readouterr().err.startswith("error: --today: '2025-13-01' is not a date")
+
+
+def test_cli_cleanup_should_refuse_while_a_run_holds_the_environment_lock(
+    cli_env, tables, capsys, tmp_path, monkeypatch
+):
+    from runbook_lib.run import lock
+
+    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "outputs")
+    before = counts(cli_env, tables)
+    with lock.held(tmp_path / "outputs" / "local" / ".lock", "a-running-run"):
+        code = main(["cleanup", "--env", "local", "--confirm", "anything"])
+    assert code == 1
+    assert "a-running-run" in capsys.readouterr().err
+    assert counts(cli_env, tables) == before

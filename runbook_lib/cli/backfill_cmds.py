@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from runbook_lib.cli.common import add_env, params_from, show
+from runbook_lib.cli.common import add_env, env_lock, params_from, show
 from runbook_lib.errors import CoverageValidationError, ParamsError
 from runbook_lib.platform import backfill
 from runbook_lib.platform.backfill_dates import requested_dates
@@ -81,6 +81,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
     if args.status:
         return _status(params, args)
+    with env_lock(params, "backfill", needed=not args.dry_run):
+        return _run_backfill(params, args)
+
+
+def _run_backfill(params, args: argparse.Namespace) -> int:
     handler = _attach_log_handler()
     try:
         result = backfill.run_backfill(

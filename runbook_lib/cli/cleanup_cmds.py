@@ -14,8 +14,8 @@ import datetime as dt
 import shlex
 import sys
 
-from runbook_lib.cli.common import add_env, params_from, show
-from runbook_lib.errors import ConfirmationRequired, EnvironmentMismatchError, ParamsError
+from runbook_lib.cli.common import add_env, env_lock, params_from, show
+from runbook_lib.errors import ConfirmationRequired, ParamsError
 from runbook_lib.platform import cleanup
 from runbook_lib.warehouse import connect
 from runbook_lib.warehouse.ids import TableId, parse_table_id
@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Preview, confirm and apply a cleanup; print every step."""
     params = params_from(args)
+    dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
+    with env_lock(params, "cleanup", needed=not dry_run):
+        return _cleanup(params, args)
+
+
+def _cleanup(params, args: argparse.Namespace) -> int:
     today = params.effective_today()
     days = _ttl_days(args, params, today)
     dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
@@ -166,13 +172,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     """Overwrite a live upcoming table with its backup and verify the row counts."""
     params = params_from(args)
     analytics = params.datasets["analytics"]
-    try:
-        live = parse_table_id(args.table, params.project, analytics, "--table")
-        backup = parse_table_id(args.backup, params.project, analytics, "--backup")
-    except EnvironmentMismatchError as e:
-        # Bad input like any other (exit 2): the id names another environment's warehouse.
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    # An id of another project raises EnvironmentMismatchError: bad input, exit 2 like the rest.
+    live = parse_table_id(args.table, params.project, analytics, "--table")
+    backup = parse_table_id(args.backup, params.project, analytics, "--backup")
     if live not in cleanup.upcoming_tables(params.tables):
         raise ParamsError(
             "command line",
@@ -190,7 +192,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
     wh = connect(params)
     _require_backup(wh, params, live, backup)
-    result = cleanup.restore_from_backup(wh, live, backup)
+    with env_lock(params, "restore"):
+        result = cleanup.restore_from_backup(wh, live, backup)
     print(
         f"Restored {live.short} from {backup.short}: {result.restored_rows:,} rows "
         f"(backup holds {result.backup_rows:,}; verified)"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 
@@ -50,3 +53,20 @@ def show(df: pd.DataFrame, title: str | None = None) -> None:
     if title:
         print(title)
     print(df.to_string(index=False) if len(df) else "  (none)")
+
+
+@contextmanager
+def env_lock(params: Params, command: str, needed: bool = True) -> Iterator[None]:
+    """Hold the environment's lock (the one `runbook run` takes) while a command changes data.
+
+    One writer per environment: a cleanup or backfill started by hand while a run is active is
+    refused with the run's owner and id, instead of racing it.
+    """
+    if not needed:
+        yield
+        return
+    from runbook_lib import paths
+    from runbook_lib.run import lock
+
+    with lock.held(paths.OUTPUTS_DIR / params.env / ".lock", f"cli-{command}-{os.getpid()}"):
+        yield
