@@ -88,3 +88,36 @@ def test_rollback_function_should_pause_the_deployed_scheduler_job_on_gcp(gcloud
 
 def test_rollback_function_should_touch_nothing_on_local(local_params):
     assert operations.rollback_function(local_params)["action"] == "none"
+
+
+def _commit(path, name):
+    (path / name).write_text(name)
+    subprocess.run(["git", "-C", str(path), "add", name], check=True)
+    subprocess.run(["git", "-C", str(path), "-c", "user.email=a@b", "-c", "user.name=a",
+                    "commit", "-q", "-m", name], check=True)
+
+
+def test_merge_should_fast_forward_a_branch_that_is_ahead(tmp_path):
+    _repo(tmp_path)
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "-b", "feature"], check=True)
+    _commit(tmp_path, "safeguard.py")
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "main"], check=True)
+    merged = checks.merge_fast_forward("feature", root=tmp_path)
+    assert merged["requested"] and merged["ok"] and (tmp_path / "safeguard.py").exists()
+
+
+def test_merge_should_refuse_a_diverged_branch_and_change_nothing(tmp_path):
+    _repo(tmp_path)
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "-b", "feature"], check=True)
+    _commit(tmp_path, "a.py")
+    subprocess.run(["git", "-C", str(tmp_path), "checkout", "-q", "main"], check=True)
+    _commit(tmp_path, "b.py")
+    head = checks.git_state(tmp_path).head
+    merged = checks.merge_fast_forward("feature", root=tmp_path)
+    assert merged["requested"] and not merged["ok"]
+    assert checks.git_state(tmp_path).head == head and not (tmp_path / "a.py").exists()
+
+
+def test_merge_should_do_nothing_unless_asked():
+    assert checks.merge_fast_forward("") == {
+        "requested": False, "ok": True, "detail": "no merge requested: a reviewed PR merges"}

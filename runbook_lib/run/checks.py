@@ -71,6 +71,22 @@ def git_diff_stat(target: str, root: Path = paths.SOURCE_ROOT) -> str:
     return result.stdout.strip() or f"(the working tree is {target}: nothing to deploy beyond it)"
 
 
+def merge_fast_forward(branch: str, root: Path = paths.SOURCE_ROOT) -> dict:
+    """Fast-forward the checkout to `branch` when asked; never a merge commit, never a conflict.
+
+    An empty `branch` means no merge was requested (the seed runbook's reviewed PR merges);
+    anything but a clean fast-forward is refused and reported, and the tree is left as it was.
+    """
+    if not branch:
+        return {"requested": False, "ok": True, "detail": "no merge requested: a reviewed PR merges"}
+    if not git_state(root).clean:
+        return {"requested": True, "ok": False, "detail": "refused: the working tree has uncommitted changes"}
+    result = _git(root, "merge", "--ff-only", branch)
+    detail = (result.stdout or result.stderr).strip().splitlines()
+    return {"requested": True, "ok": result.returncode == 0,
+            "detail": detail[-1] if detail else f"git merge --ff-only {branch}: exit {result.returncode}"}
+
+
 def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
     """Check each dataset is reachable and writable, and each declared table exists.
 
