@@ -273,6 +273,21 @@ def test_resume_skips_successful_dates_and_retries_failed_ones(
     assert list(meta["status"]) == ["COMPLETE", "FAILED", "COMPLETE", "COMPLETE"]
 
 
+@pytest.mark.safeguard
+def test_resume_reprocesses_a_successful_date_whose_pcf_rows_are_gone(
+    empty_wh, local_params, caplog_info
+):
+    """A checkpoint says done, the warehouse says otherwise: the warehouse wins."""
+    t = local_params.tables
+    make_league(empty_wh, t, {D1: 20, D2: 20})
+    run_backfill(empty_wh, local_params, D1, D2)
+    empty_wh.execute(f"DELETE FROM {t.pcf.sql} WHERE game_date = @d", {"d": D1})
+    result = run_backfill(empty_wh, local_params, D1, D2)
+    assert [str(o.game_date) for o in result.outcomes] == [str(D1)]
+    assert f"Checkpoint says {D1} succeeded with 20 players but PCF holds 0" in caplog_info.text
+    assert pcf_counts(empty_wh, t) == {str(D1): 20, str(D2): 20}
+
+
 def test_checkpoint_file_stores_each_failed_dates_error(empty_wh, local_params, short_build):
     make_league(empty_wh, local_params.tables, {D1: 20})
     short_build["n"] = 5

@@ -243,3 +243,14 @@ def test_seed_if_missing_seeds_a_warehouse_lacking_tables_and_describes_it(local
     assert all(wh.table_exists(local_root.tables.id(s)) for s in ALL_TABLES)
     assert main(["describe", "--env", "local"]) == 0
     assert "upcoming_team_game_context" in capsys.readouterr().out
+
+
+def test_seed_should_remove_the_old_warehouses_backfill_checkpoints(local_root, capsys):
+    """A checkpoint of the replaced warehouse would let a resume skip dates that are empty now."""
+    folder = paths.resolve(local_root.backfill.checkpoint_dir)
+    folder.mkdir(parents=True)
+    (folder / "player_composite_factors_2023-02-23_2023-02-24.json").write_text("{}")
+    (folder / "unrelated.txt").write_text("kept")
+    assert main(["seed", "--env", "local", "--today", "2025-04-10"]) == 0
+    assert "1 backfill checkpoint(s) of the old warehouse removed" in capsys.readouterr().out
+    assert [p.name for p in folder.iterdir()] == ["unrelated.txt"]

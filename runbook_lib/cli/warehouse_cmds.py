@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from runbook_lib import paths
 from runbook_lib.cli.common import add_env, params_from, show
 from runbook_lib.errors import ParamsError
+from runbook_lib.platform.checkpoint import clear_checkpoints
 from runbook_lib.platform.league import describe_warehouse, refuse_unless_local, seed_league
 from runbook_lib.platform.schema import ALL_TABLES
 from runbook_lib.warehouse import connect
@@ -52,7 +54,9 @@ def cmd_seed(args: argparse.Namespace) -> int:
         print(f"The local warehouse {wh.path} already holds every table; nothing changed.")
         return 0
     summary = seed_league(wh, params.tables, today)
-    print(f"Seeded {wh.path} (today {today}):")
+    cleared = clear_checkpoints(paths.resolve(params.backfill.checkpoint_dir))
+    print(f"Seeded {wh.path} (today {today}); {cleared} backfill checkpoint(s) of the old "
+          f"warehouse removed:")
     for name, value in dataclasses.asdict(summary).items():
         shown = f"{value:,}" if isinstance(value, int) and name != "seed" else value
         print(f"  {name:<16} {shown}")

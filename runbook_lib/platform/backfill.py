@@ -148,12 +148,38 @@ def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, 
     pending, skipped_before = _apply_checkpoint(
         checkpoint, todo, resume=resume, dry_run=result.dry_run
     )
+    pending = sorted(set(pending) | set(_unpublished(wh, params, checkpoint, pending, todo)))
     left = set(pending)
     result.already_successful = [d for d in todo if d not in left]
     # A bootstrap skip depends on the schedule alone: recorded once, it stays true.
     result.already_skipped = [d for d in bootstrap if str(d) in skipped_before]
     bootstrap = {d: r for d, r in bootstrap.items() if str(d) not in skipped_before}
     return pending, bootstrap, checkpoint, skipped_before
+
+
+def _unpublished(wh, params, checkpoint: Checkpoint, pending: list, todo: list) -> list:
+    """Return dates the checkpoint calls successful whose players are no longer all in PCF.
+
+    A checkpoint is a file; the warehouse can be reseeded, restored or cleaned under it. Trust
+    it only as far as PCF agrees (one query), so a resume never reports success for rows that
+    are not there: the incident's silent exit 0 in another form.
+    """
+    done = [d for d in todo if d not in set(pending)]
+    if not done:
+        return []
+    recorded = checkpoint.load()["successful_dates"]
+    sql = (
+        f"SELECT game_date, COUNT(DISTINCT player_lookup) AS n FROM {params.tables.pcf.sql} "
+        f"WHERE game_date IN UNNEST(@dates) GROUP BY game_date"
+    )
+    have = {str(r.game_date): int(r.n) for r in wh.query(sql, {"dates": done}).itertuples()}
+    redo = [d for d in done if have.get(str(d), 0) < int(recorded[str(d)]["players"])]
+    for d in redo:
+        log.warning(
+            "Checkpoint says %s succeeded with %s players but PCF holds %d: processing it again",
+            d, recorded[str(d)]["players"], have.get(str(d), 0),
+        )
+    return redo
 
 
 def _drop_repeat_skips(todo: list, plan: dict, skipped_before: dict, result) -> list:

@@ -200,3 +200,11 @@ def _validate(state, path: str) -> None:
     both = sorted(set(state["successful_dates"]) & set(state["failed_dates"]))
     if both:
         raise CheckpointError(path, f"dates both successful and failed: {both}")
+
+
+def clear_checkpoints(folder: Path) -> int:
+    """Delete the backfill checkpoints in `folder` (they describe a warehouse being replaced)."""
+    files = list(Path(folder).glob(f"{JOB_NAME}_*.json")) if Path(folder).is_dir() else []
+    for p in files:
+        p.unlink()
+    return len(files)
