@@ -344,9 +344,8 @@ def test_cli_restore_puts_the_backup_back(cli_env, tables, capsys):
 
 
 @pytest.fixture
-def league(request):
-    pytest.importorskip("runbook_lib.platform.league", reason="the league seed is not written yet")
-    return request.getfixturevalue("seeded_wh")
+def league(seeded_wh):
+    return seeded_wh
 
 
 def test_seeded_league_cleanup_deletes_exactly_the_preview_and_keeps_the_cutoff(league, tables):
@@ -571,3 +570,19 @@ def test_cli_cleanup_should_refuse_while_a_run_holds_the_environment_lock(
     assert code == 1
     assert "a-running-run" in capsys.readouterr().err
     assert counts(cli_env, tables) == before
+
+
+def test_prune_should_drop_only_backups_older_than_the_retention(wh, tables):
+    import datetime as dt
+
+    upcg = tables.upcg
+    old = upcg.with_table(f"{upcg.table}_backup_20250301_040000_abc")
+    recent = upcg.with_table(f"{upcg.table}_backup_20250405_040000_def")
+    undated = upcg.with_table(f"{upcg.table}_backup_manual")
+    for b in (old, recent, undated):
+        wh.copy_table(upcg, b)
+    now = dt.datetime(2025, 4, 10, 4, 0, tzinfo=dt.UTC)
+    assert cleanup.prune_backups(wh, tables, 30, now, dry_run=True) == [old]
+    assert wh.table_exists(old)
+    assert cleanup.prune_backups(wh, tables, 30, now) == [old]
+    assert not wh.table_exists(old) and wh.table_exists(recent) and wh.table_exists(undated)

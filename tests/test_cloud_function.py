@@ -147,6 +147,20 @@ def test_pubsub_event_via_test_client_deletes_stale_rows_and_writes_one_audit_ro
     assert len(cleanup.list_backups(wh, tables)[tables.upcg]) == 1
 
 
+def test_a_successful_run_should_drop_backups_past_the_retention_and_keep_its_own(
+    bundle, wh, local_params, fn_env
+):
+    tables = local_params.tables
+    old = tables.upcg.with_table(f"{tables.upcg.table}_backup_20200101_040000_x")
+    wh.copy_table(tables.upcg, old)
+    client = functions_framework.create_app(
+        "cleanup_upcoming_tables", str(bundle / "main.py"), "cloudevent"
+    ).test_client()
+    assert send(client, local_params.project).status_code == 200
+    backups = cleanup.list_backups(wh, tables)[tables.upcg]
+    assert old not in backups and len(backups) == 1  # this run's own backup stays
+
+
 def test_failed_run_answers_500_alerts_audits_and_deletes_nothing(
     bundle, wh, local_params, fn_env, receiver, monkeypatch
 ):

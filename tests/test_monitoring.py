@@ -72,8 +72,8 @@ def test_alert_should_reach_a_real_receiver_when_yesterday_is_below_threshold(em
     empty_wh.load_dataframe(t.backfill_metadata, _metadata([
         (dt.date(2025, 4, 9), 187, 1, "FAILED", "2025-04-10 01:00", "r1"),
     ]))
-    with monitoring.alert_channel(None) as channel:
-        result = monitoring.alert_on_incomplete(empty_wh, t, today, channel.url, 90.0)
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        result = monitoring.alert_on_incomplete(empty_wh, t, today, channel, 90.0)
         assert result.sent and result.status == 200 and result.incomplete == 1
         assert channel.received_count() == 1
         assert channel.received[0]["dates"][0]["actual_players"] == "1"
@@ -84,8 +84,8 @@ def test_alert_should_not_fire_when_coverage_is_complete(empty_wh, local_params)
     empty_wh.load_dataframe(t.backfill_metadata, _metadata([
         (dt.date(2025, 4, 9), 180, 180, "COMPLETE", "2025-04-10 01:00", "r1"),
     ]))
-    with monitoring.alert_channel(None) as channel:
-        result = monitoring.alert_on_incomplete(empty_wh, t, today, channel.url, 90.0)
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        result = monitoring.alert_on_incomplete(empty_wh, t, today, channel, 90.0)
         assert not result.sent and channel.received_count() == 0
 
 
@@ -109,3 +109,14 @@ def test_monitoring_sql_should_give_the_same_answers_on_both_backends(warehouse)
     assert len(monitoring.dashboard(wh, t, today, 30)) == 2
     alerts = monitoring.incomplete_dates(wh, t, today, 90.0)
     assert [str(d) for d in alerts["analysis_date"]] == ["2025-04-09"]
+
+
+def test_a_cloud_environment_without_a_webhook_should_get_no_channel_not_a_local_one(empty_wh, local_params):
+    t, today = local_params.tables, dt.date(2025, 4, 10)
+    empty_wh.load_dataframe(t.backfill_metadata, _metadata([
+        (dt.date(2025, 4, 9), 187, 1, "FAILED", "2025-04-10 01:00", "r1"),
+    ]))
+    with monitoring.alert_channel(None, is_local=False) as channel:
+        result = monitoring.alert_on_incomplete(empty_wh, t, today, channel, 90.0)
+    assert isinstance(channel, monitoring.NoAlertChannel)
+    assert result.incomplete == 1 and not result.sent and channel.received_count() == 0

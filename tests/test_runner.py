@@ -347,3 +347,15 @@ def test_outside_local_resume_after_a_succeeded_preflight_runs(cloud, nbdir, tmp
     result = runner.resume(caught.value.result.run_dir)
     assert result.ok and [r["phase"] for r in result.records] == ["01_faulty"]
     assert runner.verify(result.run_dir).ok
+
+
+def test_resume_rerun_should_run_a_succeeded_phase_again_as_a_new_attempt(nbdir, tmp_path):
+    """Phase 06's later windows need a rerun on the same run, a day after the deployment."""
+    write_phase(nbdir, "06_later", ['phase.check("later", True, "evidence")'])
+    result = _run(nbdir, tmp_path)
+    again = runner.resume(result.run_dir, rerun=["06"])
+    assert [r["phase"] for r in again.records] == ["06_later"]
+    assert (result.run_dir / "06_later.attempt2.ipynb").exists()
+    assert runner.verify(result.run_dir).ok
+    with pytest.raises(ParamsError, match="names no phase"):
+        runner.resume(result.run_dir, rerun=["07"])

@@ -119,6 +119,7 @@ def _resume(args):
         overrides=_parse_set(args.set),
         progress=_Progress(),
         break_stale_lock=args.break_stale_lock,
+        rerun=args.rerun,
     )
 
 
@@ -179,6 +180,10 @@ def register(sub) -> None:
     p.set_defaults(func=_run)
     p = sub.add_parser("resume", help="continue a failed run from its failed phase")
     p.add_argument("run_dir")
+    p.add_argument(
+        "--rerun", nargs="+", metavar="PHASE", default=None,
+        help="run these phases again even though they succeeded (e.g. 06 a day later)",
+    )
     _lock_flag(p)
     p.set_defaults(func=_resume)
     p = sub.add_parser("verify", help="check a run's hash chain and archived notebooks")

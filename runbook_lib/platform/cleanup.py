@@ -41,6 +41,7 @@ from runbook_lib.platform.cleanup_backup import (
     RestoreResult,
     backup_id,
     list_backups,
+    prune_backups,
     restore_from_backup,
     verified_backup,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "list_backups",
     "max_ttl_days",
     "plan_cleanup",
+    "prune_backups",
     "restore_from_backup",
     "upcoming_tables",
     "write_audit",

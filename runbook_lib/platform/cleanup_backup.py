@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
@@ -67,3 +68,39 @@ def list_backups(wh: Warehouse, tables: Tables) -> dict[TableId, list[TableId]]:
         names = wh.list_tables(table.dataset) if wh.dataset_exists(table.dataset) else []
         out[table] = [table.with_table(n) for n in sorted(names) if n.startswith(prefix)]
     return out
+
+
+def backup_date(backup: TableId) -> dt.date | None:
+    """Return the UTC date a backup was made, read from its name (`..._backup_YYYYMMDD...`)."""
+    match = re.search(r"_backup_(\d{8})", backup.table)
+    if not match:
+        return None
+    try:
+        return dt.datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def prune_backups(
+    wh: Warehouse, tables: Tables, keep_days: int, now: dt.datetime, *, dry_run: bool = False
+) -> list[TableId]:
+    """Drop backups made more than `keep_days` days before `now`; return the ones dropped.
+
+    The daily function backs up both upcoming tables on every run; without a retention it
+    would leave ~730 tables a year. The seed runbook keeps backups 30 days. A backup whose
+    name carries no date is never dropped.
+    """
+    if keep_days < 1:
+        raise ValueError(f"keep_days must be 1 or more, got {keep_days}")
+    oldest_kept = now.date() - dt.timedelta(days=keep_days)
+    dropped = []
+    for backups in list_backups(wh, tables).values():
+        for backup in backups:
+            made = backup_date(backup)
+            if made is not None and made < oldest_kept:
+                if not dry_run:
+                    wh.drop_table(backup)
+                dropped.append(backup)
+    verb = "Would drop" if dry_run else "Dropped"
+    log.info("%s %d backup(s) older than %d days", verb, len(dropped), keep_days)
+    return dropped

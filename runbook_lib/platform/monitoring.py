@@ -99,13 +99,13 @@ def send_alert(url: str, payload: dict, timeout: float = 10.0) -> int:
 
 
 def alert_on_incomplete(
-    wh: Warehouse, tables: Tables, today: dt.date, url: str, threshold_pct: float, days: int = 1
+    wh: Warehouse, tables: Tables, today: dt.date, channel, threshold_pct: float, days: int = 1
 ) -> AlertResult:
     """Run the alert query and send one alert listing incomplete dates, if there are any."""
     found = incomplete_dates(wh, tables, today, threshold_pct, days)
     if found.empty:
         log.info("No date below %.0f%% coverage in the last %d day(s); no alert sent", threshold_pct, days)
-        return AlertResult(0, False, url)
+        return AlertResult(0, False, channel.label)
     payload = {
         "title": "Backfill coverage below threshold",
         "threshold_pct": threshold_pct,
@@ -113,9 +113,10 @@ def alert_on_incomplete(
         .astype(str)
         .to_dict("records"),
     }
-    status = send_alert(url, payload)
-    log.warning("Alert sent to %s: %d date(s) below %.0f%%", url, len(found), threshold_pct)
-    return AlertResult(len(found), True, url, status)
+    status = channel.send(payload)
+    log.warning("Alert to %s: %d date(s) below %.0f%% (HTTP %s)", channel.label, len(found),
+                threshold_pct, status)
+    return AlertResult(len(found), status is not None, channel.label, status)
 
 
 @dataclass
@@ -126,31 +127,70 @@ class Receiver:
     received: list[dict] = field(default_factory=list)
     label: str = "local receiver"
 
+    def send(self, payload: dict) -> int:
+        """POST a message to the receiver; return the HTTP status."""
+        return send_alert(self.url, payload)
+
     def received_count(self) -> int:
-        """Return how many messages arrived (for a remote webhook: unknown, so 1 per 200)."""
+        """Return how many messages arrived."""
         return len(self.received)
 
 
 @dataclass
 class Webhook:
-    """A remote webhook from params: delivery is proven by its HTTP status."""
+    """A webhook from params: delivery is proven by its HTTP status."""
 
-    url: str
+    url: str = field(repr=False)
     label: str = "webhook"
 
+    def send(self, payload: dict) -> int:
+        """POST a message to the webhook; return the HTTP status."""
+        return send_alert(self.url, payload)
+
+    def received_count(self) -> int | None:
+        """Return None: a remote channel's inbox cannot be read, only its HTTP status."""
+        return None
+
+
+@dataclass
+class NoAlertChannel:
+    """No webhook on a cloud environment: alerts can only be logged, and the phase says so."""
+
+    url: None = None
+    label: str = "none (alerts.webhook_url is not set: alerts are only logged)"
+
+    def send(self, payload: dict) -> None:
+        """Log the alert; return None (nothing was delivered)."""
+        log.warning("ALERT not delivered (no alerts.webhook_url): %s", payload.get("title"))
+        return None
+
     def received_count(self) -> int:
-        """Return 1: a remote channel acknowledged the message with its HTTP status."""
-        return 1
+        """Return 0: nothing can be delivered without a webhook."""
+        return 0
+
+
+AlertChannel = Receiver | Webhook | NoAlertChannel
+
+
+def remote_channel(webhook_url: str | None) -> Webhook | NoAlertChannel:
+    """Return the webhook of a cloud environment, or NoAlertChannel when none is set."""
+    if not webhook_url:
+        return NoAlertChannel()
+    from runbook_lib.platform.cloud_function.secrets import mask_value
+
+    # The label is archived: a webhook URL's path is its secret, so only the host is shown.
+    return Webhook(webhook_url, label=f"webhook {mask_value(webhook_url)}")
 
 
 @contextmanager
-def alert_channel(webhook_url: str | None) -> Iterator[Receiver | Webhook]:
-    """Yield the alert channel: the params' webhook, or a local receiver when none is set."""
-    if webhook_url:
-        from runbook_lib.platform.cloud_function.secrets import mask_value
+def alert_channel(webhook_url: str | None, is_local: bool) -> Iterator[AlertChannel]:
+    """Yield where alerts go: the params' webhook; on local a receiver on 127.0.0.1; else none.
 
-        # The label is archived: a webhook URL's path is its secret, so only the host is shown.
-        yield Webhook(webhook_url, label=f"webhook {mask_value(webhook_url)}")
+    A receiver on this machine is unreachable from the cloud and proves nothing there, so a
+    cloud environment without a webhook gets NoAlertChannel and its checks fail visibly.
+    """
+    if webhook_url or not is_local:
+        yield remote_channel(webhook_url)
         return
     with local_receiver() as receiver:
         receiver.label = f"local receiver {receiver.url}"

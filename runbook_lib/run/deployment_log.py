@@ -76,7 +76,8 @@ def _pre_deployment(run: _Run) -> list[str]:
     )
     perm = _check_named(run, "00", "permission", "reachable", "rights")
     perm_line = (
-        f"{perm['check']}: {'ok' if perm['ok'] else 'FAILED'} {perm['detail']}".strip()
+        (f"{perm['check']} ({perm['detail']})" if perm["ok"]
+         else f"{perm['check']} FAILED ({perm['detail']})")
         if perm
         else run.why_not("00") or "n/a (00_preflight ran no permissions check)"
     )
@@ -184,7 +185,25 @@ def _issues(run: _Run) -> list[str]:
         for c in r.get("checks", []):
             if not c["ok"]:
                 out.append(f"- {name}: check {c['check']} failed {c.get('detail', '')}".rstrip())
+    dirty = (run.get("00", "git") or {}).get("dirty") or []
+    if dirty:
+        out.append(f"- deployed from a tree with {len(dirty)} uncommitted file(s) (allowed only on "
+                   f"local): {_files(dirty)}")
     return out or ["None"]
+
+
+def _files(status_lines: list[str], most: int = 5) -> str:
+    names = [line[3:] if len(line) > 3 else line for line in status_lines]  # drop "XY " of git status
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _code_line(run: _Run) -> str:
+    git = run.get("00", "git") or {}
+    if not git.get("is_repo"):
+        return run.why_not("00", "git") or "n/a (phase 00 recorded no git state)"
+    dirty = git.get("dirty") or []
+    state = "clean tree" if not dirty else f"{len(dirty)} uncommitted file(s): {_files(dirty)}"
+    return f"commit {git.get('head')} on {git.get('branch')}, {state}"
 
 
 def _notes(run: _Run) -> list[str]:
@@ -205,8 +224,8 @@ def _notes(run: _Run) -> list[str]:
         ]
     windows = run.get("06", "checks_by_window") or []
     if windows:
-        rows += ["", "Post-deployment checks (phase 06; PENDING waits for later runs: rerun phase 06 "
-                 "on this run to update them):", "", "| window | check | status | evidence |",
+        rows += ["", "Post-deployment checks (phase 06; PENDING waits for later runs: "
+                 f"`runbook resume outputs/{run.header['env']}/{run.header['run_id']} --rerun 06` a day later updates them):", "", "| window | check | status | evidence |",
                  "|---|---|---|---|"]
         rows += [f"| {w.get('window')} | {w.get('check')} | {w.get('status')} | {w.get('evidence', '')} |"
                  for w in windows]
@@ -238,6 +257,7 @@ def render(run_dir: Path) -> str:
         f"**Date:** {date}",
         f"**Deployed By:** {deployed_by}",
         f"**Environment:** {h['env']} (run {h['run_id']})",
+        f"**Code:** {_code_line(run)}",
         "",
         "## Pre-Deployment",
         *_pre_deployment(run),

@@ -22,7 +22,6 @@ import pandas as pd
 from runbook_lib.platform import deploy_plan, monitoring
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
-from runbook_lib.platform.cloud_function.secrets import mask_value
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import Params
 from runbook_lib.warehouse.base import Warehouse
@@ -35,39 +34,14 @@ def next_scheduled_run(params: Params) -> Params:
     return params.model_copy(update={"today": params.effective_today() + dt.timedelta(days=1)})
 
 
-@dataclass
-class NoAlertChannel:
-    """No webhook on a cloud environment: the function only logs its alerts."""
-
-    url: None = None
-    label: str = "none (alerts.webhook_url is not set: the function only logs its alerts)"
-
-    def received_count(self) -> int:
-        """Return 0: nothing can be delivered without a webhook."""
-        return 0
-
-
-AlertChannel = monitoring.Receiver | monitoring.Webhook | NoAlertChannel
+AlertChannel = monitoring.AlertChannel
 
 
 @contextmanager
 def alert_channel(params: Params, webhook_url: str | None = None) -> Iterator[AlertChannel]:
-    """Yield where the function's alerts go: the webhook, or on local a receiver run meanwhile."""
-    url = webhook_url or params.alerts.webhook_url
-    if url or not params.is_local:
-        yield _remote_channel(url)
-        return
-    with monitoring.local_receiver() as receiver:
-        receiver.label = f"local receiver {receiver.url}"
-        yield receiver
-
-
-def _remote_channel(url: str | None) -> monitoring.Webhook | NoAlertChannel:
-    # A receiver on this machine is unreachable from Cloud Functions, so no webhook means none.
-    if not url:
-        return NoAlertChannel()
-    # The path of a Slack-style webhook is its credential: the label keeps the host only.
-    return monitoring.Webhook(url, label=f"webhook {mask_value(url)}")
+    """Yield where the function's alerts go (see monitoring.alert_channel)."""
+    with monitoring.alert_channel(webhook_url or params.alerts.webhook_url, params.is_local) as ch:
+        yield ch
 
 
 @dataclass
@@ -82,7 +56,7 @@ class Deployment:
     previous_revision: str | None = None
     applied: bool = False
     # Out of the repr: a displayed deployment must not show the webhook URL; use `alerts.label`.
-    alerts: AlertChannel = field(default_factory=NoAlertChannel, repr=False)
+    alerts: AlertChannel = field(default_factory=monitoring.NoAlertChannel, repr=False)
     alert_threshold_rows: int = 10_000
     # What deploy opened (the local receiver) and stop() closes.
     resources: ExitStack = field(default_factory=ExitStack, repr=False)
@@ -127,7 +101,7 @@ def deploy(
     runner = GcloudRunner(plan.project, plan.region)
     number = deploy_plan.preflight(plan, runner)
     steps = deploy_plan.resolve(plan, runner, number)
-    channel = _remote_channel(webhook_url)
+    channel = monitoring.remote_channel(webhook_url)
     threshold = params.alerts.large_deletion_rows
     if dry_run:
         return Deployment(

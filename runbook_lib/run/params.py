@@ -105,6 +105,8 @@ class CleanupParams(_Model):
     max_delete_fraction: float = Field(0.9, gt=0, le=1)
     dry_run: bool = False
     confirm: str | None = None
+    # Backups older than this are dropped by the daily function after a successful run.
+    backup_retention_days: int = Field(30, ge=1)
 
 
 class AlertParams(_Model):

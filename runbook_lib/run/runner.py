@@ -206,13 +206,25 @@ def resume(
     overrides: dict | None = None,
     progress: Progress | None = None,
     break_stale_lock: bool = False,
+    rerun: list[str] | None = None,
 ) -> RunResult:
-    """Continue a failed run from its failed phase; phases recorded SUCCEEDED are skipped."""
+    """Continue a failed run from its failed phase; phases recorded SUCCEEDED are skipped.
+
+    `rerun` names phases (by name or number prefix) to run again even though they succeeded,
+    e.g. 06 a day later, when the 24-hour checks have evidence; each is a new attempt in the
+    same chain.
+    """
     run_dir = Path(run_dir).resolve()
     man = manifest.load(run_dir)
     header = man["header"]
     ctx = _stored_ctx(run_dir, header, overrides, header["notebooks_dir"], progress)
     done = {k for k, r in manifest.latest_status(man).items() if r["status"] == manifest.SUCCEEDED}
+    again = {n for n in header["planned"] if any(n == r or n.startswith(f"{r}_") for r in rerun or [])}
+    unknown = [r for r in rerun or [] if not any(n == r or n.startswith(f"{r}_") for n in header["planned"])]
+    if unknown:
+        raise ParamsError("--rerun", ", ".join(unknown), "names no phase of this run",
+                          f"use one of {', '.join(header['planned'])}")
+    done -= again
     todo = [
         Path(header["notebooks_dir"]) / f"{n}.ipynb" for n in header["planned"] if n not in done
     ]

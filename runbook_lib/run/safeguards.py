@@ -8,7 +8,6 @@ probe here imports the deployed module and exercises the safeguard on a tiny in-
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 import logging
 import tempfile
 from pathlib import Path
@@ -97,13 +96,48 @@ def _checkpoint() -> str:
     return "failed date keeps its error and is retried on resume"
 
 
+def _probe_warehouse(folder: Path):
+    """Return (params, warehouse) of a scratch DuckDB with one incident-shaped date: 1/20 UPCG."""
+    from runbook_lib.platform.schema import ALL_TABLES
+    from runbook_lib.run.params import load_params
+    from runbook_lib.warehouse import connect
+
+    params = load_params("local", {"warehouse_dir": str(folder / "wh"), "today": "2023-03-01",
+                                   "backfill.checkpoint_dir": str(folder / "ck")})
+    wh = connect(params)
+    t = params.tables
+    for schema in ALL_TABLES:
+        wh.ensure_table(t.id(schema), schema)
+    opener, day = dt.date(2022, 10, 18), DAY
+    wh.load_dataframe(t.schedule, pd.DataFrame({
+        "game_id": ["o", "g"], "nba_game_id": ["1", "2"], "game_date": [opener, day],
+        "season_year": 2022, "home_team_abbr": "DEN", "away_team_abbr": "CLE",
+        "game_type": "Regular Season"}))
+    players = [f"p{i}" for i in range(20)]
+    wh.load_dataframe(t.pgs, pd.DataFrame({
+        "player_lookup": players, "game_id": "g", "game_date": day, "team_abbr": "DEN",
+        "opponent_team_abbr": "CLE", "season_year": 2022, "starter_flag": False,
+        "win_flag": True, "is_active": True, "minutes_played": 24.0, "usage_rate": 20.0}))
+    wh.load_dataframe(t.upcg, pd.DataFrame({
+        "player_lookup": players[:1], "game_id": "g", "game_date": day, "team_abbr": "DEN",
+        "opponent_team_abbr": "CLE"}))
+    return params, wh
+
+
 def _backfill_options() -> str:
     from runbook_lib.platform.backfill import run_backfill
 
-    names = set(inspect.signature(run_backfill).parameters)
-    wanted = {"allow_partial_context", "force", "dates", "resume", "workers", "dry_run"}
-    assert wanted <= names, f"missing options {wanted - names}"
-    return "--allow-partial-context separate from --force; --dates on the same guarded path"
+    with tempfile.TemporaryDirectory() as folder:
+        params, wh = _probe_warehouse(Path(folder))
+        try:
+            _logged(run_backfill, wh, params, dates=[str(DAY)])
+            raise AssertionError("--dates skipped the pre-flight on 1/20 UPCG")
+        except PreflightFailedError:
+            pass
+        result, _ = _logged(run_backfill, wh, params, dates=[str(DAY)], allow_partial_context=True)
+        outcome = result.outcome(DAY)
+        assert (outcome.decision, outcome.actual, outcome.status) == ("PGS_FALLBACK", 20, "COMPLETE"), outcome
+    return "--dates stops at the pre-flight on 1/20 UPCG; --allow-partial-context falls back to 20/20"
 
 
 def _cleanup_confirmation() -> str:

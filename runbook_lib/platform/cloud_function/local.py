@@ -39,6 +39,7 @@ def function_env(params: Params, webhook_url: str | None = None) -> dict[str, st
         "TTL_DAYS": str(params.cleanup.ttl_days),
         "MAX_DELETE_FRACTION": str(params.cleanup.max_delete_fraction),
         "ALERT_THRESHOLD_ROWS": str(params.alerts.large_deletion_rows),
+        "BACKUP_RETENTION_DAYS": str(params.cleanup.backup_retention_days),
     }
     if webhook_url or params.alerts.webhook_url:
         env["ALERT_WEBHOOK_URL"] = webhook_url or params.alerts.webhook_url

@@ -79,6 +79,7 @@ class FunctionConfig:
             "datasets.reference": "nba_reference",
             "cleanup.ttl_days": _number(env, "TTL_DAYS", int, 7),
             "cleanup.max_delete_fraction": _number(env, "MAX_DELETE_FRACTION", float, 0.9),
+            "cleanup.backup_retention_days": _number(env, "BACKUP_RETENTION_DAYS", int, 30),
             "today": env.get("CLEANUP_TODAY") or None,
         }
         if backend == "duckdb":
@@ -149,8 +150,11 @@ def run_cleanup(
         }
         send_alert(config, "Upcoming Tables Cleanup Failed", summary)
         raise
+    # Only after a verified, successful run: yesterday's backups are this run's safety net.
+    pruned = cleanup.prune_backups(wh, params.tables, params.cleanup.backup_retention_days, started)
     summary = {
         **result.to_dict(),
+        "backups_pruned": [str(b) for b in pruned],
         "function": FUNCTION,
         "cleanup_time": started.isoformat(),
         "trigger": trigger,
