@@ -7,9 +7,13 @@ environment); keeping it here keeps the notebooks thin and the behaviour tested.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from runbook_lib.errors import ConfirmationRequired, PreflightFailedError
 from runbook_lib.run.params import Params
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AUTO = "auto"
 
@@ -180,3 +184,18 @@ def confirmation_record(plan, given: str, tokens: list[str], dry_run: bool) -> d
         "auto (local: the previewed plan accepted)" if (given or "").strip() == AUTO else "typed")
     return {"expected": expected_confirmation(plan), "given": "; ".join(tokens), "how": how,
             "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+
+
+def restore_all(wh, pairs: list[tuple]) -> tuple[list, pd.DataFrame]:
+    """Restore each (live, backup) pair, verified; return the results and a table of them."""
+    import pandas as pd
+
+    from runbook_lib.platform.cleanup import restore_from_backup
+
+    results = [restore_from_backup(wh, live, backup) for live, backup in pairs]
+    table = pd.DataFrame(
+        [{"table": str(r.live_table), "backup": str(r.backup_table), "rows": r.restored_rows,
+          "backup_rows": r.backup_rows, "verified": r.verified} for r in results],
+        columns=["table", "backup", "rows", "backup_rows", "verified"],
+    )
+    return results, table
