@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 import pytest
 
 from runbook_lib.errors import ParamsError
-from runbook_lib.platform import cleanup
+from runbook_lib.platform import cleanup, monitoring
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.bundle import build_bundle, bundle_digest
 from runbook_lib.platform.cloud_function.main import FunctionConfig
@@ -68,37 +67,11 @@ def wh(empty_wh, local_params):
     return empty_wh
 
 
-class Receiver:
-    """A real webhook on 127.0.0.1 that keeps every JSON body POSTed to it."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length", 0))
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+    """A real webhook on 127.0.0.1 that keeps every JSON body POSTed to it."""
+    with monitoring.local_receiver() as r:
+        yield r
 
 
 @pytest.fixture
