@@ -58,6 +58,9 @@ class Deployment:
     # Out of the repr: a displayed deployment must not show the webhook URL; use `alerts.label`.
     alerts: AlertChannel = field(default_factory=monitoring.NoAlertChannel, repr=False)
     alert_threshold_rows: int = 10_000
+    # Where a locally served function's events come from: the params' project and topic.
+    project: str = ""
+    topic: str = ""
     # What deploy opened (the local receiver) and stop() closes.
     resources: ExitStack = field(default_factory=ExitStack, repr=False)
 
@@ -141,6 +144,8 @@ def _serve(params: Params, bundle: Path, webhook_url: str | None) -> Deployment:
         applied=True,
         alerts=channel,
         alert_threshold_rows=params.alerts.large_deletion_rows,
+        project=params.project,
+        topic=params.cloud_function.topic,
         resources=resources,
     )
 
@@ -149,7 +154,7 @@ def trigger(deployment: Deployment, wait_seconds: float = 90) -> dict:
     """Trigger one scheduled run and return what the function reported."""
     if deployment.server is not None:
         attributes, data = local.pubsub_event(
-            {"trigger": "scheduled"}, "upcoming-tables-cleanup-trigger", "local"
+            {"trigger": "scheduled"}, deployment.topic, deployment.project
         )
         headers, body = local.encode_event(attributes, data, "binary")
         status, _ = local.post(deployment.server.url, headers, body)

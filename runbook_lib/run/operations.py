@@ -100,13 +100,18 @@ def nightly_backfill(wh, params: Params, today: dt.date, days: int, run_id: str 
     return run_backfill(wh, params, start, end, run_id=run_id, resume=False)
 
 
-def backups_to_restore(run_dir, given: list | None = None) -> list[tuple]:
-    """Return (live, backup) TableId pairs: the given ones, else those phase 02 of the run made."""
+def backups_to_restore(run_dir, params: Params, given: list | None = None) -> list[tuple]:
+    """Return (live, backup) TableId pairs: the given ones, else those phase 02 of the run made.
+
+    Names are parsed like `runbook restore` parses them: a backup of another project is refused.
+    """
     from runbook_lib.run.phase import read_results
-    from runbook_lib.warehouse.ids import TableId
+    from runbook_lib.warehouse.ids import parse_table_id
 
     entries = given or (read_results(run_dir, "02_data_cleanup") or {}).get("results", {}).get("backups", [])
-    return [(TableId(*str(e["table"]).split(".")), TableId(*str(e["backup"]).split("."))) for e in entries]
+    dataset = params.datasets["analytics"]
+    return [(parse_table_id(e["table"], params.project, dataset, "backups"),
+             parse_table_id(e["backup"], params.project, dataset, "backups")) for e in entries]
 
 
 def rollback_function(params: Params, action: str = "pause") -> dict:
