@@ -191,13 +191,42 @@ class CheckpointError(RunbookError):
 
 
 class LockHeldError(RunbookError):
-    """Another run holds the environment's lock."""
+    """Another run holds the warehouse's lock (one writer per warehouse)."""
 
-    def __init__(self, owner: str, run_id: str, since: str, path: str):
-        self.owner, self.run_id, self.since = owner, run_id, since
+    def __init__(
+        self, owner: str, run_id: str, since: str, path: str, host: str = "?", pid="?",
+        lock_id: str = "?", env: str = "<env>", stale: bool = False,
+    ):  # fmt: skip
+        self.owner, self.run_id, self.since, self.path = owner, run_id, since, path
+        self.host, self.pid, self.lock_id, self.env, self.stale = host, pid, lock_id, env, stale
+        if stale:
+            fix = (
+                f"its process is gone (stale lock): rerun with --break-stale-lock, or "
+                f"`runbook unlock --env {env} --lock-id {lock_id}`"
+            )
+        else:
+            fix = (
+                f"wait for that run to end; if its host is gone, release it with "
+                f"`runbook unlock --env {env} --lock-id {lock_id}`"
+            )
         super().__init__(
-            f"environment is locked by {owner} (run {run_id}, since {since}) "
-            f"(to fix this, wait for that run to end; if it died, remove {path})"
+            f"the warehouse is locked by {owner} on host {host} (pid {pid}, run {run_id}, "
+            f"since {since}, lock id {lock_id}; {path}){' and is STALE' if stale else ''}; "
+            f"nothing was changed (to fix this, {fix})"
+        )
+
+
+class LockIdMismatchError(RunbookError):
+    """`runbook unlock` was given a lock id that is not the one held."""
+
+    def __init__(self, env: str, given: str, held: dict):
+        self.env, self.given, self.held = env, given, held
+        super().__init__(
+            f"lock id {given!r} does not match the lock on {env}'s warehouse, held by "
+            f"{held.get('owner', '?')} on host {held.get('host', '?')} (run "
+            f"{held.get('run_id', '?')}, since {held.get('since', '?')}, lock id "
+            f"{held.get('lock_id', '?')}); nothing changed (to fix this, check that this is "
+            f"the lock you mean, then pass --lock-id {held.get('lock_id', '?')})"
         )
 
 

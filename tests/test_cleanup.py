@@ -22,6 +22,7 @@ from runbook_lib.errors import (
 )
 from runbook_lib.platform import cleanup
 from runbook_lib.platform.schema import Tables
+from runbook_lib.run.params import load_params
 from runbook_lib.warehouse import connect
 from runbook_lib.warehouse.ids import TableId
 
@@ -563,10 +564,13 @@ def test_cli_cleanup_should_refuse_while_a_run_holds_the_environment_lock(
 ):
     from runbook_lib.run import lock
 
-    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "outputs")
     before = counts(cli_env, tables)
-    with lock.held(tmp_path / "outputs" / "local" / ".lock", "a-running-run"):
+    params = load_params("local")
+    held = lock.acquire(params, "a-running-run")
+    try:
         code = main(["cleanup", "--env", "local", "--confirm", "anything"])
+    finally:
+        lock.release(params, held)
     assert code == 1
     assert "a-running-run" in capsys.readouterr().err
     assert counts(cli_env, tables) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -157,25 +158,43 @@ def test_rollback_runs_with_the_runs_backups_and_extends_the_chain(tmp_path):
 
 
 def test_lock_refuses_a_second_run_while_held(nbdir, tmp_path):
-    """One writer per environment: a live holder's lock stops a second run."""
-    path = tmp_path / "out" / "local" / ".lock"
-    lock.acquire(path, "other-run")
-    with pytest.raises(LockHeldError) as caught:
-        _run(nbdir, tmp_path)
-    assert caught.value.run_id == "other-run"
+    """One writer per warehouse: a live holder's lock stops a second run before it writes."""
+    params = load_params("local")
+    held = lock.acquire(params, "other-run")
+    try:
+        with pytest.raises(LockHeldError) as caught:
+            _run(nbdir, tmp_path)
+    finally:
+        lock.release(params, held)
+    assert caught.value.run_id == "other-run" and caught.value.lock_id == held["lock_id"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_stale_lock_is_reported_and_broken_on_request(nbdir, tmp_path):
     """A lock whose process is gone is named stale, and broken only when asked."""
-    path = tmp_path / "out" / "local" / ".lock"
-    lock.acquire(path, "dead-run")
-    held = json.loads(path.read_text())
+    params = load_params("local")
+    held = lock.acquire(params, "dead-run")
+    path = Path(f"{lock.warehouse_identity(params).removeprefix('duckdb:')}.lock")
     path.write_text(json.dumps(dict(held, pid=2**22 + 7)))  # no such process
     assert not os.path.exists(f"/proc/{2**22 + 7}")
     with pytest.raises(LockHeldError, match="stale"):
         _run(nbdir, tmp_path)
     result = _run(nbdir, tmp_path, break_stale_lock=True)
-    assert result.ok and not path.exists()
+    assert result.ok and lock.holder(params) is None
+
+
+def test_a_phase_kernel_recognises_its_runs_lock_and_refuses_another(tmp_path):
+    """The kernel carries the run id: the phase's warehouse is its own run's; another's refused."""
+    folder = tmp_path / "nb"
+    write_phase(folder, "00_wh", ['phase.check("wh", phase.wh is not None)'])
+    assert _run(folder, tmp_path).ok
+    params = load_params("local")
+    held = lock.acquire(params, "someone-else")
+    try:
+        with pytest.raises(LockHeldError):
+            _run(folder, tmp_path)
+    finally:
+        lock.release(params, held)
 
 
 def test_run_writes_notebooks_log_report_and_records_results(nbdir, tmp_path):
@@ -337,9 +356,18 @@ def test_outside_local_a_later_phase_needs_the_preflight_phase(cloud, nbdir, tmp
         phases.require_preflight(params, ["01_destructive"], set(), "resume")
 
 
-def test_outside_local_resume_after_a_succeeded_preflight_runs(cloud, nbdir, tmp_path, monkeypatch):
-    """A failed BigQuery-env run resumes from its failed phase: 00 SUCCEEDED in that run."""
+def test_outside_local_resume_after_a_succeeded_preflight_runs(
+    cloud, nbdir, tmp_path, monkeypatch, bq_emulator
+):
+    """A failed BigQuery-env run resumes from its failed phase: 00 SUCCEEDED in that run.
+
+    Its lock is a table in the project's orchestration dataset (on bqemulator here), released
+    when the run and the resume end.
+    """
+    from runbook_lib.warehouse import EMULATOR_ENV
+
     _user_credentials(tmp_path, monkeypatch, "runbook-test-proj")
+    monkeypatch.setenv(EMULATOR_ENV, bq_emulator)
     write_phase(nbdir, "01_faulty", [FAULTS["raises"]])
     with pytest.raises(PhaseFailedError) as caught:
         runner.run(cloud, notebooks_dir=nbdir, out_root=tmp_path / "out")
@@ -347,6 +375,7 @@ def test_outside_local_resume_after_a_succeeded_preflight_runs(cloud, nbdir, tmp
     result = runner.resume(caught.value.result.run_dir)
     assert result.ok and [r["phase"] for r in result.records] == ["01_faulty"]
     assert runner.verify(result.run_dir).ok
+    assert lock.holder(load_params(cloud)) is None
 
 
 def test_resume_rerun_should_run_a_succeeded_phase_again_as_a_new_attempt(nbdir, tmp_path):

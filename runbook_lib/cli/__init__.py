@@ -15,6 +15,7 @@ from runbook_lib.errors import (
     DateRangeError,
     EnvironmentMismatchError,
     InvalidIdentifierError,
+    LockIdMismatchError,
     ParamsError,
     RunbookError,
     UnknownEnvironmentError,
@@ -23,7 +24,7 @@ from runbook_lib.errors import (
 MODULES = ("warehouse_cmds", "backfill_cmds", "cleanup_cmds", "run_cmds", "function_cmds")
 BAD_INPUT = (
     ParamsError, UnknownEnvironmentError, InvalidIdentifierError, DateRangeError,
-    ConfirmationRequired, EnvironmentMismatchError,
+    ConfirmationRequired, EnvironmentMismatchError, LockIdMismatchError,
 )
 
 

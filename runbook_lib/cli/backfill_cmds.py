@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from runbook_lib.cli.common import add_env, env_lock, params_from, show
+from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from, show
 from runbook_lib.errors import CoverageValidationError, ParamsError
 from runbook_lib.platform import backfill
 from runbook_lib.platform.backfill_dates import requested_dates
@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="date chunks processed in parallel (default: params backfill.workers)",
     )
     p.add_argument("--run-id", default=None, help="run id stamped on staging and metadata rows")
+    add_lock_flag(p)
     p.set_defaults(func=cmd_backfill)
 
 
@@ -81,7 +82,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
     if args.status:
         return _status(params, args)
-    with env_lock(params, "backfill", needed=not args.dry_run):
+    with env_lock(params, "backfill", args, needed=not args.dry_run):
         return _run_backfill(params, args)
 
 

@@ -14,7 +14,7 @@ import datetime as dt
 import shlex
 import sys
 
-from runbook_lib.cli.common import add_env, env_lock, params_from, show
+from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from, show
 from runbook_lib.errors import ConfirmationRequired, ParamsError
 from runbook_lib.platform import cleanup
 from runbook_lib.warehouse import connect
@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or given as repeated --confirm",
     )
     p.add_argument("--run-id", default=None, help="suffix of the backup tables (default: time)")
+    add_lock_flag(p)
     p.set_defaults(func=cmd_cleanup)
 
     r = sub.add_parser("restore", help="overwrite an upcoming table with one of its backups")
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the backup to restore from: project.dataset.table as the cleanup prints it, "
         "dataset.table or table",
     )
+    add_lock_flag(r)
     r.set_defaults(func=cmd_restore)
 
 
@@ -69,7 +71,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     """Preview, confirm and apply a cleanup; print every step."""
     params = params_from(args)
     dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
-    with env_lock(params, "cleanup", needed=not dry_run):
+    with env_lock(params, "cleanup", args, needed=not dry_run):
         return _cleanup(params, args)
 
 
@@ -192,7 +194,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         )
     wh = connect(params)
     _require_backup(wh, params, live, backup)
-    with env_lock(params, "restore"):
+    with env_lock(params, "restore", args):
         result = cleanup.restore_from_backup(wh, live, backup)
     print(
         f"Restored {live.short} from {backup.short}: {result.restored_rows:,} rows "

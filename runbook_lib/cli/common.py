@@ -55,18 +55,31 @@ def show(df: pd.DataFrame, title: str | None = None) -> None:
     print(df.to_string(index=False) if len(df) else "  (none)")
 
 
-@contextmanager
-def env_lock(params: Params, command: str, needed: bool = True) -> Iterator[None]:
-    """Hold the environment's lock (the one `runbook run` takes) while a command changes data.
+def add_lock_flag(parser: argparse.ArgumentParser) -> None:
+    """Add --break-stale-lock to a subcommand that writes the warehouse."""
+    parser.add_argument(
+        "--break-stale-lock",
+        action="store_true",
+        help="take over the warehouse's lock if its holder is gone (same host and its process "
+        "dead, or past its expiry on BigQuery)",
+    )
 
-    One writer per environment: a cleanup or backfill started by hand while a run is active is
-    refused with the run's owner and id, instead of racing it.
+
+@contextmanager
+def env_lock(
+    params: Params, command: str, args: argparse.Namespace, needed: bool = True
+) -> Iterator[None]:
+    """Hold the warehouse's lock (the one `runbook run` takes) while a command changes data.
+
+    One writer per warehouse: a command started while a run or another command writes the
+    same warehouse (under any environment name) is refused with the holder's owner, run and
+    lock id, instead of racing it. Inside the run that holds the lock it goes on.
     """
     if not needed:
         yield
         return
-    from runbook_lib import paths
     from runbook_lib.run import lock
 
-    with lock.held(paths.OUTPUTS_DIR / params.env / ".lock", f"cli-{command}-{os.getpid()}"):
+    run_id = getattr(args, "run_id", None) or f"cli-{command}-{os.getpid()}"
+    with lock.warehouse_lock(params, run_id, getattr(args, "break_stale_lock", False)):
         yield

@@ -9,7 +9,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from runbook_lib.cli.common import add_env, params_from
+from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from
 from runbook_lib.errors import DeployError
 from runbook_lib.platform import deploy_plan
 from runbook_lib.platform.cloud_function import local
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="CloudEvent port on 127.0.0.1 (default: free); health takes the next free one",
     )
+    add_lock_flag(s)
     s.set_defaults(func=cmd_serve)
     p = fsub.add_parser("plan", help="show (or --apply) the idempotent deployment plan")
     add_env(p)
@@ -83,7 +84,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"serve runs the function on this machine against the local "
             f"warehouse; {params.env!r} is not local (to fix this, use --env local)"
         )
-    with tempfile.TemporaryDirectory(prefix="function-bundle-") as folder, _stop_on_signals():
+    # The served function deletes rows of the local warehouse: it writes, so it holds the lock.
+    with (
+        env_lock(params, "function-serve", args),
+        tempfile.TemporaryDirectory(prefix="function-bundle-") as folder,
+        _stop_on_signals(),
+    ):
         servers = []
         try:
             bundle = build_bundle(folder)

@@ -8,6 +8,7 @@ import sys
 
 import yaml
 
+from runbook_lib.cli.common import add_lock_flag
 from runbook_lib.errors import ParamsError, PhaseFailedError
 from runbook_lib.run import runner
 from runbook_lib.run.params import _UniqueKeyLoader
@@ -156,11 +157,7 @@ def _lab(args) -> int:
 
 
 def _lock_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--break-stale-lock",
-        action="store_true",
-        help="remove the environment's lock if the process holding it is gone",
-    )
+    add_lock_flag(p)
     p.add_argument(
         "--set",
         action="append",

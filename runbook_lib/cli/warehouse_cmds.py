@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from runbook_lib import paths
-from runbook_lib.cli.common import add_env, params_from, show
+from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from, show
 from runbook_lib.errors import ParamsError
 from runbook_lib.platform.checkpoint import clear_checkpoints
 from runbook_lib.platform.league import describe_warehouse, refuse_unless_local, seed_league
@@ -31,10 +31,20 @@ def register(subparsers) -> None:
         "--if-missing", action="store_true",
         help="seed only when the warehouse file is missing or lacks tables",
     )  # fmt: skip
+    add_lock_flag(seed)
     seed.set_defaults(func=cmd_seed)
     describe = subparsers.add_parser("describe", help="show tables, seasons, stale rows, incident")
     add_env(describe)
     describe.set_defaults(func=cmd_describe)
+    unlock = subparsers.add_parser(
+        "unlock", help="release the warehouse's lock held by a process on another host"
+    )
+    add_env(unlock)
+    unlock.add_argument(
+        "--lock-id", required=True,
+        help="the id of the lock to release, as the refusal or `runbook describe` names it",
+    )  # fmt: skip
+    unlock.set_defaults(func=cmd_unlock)
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -47,6 +57,11 @@ def cmd_seed(args: argparse.Namespace) -> int:
             "embedded DuckDB warehouse and never BigQuery",
             "run `runbook seed --env local`, or use `runbook describe` to look at this environment",
         )  # fmt: skip
+    with env_lock(params, "seed", args):
+        return _seed(params, args)
+
+
+def _seed(params, args: argparse.Namespace) -> int:
     wh = connect(params)
     refuse_unless_local(wh)
     today = params.effective_today()
@@ -73,6 +88,22 @@ def cmd_describe(args: argparse.Namespace) -> int:
     print(f"Warehouse of {params.env} ({params.backend}, project {params.project}), today {today}:")
     frames = describe_warehouse(wh, params.tables, today, params.cleanup.ttl_days)
     _print_description(frames, params.cleanup.ttl_days)
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """Release the warehouse's lock whose id is --lock-id; a wrong id changes nothing."""
+    from runbook_lib.run import lock
+
+    params = params_from(args)
+    held = lock.unlock(params, args.lock_id)
+    if held is None:
+        print(f"No lock is held on the warehouse of {params.env}; nothing changed.")
+        return 0
+    print(
+        f"Released lock {held.get('lock_id')} of {held.get('owner')} on host {held.get('host')} "
+        f"(run {held.get('run_id')}, since {held.get('since')})."
+    )
     return 0
 
 

@@ -121,10 +121,17 @@ class Phase:
 
     @cached_property
     def wh(self) -> Warehouse:
-        """Return the environment's warehouse, connected on first use."""
+        """Return the environment's warehouse, connected on first use.
+
+        Refused (LockHeldError) while another run holds the warehouse's lock; inside the run
+        that holds it, the lock is recognised as this phase's own.
+        """
+        from runbook_lib.run import lock
         from runbook_lib.warehouse import connect
 
-        return connect(self.params, run_id=self.run_id)
+        wh = connect(self.params, run_id=self.run_id)
+        lock.check_writer(self.params, self.run_id, wh)
+        return wh
 
     @property
     def results_path(self) -> Path:

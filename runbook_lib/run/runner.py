@@ -113,6 +113,7 @@ def _make_ctx(env, run_dir, run_id, overrides, notebooks_dir, cell_timeout, prog
         OVERRIDES_ENV: json.dumps(ctx.overrides),
         HEADLESS_ENV: "1",
         "RUNBOOK_PARAMS_DIR": str(paths.PARAMS_DIR),
+        lock.RUN_ID_ENV: run_id,  # the kernel's writes recognise the run's lock as their own
         "MPLBACKEND": "",
     }
     return ctx
@@ -153,7 +154,7 @@ def run(
     check_phase_keys(ctx.params, notebooks_dir)
     for nb in selected:  # strict parameters before any side effect
         check_parameters(nb, ctx.parameters(nb.stem))
-    with lock.held(run_dir.parent / ".lock", run_id, break_stale_lock):
+    with lock.warehouse_lock(ctx.params, run_id, break_stale_lock):
         run_dir.mkdir(parents=True, exist_ok=False)
         manifest.create(run_dir, _header(ctx, env, selected))
         for nb in available:
@@ -232,7 +233,7 @@ def resume(
     check_credentials(ctx.params)
     for nb in todo:
         check_parameters(nb, ctx.parameters(nb.stem))
-    with lock.held(run_dir.parent / ".lock", header["run_id"], break_stale_lock):
+    with lock.warehouse_lock(ctx.params, header["run_id"], break_stale_lock):
         return _chain(ctx, todo)
 
 
@@ -254,7 +255,7 @@ def rollback(
     ctx = _stored_ctx(run_dir, header, overrides, folder, progress)
     check_credentials(ctx.params)
     check_parameters(nb, ctx.parameters(ROLLBACK, extra))
-    with lock.held(run_dir.parent / ".lock", header["run_id"], break_stale_lock):
+    with lock.warehouse_lock(ctx.params, header["run_id"], break_stale_lock):
         return _chain(ctx, [nb], extra={ROLLBACK: extra}, kind="rollback")
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runbook_lib.run.params import Params
     from runbook_lib.warehouse.base import Warehouse
+
+# The URL of a BigQuery-API server to use instead of Google's (anonymous credentials).
+EMULATOR_ENV = "RUNBOOK_BIGQUERY_EMULATOR"
 
 
 def connect(params: Params, run_id: str | None = None) -> Warehouse:
@@ -17,9 +21,16 @@ def connect(params: Params, run_id: str | None = None) -> Warehouse:
         return DuckDBWarehouse(params.project, params.warehouse_path, run_id=run_id)
     from runbook_lib.warehouse.bigquery_backend import BigQueryWarehouse
 
+    client = None
+    endpoint = os.environ.get(EMULATOR_ENV)
+    if endpoint:  # a local BigQuery-API server (bqemulator), as the tests and benches run
+        from runbook_lib.warehouse.emulator import client_for
+
+        client = client_for(endpoint, params.project)
     return BigQueryWarehouse(
         params.project,
         location=params.location,
         run_id=run_id,
         maximum_bytes_billed=params.maximum_bytes_billed,
+        client=client,
     )
