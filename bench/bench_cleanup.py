@@ -50,6 +50,7 @@ def main() -> None:
                     params.effective_today(),
                     params.cleanup.ttl_days,
                     params.cleanup.max_delete_fraction,
+                    env=params.env,
                 )
                 planned = time.perf_counter()
                 result = cleanup.apply_cleanup(

@@ -90,6 +90,19 @@ class DeleteCountMismatchError(WarehouseError):
         )
 
 
+class DeleteContentMismatchError(DeleteCountMismatchError):
+    """The rows a delete would remove are as many as planned but not the planned ones."""
+
+    def __init__(self, table: str, rows: int):
+        self.table, self.expected_rows, self.actual_rows = table, rows, rows
+        WarehouseError.__init__(
+            self,
+            f"delete on {table} refused: {rows:,} rows match, as planned, but they are not the "
+            f"planned rows (some were replaced since the preview); nothing was deleted "
+            f"(to fix this, preview again and confirm the new plan)",
+        )
+
+
 class BackupVerificationError(WarehouseError):
     """A backup's row count differs from its source."""
 
@@ -104,14 +117,22 @@ class BackupVerificationError(WarehouseError):
 class ConfirmationRequired(RunbookError):
     """A destructive step needs a confirmation token that echoes its plan."""
 
-    def __init__(self, expected_token: str, given: str | None = None, fix: str | None = None):
-        # `fix` replaces the default advice where the caller knows better (e.g. no terminal).
+    def __init__(
+        self,
+        expected_token: str,
+        given: str | None = None,
+        fix: str | None = None,
+        problem: str | None = None,
+    ):
+        # `fix` replaces the default advice where the caller knows better (e.g. no terminal);
+        # `problem` says what differs (another count, another plan id, a params-file token).
         self.expected_token, self.given = expected_token, given
-        problem = (
-            "no confirmation was given for the previewed plan"
-            if not given
-            else f"the confirmation {given!r} does not match the previewed plan"
-        )
+        if not given:
+            problem = problem or "no confirmation was given for the previewed plan"
+        elif problem:
+            problem = f"the confirmation {given!r} is refused: {problem}"
+        else:
+            problem = f"the confirmation {given!r} does not match the previewed plan"
         fix = fix or f"review the preview and confirm with exactly: {expected_token!r}"
         super().__init__(f"{problem}; nothing was changed (to fix this, {fix})")
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
-from runbook_lib.errors import ConfirmationRequired
 from runbook_lib.run import checks, operations
 
 
@@ -52,22 +49,6 @@ def test_default_approvals_should_sign_automatically_only_on_local():
     assert set(local) == set(checks.SIGNOFF_ITEMS)
     assert all("automatic" in v for v in local.values())
     assert checks.default_approvals(True, {"x": "Ann"}) == {"x": "Ann"}
-
-
-class _Plan:
-    tokens = {"nba_analytics.a": "delete 3 rows from nba_analytics.a",
-              "nba_analytics.b": "delete 4 rows from nba_analytics.b"}
-
-
-def test_auto_confirmation_should_be_accepted_only_on_local():
-    assert operations.cleanup_tokens(_Plan, "auto", is_local=True) == list(_Plan.tokens.values())
-    with pytest.raises(ConfirmationRequired):
-        operations.cleanup_tokens(_Plan, "auto", is_local=False)
-
-
-def test_typed_confirmation_should_split_on_semicolons():
-    typed = operations.expected_confirmation(_Plan)
-    assert operations.cleanup_tokens(_Plan, typed, is_local=False) == list(_Plan.tokens.values())
 
 
 def test_rollback_function_should_pause_the_deployed_scheduler_job_on_gcp(gcloud, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import shlex
 
 import pandas as pd
@@ -72,7 +73,7 @@ def wh(empty_wh, tables):
 
 
 def plan_of(wh, tables, fraction: float = 0.9, ttl: int = 7) -> cleanup.CleanupPlan:
-    return cleanup.plan_cleanup(wh, tables, TODAY, ttl, fraction)
+    return cleanup.plan_cleanup(wh, tables, TODAY, ttl, fraction, env="local")
 
 
 def counts(wh, tables) -> dict[str, int]:
@@ -95,8 +96,9 @@ def test_plan_computes_cutoff_once_and_counts_stale_rows_per_table_and_date(wh, 
     assert (upcg.min_date, upcg.max_date) == (dt.date(2025, 3, 31), dt.date(2025, 4, 2))
     assert (utcg.stale_rows, utcg.total_rows) == (2, 7)
     assert plan.per_date["rows"].sum() == 5
-    assert (
-        plan.token(tables.upcg) == "delete 3 rows from nba_analytics.upcoming_player_game_context"
+    assert re.fullmatch(
+        r"delete 3 rows from nba_analytics\.upcoming_player_game_context \(plan [0-9a-f]{6}\)",
+        plan.token(tables.upcg),
     )
 
 
@@ -156,6 +158,8 @@ def test_dry_run_changes_nothing_and_speaks_in_the_conditional(wh, tables):
         "yes",
         "delete 4 rows from nba_analytics.upcoming_player_game_context",
         ["delete 3 rows from nba_analytics.upcoming_player_game_context"],
+        "delete 3 rows from nba_analytics.upcoming_player_game_context (plan 000000); "
+        "delete 2 rows from nba_analytics.upcoming_team_game_context (plan 000000)",
         {"nba_analytics.upcoming_team_game_context": "delete 3 rows from x.y"},
     ],
 )
@@ -279,7 +283,7 @@ def test_cli_dry_run_prints_cutoff_preview_and_tokens_and_changes_nothing(cli_en
     assert main(["cleanup", "--env", "local", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("Cutoff: 2025-04-03") == 1
-    assert "delete 3 rows from nba_analytics.upcoming_player_game_context" in out
+    assert plan_of(cli_env, tables).token(tables.upcg) in out
     assert "Would delete 3 rows" in out
     assert counts(cli_env, tables) == before
 
@@ -287,11 +291,12 @@ def test_cli_dry_run_prints_cutoff_preview_and_tokens_and_changes_nothing(cli_en
 def test_cli_without_confirmation_exits_nonzero_showing_the_tokens(cli_env, tables, capsys):
     before = counts(cli_env, tables)
     assert main(["cleanup", "--env", "local"]) == 2
-    assert "delete 2 rows from nba_analytics.upcoming_team_game_context" in capsys.readouterr().err
+    assert plan_of(cli_env, tables).token(tables.utcg) in capsys.readouterr().err
     assert counts(cli_env, tables) == before
 
 
 def test_cli_deletes_with_the_previewed_tokens(cli_env, tables, capsys):
+    plan = plan_of(cli_env, tables)
     args = [
         "cleanup",
         "--env",
@@ -299,9 +304,9 @@ def test_cli_deletes_with_the_previewed_tokens(cli_env, tables, capsys):
         "--run-id",
         "cli1",
         "--confirm",
-        "delete 3 rows from nba_analytics.upcoming_player_game_context",
+        plan.token(tables.upcg),
         "--confirm",
-        "delete 2 rows from nba_analytics.upcoming_team_game_context",
+        plan.token(tables.utcg),
     ]
     assert main(args) == 0
     assert "deleted 5 rows (previewed 5)" in capsys.readouterr().out
@@ -382,8 +387,6 @@ def test_contract_plan_and_apply_give_the_same_answer_on_both_backends(warehouse
 
 # -- review findings: bad input is one clear error, exit 2, nothing changed ----------------------
 
-UPCG_TOKEN = "delete 3 rows from nba_analytics.upcoming_player_game_context"
-UTCG_TOKEN = "delete 2 rows from nba_analytics.upcoming_team_game_context"
 
 
 class _Terminal(io.StringIO):
@@ -406,6 +409,7 @@ def test_cli_days_too_large_for_a_date_names_days_and_exits_2(cli_env, tables, c
 
 def test_one_string_of_tokens_separated_by_semicolons_confirms_the_plan(wh, tables):
     plan = plan_of(wh, tables)
+    UPCG_TOKEN, UTCG_TOKEN = plan.token(tables.upcg), plan.token(tables.utcg)  # noqa: N806
     cleanup.check_confirmation(plan, f"{UTCG_TOKEN} ;  {UPCG_TOKEN}")
     cleanup.check_confirmation(plan, [f"{UPCG_TOKEN}; {UTCG_TOKEN}"])
     with pytest.raises(ConfirmationRequired) as err:
@@ -443,6 +447,8 @@ def test_cli_help_describes_both_ways_of_giving_several_tokens(capsys):
 
 
 def test_prompt_names_only_the_token_typed_wrong(cli_env, tables, capsys, monkeypatch):
+    plan = plan_of(cli_env, tables)
+    UPCG_TOKEN, UTCG_TOKEN = plan.token(tables.upcg), plan.token(tables.utcg)  # noqa: N806
     answers = iter([UPCG_TOKEN, "delete 9 rows from nba_analytics.upcoming_team_game_context"])
     monkeypatch.setattr("sys.stdin", _Terminal())
     monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))

@@ -269,7 +269,9 @@ def test_phase_deploy_on_local_counts_the_large_deletion_alert_in_its_own_receiv
     alerts = local_params.alerts.model_copy(update={"large_deletion_rows": 4, "webhook_url": None})
     params = local_params.model_copy(update={"alerts": alerts})
     tomorrow = function_phase.next_scheduled_run(params)
-    expected = cleanup.plan_cleanup(wh, params.tables, tomorrow.effective_today(), 7, 0.9)
+    expected = cleanup.plan_cleanup(
+        wh, params.tables, tomorrow.effective_today(), 7, 0.9, env="local"
+    )
     deployment = function_phase.deploy(params, bundle, dry_run=False)
     try:
         receiver_url = deployment.alerts.url
@@ -278,7 +280,7 @@ def test_phase_deploy_on_local_counts_the_large_deletion_alert_in_its_own_receiv
         answer = function_phase.trigger_and_stop(deployment)
     assert answer["summary"]["total_records_deleted"] == expected.total_stale > 4
     assert answer["alerts"] == ["Unusually Large Deletion"]
-    after = cleanup.plan_cleanup(wh, params.tables, tomorrow.effective_today(), 7, 0.9)
+    after = cleanup.plan_cleanup(wh, params.tables, tomorrow.effective_today(), 7, 0.9, env="local")
     audit_row = function_phase.audit_row(wh, params.tables, answer["summary"]["run_id"])
     checks = function_phase.run_checks(deployment, answer, expected, after, audit_row)
     assert all(ok for _, ok, _ in checks) and any("alerts" in name for name, _, _ in checks)

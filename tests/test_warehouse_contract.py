@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from runbook_lib.errors import (
+    DeleteContentMismatchError,
     DeleteCountMismatchError,
     InvalidIdentifierError,
     TableExistsError,
@@ -266,6 +267,43 @@ def test_delete_exact_deletes_nothing_when_the_count_differs(warehouse, sched, e
         wh.delete_exact(sched, "game_date < @d", {"d": D(2023, 2, 23)}, expected_rows)
     assert (err.value.expected_rows, err.value.actual_rows) == (expected_rows, 3)
     assert wh.row_count(sched) == 5
+
+
+KEY = ("game_id", "game_date")
+EARLY = {"d": D(2023, 2, 23)}
+
+
+def test_rows_digest_changes_when_one_row_is_swapped_for_another(warehouse, sched):
+    wh = warehouse.wh
+    before = wh.rows_digest(sched, KEY, "game_date < @d", EARLY)
+    assert before.rows == 3 and before == wh.rows_digest(sched, KEY, "game_date < @d", EARLY)
+    wh.execute(f"UPDATE {sched.sql} SET game_id = 'swapped' WHERE game_id = 'g001'")
+    after = wh.rows_digest(sched, KEY, "game_date < @d", EARLY)
+    assert after.rows == 3 and (after.xor, after.low_sum) != (before.xor, before.low_sum)
+
+
+def test_rows_digest_of_no_rows_is_zero(warehouse, sched):
+    digest = warehouse.wh.rows_digest(sched, KEY, "FALSE")
+    assert (digest.rows, digest.xor, digest.low_sum) == (0, 0, 0)
+
+
+def test_delete_exact_with_a_digest_commits_when_the_rows_are_the_planned_ones(warehouse, sched):
+    wh = warehouse.wh
+    digest = wh.rows_digest(sched, KEY, "game_date < @d", EARLY)
+    assert wh.delete_exact(sched, "game_date < @d", EARLY, 3, digest) == 3
+    assert wh.row_count(sched) == 2
+
+
+def test_delete_exact_deletes_nothing_when_a_row_was_swapped_at_the_same_count(warehouse, sched):
+    wh = warehouse.wh
+    digest = wh.rows_digest(sched, KEY, "game_date < @d", EARLY)
+    # One planned row leaves the stale set, another enters it: the count stays 3.
+    wh.execute(f"DELETE FROM {sched.sql} WHERE game_id = 'g000'")
+    wh.execute(f"UPDATE {sched.sql} SET game_date = DATE '2023-02-19' WHERE game_id = 'g004'")
+    with pytest.raises(DeleteContentMismatchError) as err:
+        wh.delete_exact(sched, "game_date < @d", EARLY, 3, digest)
+    assert "not the planned rows" in str(err.value)
+    assert wh.row_count(sched) == 4
 
 
 def test_delete_exact_refuses_an_empty_predicate(warehouse, sched):

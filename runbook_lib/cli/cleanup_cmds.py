@@ -2,8 +2,8 @@
 
 The cutoff is printed once and is the one the preview, delete and verification use. A real run
 needs a confirmation that echoes the preview: typed at the prompt (when stdin is a terminal) or
-given as `--confirm 'delete N rows from dataset.table; delete M rows from dataset.other'` (or one
---confirm per table). A plan over the cap (cleanup.max_delete_fraction) is shown as such and
+given as `--confirm 'delete N rows from dataset.table (plan abc123); delete M rows from ...'` (or
+one --confirm per table). Outside local, a `cleanup.confirm` in the params file is refused. A plan over the cap (cleanup.max_delete_fraction) is shown as such and
 refused before any confirmation is asked for.
 """
 
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="TOKEN",
         default=None,
         help="the confirmation printed by the preview, e.g. "
-        "'delete 1234 rows from nba_analytics.upcoming_player_game_context'; "
+        "'delete 1234 rows from nba_analytics.upcoming_player_game_context (plan 3f9a2c)'; "
         "one token per table with stale rows, separated by ';' in one --confirm "
         "or given as repeated --confirm",
     )
@@ -80,7 +80,9 @@ def _cleanup(params, args: argparse.Namespace) -> int:
     days = _ttl_days(args, params, today)
     dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
     wh = connect(params, run_id=args.run_id)
-    plan = cleanup.plan_cleanup(wh, params.tables, today, days, params.cleanup.max_delete_fraction)
+    plan = cleanup.plan_cleanup(
+        wh, params.tables, today, days, params.cleanup.max_delete_fraction, env=params.env
+    )
     _print_plan(plan)
     if dry_run or not plan.total_stale:
         result = cleanup.apply_cleanup(
@@ -88,7 +90,7 @@ def _cleanup(params, args: argparse.Namespace) -> int:
         )
         print("\n".join(result.messages))
         return 0
-    confirm = args.confirm or ([params.cleanup.confirm] if params.cleanup.confirm else None)
+    confirm = _given_confirmation(plan, args, params)
     if confirm is None and not plan.over_cap:
         confirm = _prompt(plan)
     # apply_cleanup refuses a plan over the cap before it looks at the confirmation.
@@ -102,6 +104,19 @@ def _cleanup(params, args: argparse.Namespace) -> int:
     )
     print("Backups can be dropped after 30 days if no issues occur.")
     return 0
+
+
+def _given_confirmation(plan, args: argparse.Namespace, params) -> list[str] | None:
+    """Return the tokens of --confirm, else of the params' cleanup.confirm (refused off local)."""
+    if args.confirm:
+        given, source = args.confirm, cleanup.COMMAND_LINE
+    elif params.cleanup.confirm:
+        given, source = params.cleanup.confirm, cleanup.PARAMS_FILE
+    else:
+        return None
+    if plan.over_cap:  # apply_cleanup refuses it whatever the confirmation says
+        return cleanup.split_line(given)
+    return cleanup.resolve_confirmation(plan, given, source, params.is_local)
 
 
 def _ttl_days(args: argparse.Namespace, params, today: dt.date) -> int:
@@ -152,12 +167,12 @@ def _print_plan(plan: cleanup.CleanupPlan) -> None:
             f"(cap {plan.max_delete_fraction:.0%}); a real run refuses this plan"
         )
     if plan.tokens and not plan.over_cap:
-        print(f"  confirm with: --confirm {shlex.quote('; '.join(plan.tokens.values()))}")
+        print(f"  confirm with: --confirm {shlex.quote(cleanup.confirmation_line(plan))}")
 
 
 def _prompt(plan: cleanup.CleanupPlan) -> dict[str, str]:
     """Ask for each table's token at the terminal; without a terminal, require --confirm."""
-    line = "; ".join(plan.tokens.values())
+    line = cleanup.confirmation_line(plan)
     if not sys.stdin.isatty():
         raise ConfirmationRequired(
             line, None, fix=f"stdin is not a terminal: pass --confirm {shlex.quote(line)}"

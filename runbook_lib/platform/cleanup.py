@@ -5,13 +5,15 @@ One core serves `runbook cleanup`, the runbook's phase 02 and the daily Cloud Fu
 1. `plan_cleanup` (cleanup_plan.py) computes the cutoff ONCE (today - ttl_days, a UTC date; rows
    dated on the cutoff are kept, stale means `game_date < cutoff`) and previews each table in two
    set-based queries. The frozen `CleanupPlan` carries one confirmation token per table with stale
-   rows, e.g. ``delete 1234 rows from nba_analytics.upcoming_player_game_context``.
-2. `check_confirmation` accepts only tokens that echo that plan ("; "-separated in one string,
-   or one string per table).
+   rows, e.g. ``delete 1234 rows from nba_analytics.upcoming_player_game_context (plan 3f9a2c)``.
+2. `check_confirmation` (cleanup_confirm.py, the one definition of the confirmation line)
+   accepts only tokens that echo that plan: its counts and the plan id that binds the stale
+   rows' key digest, the environment and the project.
 3. `apply_cleanup` refuses a plan over the cap before it even looks at the confirmation, then
    checks the confirmation, makes a verified backup of each table
    (cleanup_backup.py: a real copy, never overwriting one), deletes exactly the previewed rows or
-   none (`Warehouse.delete_exact`), verifies that no stale row remains and every kept row is still
+   none (`Warehouse.delete_exact`, whose guard compares the count and the key digest inside the
+   DELETE itself), verifies that no stale row remains and every kept row is still
    there, and writes one audit row to `nba_orchestration.cleanup_operations` (cleanup_result.py).
 
 This module is the cleanup tool's one door: callers import `cleanup` and find the plan, result and
@@ -25,13 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
-from collections.abc import Mapping
 
 from runbook_lib.errors import (
     CleanupCapExceededError,
-    ConfirmationRequired,
+    DeleteContentMismatchError,
     DeleteCountMismatchError,
     RunbookError,
     TableExistsError,
@@ -44,6 +44,16 @@ from runbook_lib.platform.cleanup_backup import (
     prune_backups,
     restore_from_backup,
     verified_backup,
+)
+from runbook_lib.platform.cleanup_confirm import (
+    AUTO,
+    COMMAND_LINE,
+    FORM,
+    PARAMS_FILE,
+    check_confirmation,
+    confirmation_line,
+    resolve_confirmation,
+    split_line,
 )
 from runbook_lib.platform.cleanup_plan import (
     KEPT,
@@ -61,6 +71,10 @@ from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.ids import TableId
 
 __all__ = [
+    "AUTO",
+    "COMMAND_LINE",
+    "FORM",
+    "PARAMS_FILE",
     "STALE",
     "TRIGGERS",
     "CleanupPlan",
@@ -71,12 +85,15 @@ __all__ = [
     "apply_cleanup",
     "backup_id",
     "check_confirmation",
+    "confirmation_line",
     "cutoff_for",
     "list_backups",
     "max_ttl_days",
     "plan_cleanup",
     "prune_backups",
+    "resolve_confirmation",
     "restore_from_backup",
+    "split_line",
     "upcoming_tables",
     "write_audit",
 ]
@@ -84,73 +101,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("cli", "runbook", "scheduled")
-
-
-def _norm(token: str) -> str:
-    # Whitespace is forgiven (a double space typed at 4 a.m.); every other character must match.
-    return " ".join(str(token).split())
-
-
-def check_confirmation(plan: CleanupPlan, confirm) -> None:
-    """Accept `confirm` only if it echoes the plan's token of every table with stale rows.
-
-    `confirm` is one of:
-      - a string of tokens separated by ";" (the line the preview and its errors print);
-      - a sequence of such strings, e.g. one per table (a repeated --confirm), in any order;
-      - a mapping of `dataset.table` (or full table id) -> that table's token.
-    A missing, stale (another row count) or unknown token raises ConfirmationRequired with the
-    tokens expected (for a mapping, only those of the tables it got wrong); nothing is changed.
-    A plan with no stale rows needs no confirmation.
-    """
-    expected = {short: _norm(tok) for short, tok in plan.tokens.items()}
-    if not expected:
-        return
-    if isinstance(confirm, Mapping):
-        given, offending = _mapped_tokens(plan, confirm), []
-    else:
-        given, offending = _listed_tokens(plan, confirm)
-    wrong = [short for short, token in expected.items() if given.get(short) != token]
-    if not wrong and not offending:
-        return
-    if isinstance(confirm, Mapping) and wrong:
-        # Each answer is bound to its table: name only the tables answered wrongly.
-        bad = next((given[s] for s in wrong if s in given), None)
-        raise ConfirmationRequired("; ".join(plan.tokens[s] for s in wrong), bad)
-    # A line of tokens is given again as a whole: print the whole line to type.
-    bad = next(iter(offending), None) or next((given[s] for s in wrong if s in given), None)
-    raise ConfirmationRequired("; ".join(plan.tokens.values()), bad or "; ".join(given.values()))
-
-
-def _mapped_tokens(plan: CleanupPlan, confirm: Mapping) -> dict[str, str]:
-    out = {}
-    for key, token in confirm.items():
-        try:
-            out[plan.preview(key).table.short] = _norm(token)
-        except KeyError:
-            raise ConfirmationRequired("; ".join(plan.tokens.values()), str(key)) from None
-    return out
-
-
-def _listed_tokens(plan: CleanupPlan, confirm) -> tuple[dict[str, str], list[str]]:
-    """Return table -> token for the tokens naming a table of the plan, and the other tokens."""
-    if confirm is None:
-        return {}, []
-    items = [confirm] if isinstance(confirm, str) else list(confirm)
-    given: dict[str, str] = {}
-    offending: list[str] = []
-    for token in (_norm(t) for item in items for t in str(item).split(";")):
-        if not token:
-            continue
-        match = re.fullmatch(r"delete \d+ rows from (\S+)", token)
-        try:
-            short = plan.preview(match.group(1)).table.short if match else None
-        except KeyError:
-            short = None
-        if short is None or given.get(short, token) != token:
-            offending.append(token)  # names no table of the plan, or contradicts another token
-        else:
-            given[short] = token
-    return given, offending
 
 
 def apply_cleanup(
@@ -255,7 +205,11 @@ def _delete_and_verify(
     messages: list[str],
 ) -> TableResult:
     """Delete exactly the previewed stale rows of one table and verify it against its backup."""
-    deleted = wh.delete_exact(p.table, STALE, {"cutoff": plan.cutoff}, p.stale_rows)
+    # The guard inside the one DELETE compares the count AND the key digest of the plan, in the
+    # snapshot the DELETE reads: on DuckDB one statement in one transaction; on BigQuery a DML
+    # statement reads one snapshot and concurrent DML on the table is serialised. So rows
+    # swapped after the re-check above are never deleted in place of the previewed ones.
+    deleted = wh.delete_exact(p.table, STALE, {"cutoff": plan.cutoff}, p.stale_rows, p.digest)
     messages.append(f"Deleted {deleted:,} rows from {p.table.short}")
     kept = _verify(wh, p.table, backup, plan.cutoff, deleted)
     messages.append(
@@ -307,12 +261,14 @@ def _check_caps(plan: CleanupPlan) -> None:
 
 
 def _check_still_matches(wh: Warehouse, plan: CleanupPlan) -> None:
-    # Recount every table first so a drift in the second table is refused before the first is
+    # Re-digest every table first so a drift in the second table is refused before the first is
     # touched; delete_exact still guards each DELETE itself against a change after this point.
     for p in plan.previews:
-        now = wh.row_count(p.table, STALE, {"cutoff": plan.cutoff})
-        if now != p.stale_rows:
-            raise DeleteCountMismatchError(p.table.short, p.stale_rows, now)
+        now = wh.rows_digest(p.table, p.digest.key, STALE, {"cutoff": plan.cutoff})
+        if now.rows != p.stale_rows:
+            raise DeleteCountMismatchError(p.table.short, p.stale_rows, now.rows)
+        if now != p.digest:
+            raise DeleteContentMismatchError(p.table.short, p.stale_rows)
 
 
 def _verify(wh: Warehouse, table: TableId, backup: TableId, cutoff: dt.date, deleted: int) -> int:

@@ -1,9 +1,10 @@
 """What a cleanup would delete: one cutoff, a preview per upcoming table, the confirmation tokens.
 
 The cutoff is computed ONCE per plan (today - ttl_days, a UTC date); rows dated on the cutoff are
-kept, stale means `game_date < cutoff`. Each table is previewed in two set-based queries, and the
-frozen `CleanupPlan` carries one token per table with stale rows, e.g.
-``delete 1234 rows from nba_analytics.upcoming_player_game_context``.
+kept, stale means `game_date < cutoff`. Each table is previewed in set-based queries, one of them
+the digest of its stale rows' keys, and the frozen `CleanupPlan` carries one token per table with
+stale rows, e.g. ``delete 1234 rows from nba_analytics.upcoming_player_game_context (plan
+3f9a2c)`` (cleanup_confirm.py defines the tokens and the line).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from runbook_lib.errors import DeleteCountMismatchError
+from runbook_lib.platform import cleanup_confirm
 from runbook_lib.platform.schema import UPCOMING_TABLES, Tables
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import RowsDigest, Warehouse
 from runbook_lib.warehouse.ids import TableId
 
 log = logging.getLogger(__name__)
@@ -34,11 +37,14 @@ class TablePreview:
     min_date: dt.date | None
     max_date: dt.date | None
     total_rows: int
+    # The stale rows' key digest (computed in SQL) and the short id of env, table, cutoff and it.
+    digest: RowsDigest | None = None
+    plan_id: str = ""
 
     @property
     def token(self) -> str:
-        """Return the confirmation token that echoes this table and its stale row count."""
-        return f"delete {self.stale_rows} rows from {self.table.short}"
+        """Return the confirmation token that echoes this table, its stale rows and plan id."""
+        return cleanup_confirm.token(self.table.short, self.stale_rows, self.plan_id)
 
     @property
     def fraction(self) -> float:
@@ -54,6 +60,7 @@ class TablePreview:
 class CleanupPlan:
     """A previewed cleanup: the cutoff, one preview per table and the stale rows per date."""
 
+    env: str
     today: dt.date
     ttl_days: int
     cutoff: dt.date
@@ -134,9 +141,19 @@ def max_ttl_days(today: dt.date) -> int:
 
 
 def plan_cleanup(
-    wh: Warehouse, tables: Tables, today: dt.date, ttl_days: int, max_delete_fraction: float
+    wh: Warehouse,
+    tables: Tables,
+    today: dt.date,
+    ttl_days: int,
+    max_delete_fraction: float,
+    *,
+    env: str,
 ) -> CleanupPlan:
-    """Preview the stale rows of both upcoming tables against one cutoff computed here."""
+    """Preview the stale rows of both upcoming tables against one cutoff computed here.
+
+    `env` is bound into each table's plan id (with the project, the cutoff and the stale rows'
+    digest), so a token previewed on another environment is refused here.
+    """
     cutoff = cutoff_for(today, ttl_days)
     ids = upcoming_tables(tables)
     labels = {f"t{i}": t.short for i, t in enumerate(ids)}
@@ -153,8 +170,11 @@ def plan_cleanup(
     per_date = wh.query(per_date_sql, params).rename(columns={"table_name": "table", "n": "rows"})
     per_date = per_date.sort_values(["table", "game_date"]).reset_index(drop=True)
     totals = wh.query(totals_sql, labels).set_index("table_name")["n"]
-    previews = tuple(_preview(t, per_date, int(totals[t.short])) for t in ids)
-    plan = CleanupPlan(today, ttl_days, cutoff, float(max_delete_fraction), previews, per_date)
+    previews = tuple(
+        _preview(t, per_date, int(totals[t.short]), _digest(wh, env, t, key, cutoff))
+        for t, key in zip(ids, (schema.key for schema in UPCOMING_TABLES), strict=True)
+    )
+    plan = CleanupPlan(env, today, ttl_days, cutoff, float(max_delete_fraction), previews, per_date)
     for p in previews:
         log.info(
             "%s: %s stale rows on %s dates (cutoff %s)",
@@ -166,15 +186,28 @@ def plan_cleanup(
     return plan
 
 
-def _preview(table: TableId, per_date: pd.DataFrame, total: int) -> TablePreview:
+def _digest(wh: Warehouse, env: str, table: TableId, key, cutoff) -> tuple[RowsDigest, str]:
+    digest = wh.rows_digest(table, key, STALE, {"cutoff": cutoff})
+    return digest, cleanup_confirm.plan_id(env, table, cutoff, digest)
+
+
+def _preview(
+    table: TableId, per_date: pd.DataFrame, total: int, digested: tuple[RowsDigest, str]
+) -> TablePreview:
     rows = per_date[per_date["table"] == table.short]
+    stale = int(rows["rows"].sum()) if len(rows) else 0
+    digest, plan_id = digested
+    if digest.rows != stale:  # a write landed between the two queries of this preview
+        raise DeleteCountMismatchError(table.short, stale, digest.rows)
     if rows.empty:
-        return TablePreview(table, 0, 0, None, None, total)
+        return TablePreview(table, 0, 0, None, None, total, digest, plan_id)
     return TablePreview(
         table,
-        int(rows["rows"].sum()),
+        stale,
         len(rows),
         rows["game_date"].min(),
         rows["game_date"].max(),
         total,
+        digest,
+        plan_id,
     )

@@ -37,6 +37,8 @@ class TableSchema:
     partition_by: str | None = None
     cluster_by: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    # The columns that identify a row (no uniqueness is enforced): what a plan's digest hashes.
+    key: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def columns(self) -> list[str]:
@@ -68,6 +70,7 @@ UPCG = TableSchema(
     partition_by="game_date",
     cluster_by=("player_lookup", "universal_player_id", "game_date"),
     description="UPCG: pre-game context of players for upcoming games (Phase 3).",
+    key=("player_lookup", "game_id", "game_date"),
 )
 
 UTCG = TableSchema(
@@ -81,6 +84,7 @@ UTCG = TableSchema(
     partition_by="game_date",
     cluster_by=("game_date", "team_abbr", "game_id"),
     description="UTCG: pre-game context of teams for upcoming games (Phase 3).",
+    key=("team_abbr", "game_id", "game_date"),
 )
 
 PGS = TableSchema(

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from runbook_lib.errors import ConfirmationRequired, SignOffRequired
+from runbook_lib.platform.cleanup_confirm import FORM
 
 # Set by the runner in each phase's kernel: no widget is shown, values come from parameters.
 HEADLESS_ENV = "RUNBOOK_HEADLESS"
@@ -45,9 +46,12 @@ def _display(*widgets) -> None:
 class Confirmation:
     """Holds the typed confirmation for one plan; the widget (if any) writes into `.value`."""
 
-    def __init__(self, expected_token: str, given: str = ""):
+    def __init__(self, expected_token: str, given: str = "", source: str = ""):
+        # `source`: where `given` came from (command line, params file, notebook default); a
+        # value typed into the form replaces it and its source becomes "form".
         self.expected_token = expected_token
         self.value = (given or "").strip()
+        self.source = source
         self.at = _now() if self.value else None
 
     def show(self) -> Confirmation:
@@ -59,7 +63,7 @@ class Confirmation:
         status = w.HTML(f"To go on, type exactly: <code>{self.expected_token}</code>")
 
         def on_click(_):
-            self.value, self.at = text.value.strip(), _now()
+            self.value, self.at, self.source = text.value.strip(), _now(), FORM
             ok = self.value == self.expected_token
             status.value = (
                 "Recorded. Run the next cell."
@@ -72,9 +76,9 @@ class Confirmation:
         return self
 
 
-def ask_confirmation(expected_token: str, given: str = "") -> Confirmation:
+def ask_confirmation(expected_token: str, given: str = "", source: str = "") -> Confirmation:
     """Return a holder for the confirmation; show the form when a person can answer it."""
-    holder = Confirmation(expected_token, given)
+    holder = Confirmation(expected_token, given, source)
     if not holder.value and interactive():
         holder.show()
     return holder

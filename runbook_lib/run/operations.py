@@ -9,33 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from runbook_lib.errors import ConfirmationRequired, PreflightFailedError
+from runbook_lib.errors import PreflightFailedError
 from runbook_lib.run.params import Params
 
 if TYPE_CHECKING:
     import pandas as pd
-
-AUTO = "auto"
-
-
-def cleanup_tokens(plan, given: str, is_local: bool) -> list[str]:
-    """Return the confirmation tokens to check against a cleanup plan.
-
-    `given` is what the person typed or the `confirm` parameter: tokens separated by `;`.
-    `"auto"` accepts the plan as previewed, and only on `local` (the embedded demo, nobody
-    to ask); anywhere else it is refused like any other wrong token.
-    """
-    value = (given or "").strip()
-    if value == AUTO:
-        if not is_local:
-            raise ConfirmationRequired("; ".join(plan.tokens.values()), AUTO)
-        return list(plan.tokens.values())
-    return [t.strip() for t in value.split(";") if t.strip()]
-
-
-def expected_confirmation(plan) -> str:
-    """Return the one line a person types to confirm a cleanup plan."""
-    return "; ".join(plan.tokens.values())
 
 
 def resolve_dry_run(params: Params, dry_run: bool | None) -> bool:
@@ -181,14 +159,17 @@ def cleanup_checks(plan, result, after) -> list[tuple[str, bool, str]]:
     ]
 
 
-def confirmation_record(plan, given: str, tokens: list[str], dry_run: bool) -> dict:
-    """Return what the archive keeps of a confirmation: what was expected, given, and when."""
+def confirmation_record(plan, given: str, tokens: list[str], dry_run: bool, source: str = "") -> dict:
+    """Return what the archive keeps of a confirmation: what was expected, given, where, when."""
     import datetime as _dt
 
+    from runbook_lib.platform.cleanup_confirm import AUTO, SEPARATOR, confirmation_line
+
     how = "dry run: no confirmation needed" if dry_run else (
-        "auto (local: the previewed plan accepted)" if (given or "").strip() == AUTO else "typed")
-    return {"expected": expected_confirmation(plan), "given": "; ".join(tokens), "how": how,
-            "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+        "auto (local: the previewed plan accepted)" if (given or "").strip() == AUTO
+        else f"typed ({source or 'given'})")
+    return {"expected": confirmation_line(plan), "given": SEPARATOR.join(tokens), "how": how,
+            "source": source, "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 def restore_all(wh, pairs: list[tuple]) -> tuple[list, pd.DataFrame]:

@@ -145,6 +145,27 @@ class Phase:
         self._write(RUNNING)
         return value
 
+    def parameter_source(self, key: str) -> str:
+        """Return where this phase's parameter `key` came from.
+
+        "command line" for a `--set phases.<phase>.<key>=...` of this run (the manifest header
+        records it as an override), "params file" for a value under `phases.<phase>` of the
+        params file, else "notebook default".
+        """
+        from runbook_lib.platform.cleanup_confirm import (
+            COMMAND_LINE,
+            NOTEBOOK_DEFAULT,
+            PARAMS_FILE,
+        )
+
+        overrides = run_overrides() if self.run_id != STANDALONE else {}
+        nested = overrides.get(f"phases.{self.name}")
+        if f"phases.{self.name}.{key}" in overrides or (isinstance(nested, dict) and key in nested):
+            return COMMAND_LINE
+        if key in self.params.phases.get(self.name, {}):
+            return PARAMS_FILE
+        return NOTEBOOK_DEFAULT
+
     def check(self, name: str, ok: bool, detail: Any = "") -> bool:
         """Record a named check; return whether it passed (failed checks fail the phase)."""
         ok = bool(ok)

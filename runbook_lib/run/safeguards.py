@@ -143,8 +143,8 @@ def _backfill_options() -> str:
 def _cleanup_confirmation() -> str:
     from runbook_lib.platform import cleanup
 
-    preview = cleanup.TablePreview(_table(), 5, 1, DAY, DAY, 10)
-    plan = cleanup.CleanupPlan(DAY, 7, DAY, 0.9, (preview,), pd.DataFrame())
+    preview = cleanup.TablePreview(_table(), 5, 1, DAY, DAY, 10, plan_id="3f9a2c")
+    plan = cleanup.CleanupPlan("local", DAY, 7, DAY, 0.9, (preview,), pd.DataFrame())
     try:
         cleanup.check_confirmation(plan, "yes")
     except ConfirmationRequired:

@@ -9,16 +9,56 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import db_dtypes  # noqa: F401 - registers the "dbdate" pandas dtype
 import pandas as pd
 
-from runbook_lib.errors import DeleteCountMismatchError, TableExistsError, TableNotFoundError
+from runbook_lib.errors import (
+    DeleteContentMismatchError,
+    DeleteCountMismatchError,
+    TableExistsError,
+    TableNotFoundError,
+)
 from runbook_lib.warehouse.ids import TableId, check_name
 
 if TYPE_CHECKING:
     from runbook_lib.platform.schema import TableSchema
+
+
+# The low 28 bits of each fingerprint are summed: with at most 2**35 rows the sum fits INT64.
+_LOW_BITS = 268435455
+
+
+@dataclass(frozen=True)
+class RowsDigest:
+    """What identifies a set of rows by their key: how many, and two folds of key fingerprints.
+
+    `xor` (BIT_XOR of FARM_FINGERPRINT of each row's key) changes when any one row is swapped for
+    another; `low_sum` (the sum of the fingerprints' low 28 bits) also changes when a pair of
+    duplicate rows is swapped, which XOR alone cancels out.
+    """
+
+    key: tuple[str, ...]
+    rows: int
+    xor: int
+    low_sum: int
+
+
+def _key_fingerprint(key: tuple[str, ...]) -> str:
+    for column in key:
+        check_name(column, "column")
+    parts = ", '|', ".join(f"IFNULL(CAST({c} AS STRING), '<NULL>')" for c in key)
+    return f"FARM_FINGERPRINT(CONCAT({parts}))"
+
+
+def _digest_columns(key: tuple[str, ...]) -> str:
+    fp = _key_fingerprint(key)
+    return (
+        f"COUNT(*) AS n, IFNULL(BIT_XOR({fp}), 0) AS x, "
+        f"CAST(IFNULL(SUM({fp} & {_LOW_BITS}), 0) AS INT64) AS s"
+    )
 
 
 class Warehouse(abc.ABC):
@@ -82,6 +122,14 @@ class Warehouse(abc.ABC):
         sql = f"SELECT COUNT(*) AS n FROM {table.sql} WHERE {where}"  # noqa: S608 - TableId is validated
         return int(self.query(sql, params)["n"].iloc[0])
 
+    def rows_digest(
+        self, table: TableId, key: tuple[str, ...], where: str = "TRUE", params: dict | None = None
+    ) -> RowsDigest:
+        """Return the digest of the rows matching `where`, computed in one query in the warehouse."""
+        sql = f"SELECT {_digest_columns(tuple(key))} FROM {table.sql} WHERE {where}"  # noqa: S608
+        row = self.query(sql, params).iloc[0]
+        return RowsDigest(tuple(key), int(row["n"]), int(row["x"]), int(row["s"]))
+
     def ensure_table(self, table: TableId, schema: TableSchema) -> bool:
         """Create the dataset and table if missing; return whether the table was created."""
         if not self.dataset_exists(table.dataset):
@@ -105,27 +153,45 @@ class Warehouse(abc.ABC):
         return self.row_count(dest)
 
     def delete_exact(
-        self, table: TableId, where: str, params: dict | None, expected_rows: int
+        self,
+        table: TableId,
+        where: str,
+        params: dict | None,
+        expected_rows: int,
+        digest: RowsDigest | None = None,
     ) -> int:
-        """Delete the rows matching `where` only if exactly `expected_rows` match.
+        """Delete the rows matching `where` only if exactly `expected_rows` (and `digest`) match.
 
-        The guard is part of the one DELETE statement, so the count and the delete read the same
-        snapshot on both backends: either exactly the planned rows go, or none do. An empty
-        predicate or one that selects every row is refused by the callers, never here silently.
+        The guard is part of the one DELETE statement, so the guard and the delete read the same
+        snapshot on both backends: either exactly the planned rows go, or none do. With `digest`
+        the guard also compares the rows' key digest (`rows_digest`), so a swap of one planned row
+        for another with the same count deletes nothing. An empty predicate or one that selects
+        every row is refused by the callers, never here silently.
         """
         if not where.strip():
             raise ValueError("delete_exact needs a predicate; an empty one would mean all rows")
+        if digest is not None and digest.rows != expected_rows:
+            raise ValueError(f"digest of {digest.rows} rows given for {expected_rows} rows")
         params = dict(params or {})
-        check_name("_expected_rows", "parameter")
+        guard = "COUNT(*) = @_expected_rows"
         params["_expected_rows"] = int(expected_rows)
+        if digest is not None:
+            fp = _key_fingerprint(digest.key)
+            guard += (
+                f" AND IFNULL(BIT_XOR({fp}), 0) = @_expected_xor"
+                f" AND IFNULL(SUM({fp} & {_LOW_BITS}), 0) = @_expected_sum"
+            )
+            params.update(_expected_xor=digest.xor, _expected_sum=digest.low_sum)
         sql = (
             f"DELETE FROM {table.sql} WHERE ({where}) AND "  # noqa: S608 - TableId is validated
-            f"(SELECT COUNT(*) FROM {table.sql} WHERE ({where})) = @_expected_rows"
+            f"(SELECT {guard} FROM {table.sql} WHERE ({where}))"
         )
         deleted = self.execute(sql, params)
-        plain = {k: v for k, v in params.items() if k != "_expected_rows"}
+        plain = {k: v for k, v in params.items() if not k.startswith("_expected")}
         # A plan of 0 rows "matches" a guarded DELETE that deleted nothing: check it really is 0.
         if deleted != expected_rows or (deleted == 0 and self.row_count(table, where, plain)):
             actual = self.row_count(table, where, plain)
+            if digest is not None and actual == expected_rows:
+                raise DeleteContentMismatchError(str(table), expected_rows)
             raise DeleteCountMismatchError(str(table), expected_rows, actual)
         return deleted

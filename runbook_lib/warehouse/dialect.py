@@ -6,6 +6,9 @@ contract tests that run the same SQL on both backends:
 - `EXTRACT(DAYOFWEEK ...)` is 1 (Sunday) .. 7 in BigQuery but 0 .. 6 in DuckDB: add one.
 - `NUMERIC` becomes DuckDB's DECIMAL(18,3): use BigQuery's precision, DECIMAL(38,9).
 - Integer `/` is float division in both, but sqlglot renders BigQuery `DIV` as `//`; kept.
+- `FARM_FINGERPRINT` has no DuckDB twin (sqlglot keeps the name, which DuckDB lacks): DuckDB's
+  `hash()`, a UBIGINT, shifted into the signed INT64 range, stands in. The values differ from
+  BigQuery's, so a fingerprint is only ever compared with one from the same warehouse.
 """
 
 from __future__ import annotations
@@ -17,9 +20,21 @@ from sqlglot import exp
 
 NUMERIC = exp.DataType.build("DECIMAL(38, 9)", dialect="duckdb")
 DATE = exp.DataType.build("DATE")
+# hash() is unsigned 64-bit; minus 2**63 maps it one-to-one onto BIGINT, like BigQuery's INT64.
+_FINGERPRINT = "CAST(CAST(HASH(_arg) AS HUGEINT) - 9223372036854775808 AS BIGINT)"
+
+
+def _fingerprint(node: exp.FarmFingerprint) -> exp.Expression:
+    tree = sqlglot.parse_one(_FINGERPRINT, read="duckdb")
+    arg = node.expressions[0] if node.expressions else node.this
+    return tree.transform(
+        lambda n: arg.copy() if isinstance(n, exp.Column) and n.name == "_arg" else n
+    )
 
 
 def _fix(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.FarmFingerprint):
+        return _fingerprint(node)
     if isinstance(node, (exp.DateSub, exp.DateAdd, exp.DateTrunc)) and not isinstance(
         node.parent, exp.Cast
     ):

@@ -127,6 +127,7 @@ def run_cleanup(
             params.effective_today(),
             params.cleanup.ttl_days,
             params.cleanup.max_delete_fraction,
+            env=params.env,
         )
         log.info("TTL cutoff date: %s", plan.cutoff)
         result = cleanup.apply_cleanup(
