@@ -15,7 +15,7 @@ from runbook_lib.platform import deploy_plan
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.bundle import build_bundle
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
-from runbook_lib.platform.cloud_function.secrets import redact
+from runbook_lib.secrets import redact_known
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -138,7 +138,7 @@ def _plan(args: argparse.Namespace, params, bundle) -> int:
     try:
         steps = deploy_plan.resolve(plan, runner, deploy_plan.preflight(plan, runner))
     except DeployError as e:
-        print(f"(cannot describe the current state: {redact(str(e), plan.env_vars)})")
+        print(f"(cannot describe the current state: {redact_known(str(e), plan.env_vars)})")
         steps = deploy_plan.static_steps(plan)
     print(deploy_plan.format_plan(plan, steps))
     print("Dry run: nothing was changed; add --apply to run the plan.")

@@ -25,7 +25,6 @@ from runbook_lib.platform.cloud_function.gcloud import (
     validate_time_zone,
 )
 from runbook_lib.platform.cloud_function.local import function_env
-from runbook_lib.platform.cloud_function.secrets import masked_env, redact
 from runbook_lib.platform.deploy_commands import (
     ENV_VARS_FILE,
     deploy_command,
@@ -40,6 +39,7 @@ from runbook_lib.platform.deploy_commands import (
     with_env_vars_file,
 )
 from runbook_lib.run.params import Params
+from runbook_lib.secrets import masked_env, redact_known
 
 SCHEDULER_AGENT = "service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
 # Shown in a plan made without credentials: only `projects describe` knows the number.
@@ -316,7 +316,7 @@ def apply(plan: DeployPlan, runner: GcloudRunner) -> ApplyResult:
         if proc.returncode != 0:
             raise DeployError(
                 f"{step.action} of {step.resource} {step.name} failed: "
-                f"{redact(proc.stderr.strip(), plan.env_vars)} "
+                f"{redact_known(proc.stderr.strip(), plan.env_vars)} "
                 f"(done before it: {len(executed)} command(s); previous revision "
                 f"{previous or 'none'}; to fix this, correct the cause and apply again: "
                 f"finished steps are no-ops)"
@@ -346,7 +346,7 @@ def rollback(
     command = rollback_commands(plan, action, revision)
     proc = runner.run(command)
     if proc.returncode != 0:
-        raise DeployError(f"rollback {action} failed: {redact(proc.stderr.strip(), plan.env_vars)}")
+        raise DeployError(f"rollback {action} failed: {redact_known(proc.stderr.strip(), plan.env_vars)}")
     return command
 
 

@@ -176,7 +176,7 @@ def remote_channel(webhook_url: str | None) -> Webhook | NoAlertChannel:
     """Return the webhook of a cloud environment, or NoAlertChannel when none is set."""
     if not webhook_url:
         return NoAlertChannel()
-    from runbook_lib.platform.cloud_function.secrets import mask_value
+    from runbook_lib.secrets import mask_value
 
     # The label is archived: a webhook URL's path is its secret, so only the host is shown.
     return Webhook(webhook_url, label=f"webhook {mask_value(webhook_url)}")

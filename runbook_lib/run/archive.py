@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+from runbook_lib import secrets
 from runbook_lib.run import manifest
 from runbook_lib.run.params import Params
 
@@ -44,14 +45,23 @@ def skipped_record(name: str, reason: str) -> dict:
     }
 
 
+def known_secrets(params: Params, *mappings: dict) -> set[str]:
+    """Return the values of secret-named settings in the params and `mappings` (e.g. overrides)."""
+    found = secrets.secret_values(params.model_dump(mode="json"))
+    for mapping in mappings:
+        found |= secrets.secret_values(mapping)
+    return found
+
+
 def scrub_phase(run_dir: Path, name: str, notebook: Path, parameters: dict, params: Params) -> int:
-    """Redact secret parameter values from a phase's notebook and results; return the count."""
-    secret_values = manifest.secret_values(parameters) | manifest.secret_values(
-        params.model_dump(mode="json")
-    )
+    """Redact secrets from a phase's notebook (source and every output) and results; count them.
+
+    Secret-named parameter and params values, and anything that looks secret (secrets.py), are
+    redacted wherever they appear: cell sources, stream text, HTML and plain outputs, results.
+    """
+    known = known_secrets(params, parameters)
     scrubbed = sum(
-        manifest.scrub_file(p, secret_values)
-        for p in (notebook, run_dir / "results" / f"{name}.json")
+        secrets.scrub_file(p, known) for p in (notebook, run_dir / "results" / f"{name}.json")
     )
     if scrubbed:
         log.warning("redacted %d secret value(s) from the archive of %s", scrubbed, name)
@@ -72,11 +82,9 @@ def finalise(run_dir: Path, params: Params, overrides: dict) -> dict:
             fn(run_dir)
         except Exception:  # noqa: BLE001 - the run's verdict must not depend on its report
             log.exception("could not write the %s of %s", what, run_dir)
-    values = manifest.secret_values(params.model_dump(mode="json")) | manifest.secret_values(
-        overrides
-    )
-    leaks = manifest.find_secrets(run_dir, values)
-    for rel in leaks:
-        manifest.scrub_file(run_dir / rel, values)
-        log.error("a secret value reached %s; it was redacted", rel)
-    return manifest.append_archive(run_dir)
+    # Every text file of the run dir (log, report, results, journals, the bundle ...) is scanned;
+    # the manifest scrubs its own records as they are chained.
+    hits = secrets.scrub_tree(run_dir, known_secrets(params, overrides), skip={manifest.MANIFEST})
+    for rel, n in hits.items():
+        log.error("%d secret value(s) reached %s; redacted", n, rel)
+    return manifest.append_archive(run_dir, secrets_redacted=sum(hits.values()))

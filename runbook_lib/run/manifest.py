@@ -12,55 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runbook_lib import secrets
+
 MANIFEST = "manifest.json"
-REDACTED = "***redacted***"
-SECRET_KEY_RE = re.compile(r"token|secret|password|webhook", re.IGNORECASE)
+# What looks secret is defined once, in runbook_lib/secrets.py.
+REDACTED = secrets.REDACTED
+redact = secrets.redact_mapping
 SUCCEEDED, FAILED, SKIPPED = "SUCCEEDED", "FAILED", "SKIPPED"
 ARCHIVE = "archive"
-
-
-def redact(mapping: dict) -> dict:
-    """Return a copy with the value of every secret-named key (at any depth) redacted."""
-    out = {}
-    for key, value in mapping.items():
-        if SECRET_KEY_RE.search(str(key)) and value not in (None, ""):
-            out[key] = REDACTED
-        elif isinstance(value, dict):
-            out[key] = redact(value)
-        else:
-            out[key] = value
-    return out
-
-
-def secret_values(mapping: dict) -> set[str]:
-    """Return the values of secret-named keys (at any depth) worth scanning archives for."""
-    found: set[str] = set()
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            found |= secret_values(value)
-        elif SECRET_KEY_RE.search(str(key)) and isinstance(value, str) and len(value) >= 4:
-            found.add(value)
-    return found
-
-
-def scrub_file(path: Path, secrets: set[str]) -> int:
-    """Replace every secret value in a text file by the redaction mark; return how many."""
-    if not secrets or not path.exists():
-        return 0
-    text = path.read_text()
-    count = 0
-    for s in secrets:
-        for form in {s, json.dumps(s)[1:-1]}:  # raw and JSON-escaped, as notebooks store it
-            count += text.count(form)
-            text = text.replace(form, REDACTED)
-    if count:
-        path.write_text(text)
-    return count
 
 
 def sha256_file(path: Path) -> str:
@@ -81,8 +44,8 @@ def header_hash(manifest: dict) -> str:
 
 
 def create(run_dir: Path, header: dict) -> dict:
-    """Write a new manifest with `header` and no records; return it."""
-    manifest = {"header": header, "records": []}
+    """Write a new manifest with `header` (secrets redacted) and no records; return it."""
+    manifest = {"header": secrets.redact_mapping(header), "records": []}
     save(run_dir, manifest)
     return manifest
 
@@ -104,7 +67,15 @@ def append(run_dir: Path, record: dict) -> dict:
     """Chain `record` (with its notebook's sha256) to the manifest; return the stored record."""
     manifest = load(run_dir)
     records = manifest["records"]
-    rec = dict(record, seq=len(records) + 1)
+    # Nothing secret is hashed into the chain: every string is scanned for secret-looking values
+    # (results, checks, reasons), and parameters also lose the values of secret-named keys.
+    rec, scrubbed = secrets.scrub(record, by_key=False)
+    if isinstance(rec.get("parameters"), dict):
+        rec["parameters"], by_key = secrets.scrub(rec["parameters"])
+        scrubbed += by_key
+    if scrubbed or "secrets_redacted" in rec:
+        rec["secrets_redacted"] = int(rec.get("secrets_redacted") or 0) + scrubbed
+    rec["seq"] = len(records) + 1
     nb = rec.get("notebook")
     rec["notebook_sha256"] = (
         sha256_file(Path(run_dir) / nb) if nb and (Path(run_dir) / nb).exists() else None
@@ -147,10 +118,19 @@ def uncovered_files(run_dir: Path, manifest: dict) -> dict[str, str]:
     return out
 
 
-def append_archive(run_dir: Path) -> dict:
-    """Chain an archive record holding the sha256 of every file no phase record covers."""
+def append_archive(run_dir: Path, secrets_redacted: int = 0) -> dict:
+    """Chain an archive record holding the sha256 of every file no phase record covers.
+
+    `secrets_redacted` counts the secret values the archive's last scan redacted from its files.
+    """
     files = uncovered_files(run_dir, load(run_dir))
-    record = {"phase": ARCHIVE, "kind": ARCHIVE, "status": SUCCEEDED, "files": files}
+    record = {
+        "phase": ARCHIVE,
+        "kind": ARCHIVE,
+        "status": SUCCEEDED,
+        "files": files,
+        "secrets_redacted": secrets_redacted,
+    }
     return append(run_dir, record)
 
 
@@ -230,17 +210,6 @@ def verify(run_dir: Path) -> VerifyResult:
     _check_chain(run_dir, manifest, problems)
     files = _check_archive(run_dir, manifest, problems)
     return VerifyResult(run_dir, len(manifest["records"]), [p for p in problems if p], files)
-
-
-def find_secrets(run_dir: Path, secrets: set[str]) -> list[str]:
-    """Return the archived files (relative) that contain any secret value."""
-    hits = []
-    for path in sorted(Path(run_dir).rglob("*")):
-        if path.is_file() and path.suffix in {".ipynb", ".json", ".md", ".html"}:
-            text = path.read_text(errors="replace")
-            if any(s in text for s in secrets):
-                hits.append(str(path.relative_to(run_dir)))
-    return hits
 
 
 def summary_rows(manifest: dict) -> list[dict[str, Any]]:

@@ -285,7 +285,7 @@ def verify(run_dir: Path) -> manifest.VerifyResult:
 
 def _restore_overrides(stored: dict, given: dict) -> dict:
     merged = {**stored, **given}
-    missing = [k for k, v in merged.items() if v == manifest.REDACTED]
+    missing = [k for k, v in merged.items() if manifest.REDACTED in str(v)]
     if missing:
         raise ParamsError(
             "resume",

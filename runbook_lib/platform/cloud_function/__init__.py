@@ -1,4 +1,4 @@
 """The daily cleanup Cloud Function: entry points (`main`), its source bundle (`bundle`) and a
 local server for running the built bundle under functions-framework (`local`), plus what the
 deployment plan needs about it: gcloud bound to one project (`gcloud`), drift between a described
-resource and the plan (`drift`), and masking of secret settings in anything printed (`secrets`)."""
+resource and the plan (`drift`). What looks secret, and its masking, is runbook_lib/secrets.py."""
