@@ -205,10 +205,13 @@ def _delete_and_verify(
     messages: list[str],
 ) -> TableResult:
     """Delete exactly the previewed stale rows of one table and verify it against its backup."""
-    # The guard inside the one DELETE compares the count AND the key digest of the plan, in the
-    # snapshot the DELETE reads: on DuckDB one statement in one transaction; on BigQuery a DML
-    # statement reads one snapshot and concurrent DML on the table is serialised. So rows
-    # swapped after the re-check above are never deleted in place of the previewed ones.
+    # What is guaranteed: the guard inside the one DELETE compares the count AND the key digest
+    # of the plan with the rows the DELETE itself sees. DuckDB runs the statement in one
+    # transaction; BigQuery runs a DML statement and its subquery on one snapshot, and fails one
+    # of two conflicting mutations of a table. So the DELETE removes exactly the previewed rows
+    # or none; rows swapped after the re-check above fail the guard, and a row written after the
+    # DELETE's snapshot is left alone. (The 6-hex plan id a person types is a short check of the
+    # same digest; the guard compares the digest in full.)
     deleted = wh.delete_exact(p.table, STALE, {"cutoff": plan.cutoff}, p.stale_rows, p.digest)
     messages.append(f"Deleted {deleted:,} rows from {p.table.short}")
     kept = _verify(wh, p.table, backup, plan.cutoff, deleted)

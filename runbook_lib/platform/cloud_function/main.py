@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import functions_framework
 import pandas as pd
 
+from runbook_lib import secrets
 from runbook_lib.errors import ParamsError
 from runbook_lib.platform import cleanup
 from runbook_lib.run.params import Params, parse_params
@@ -144,7 +145,8 @@ def run_cleanup(
             _audit_failed_plan(wh, config, trigger, run_id, started, e)
         summary = {
             "status": "error",
-            "message": str(e),
+            # The summary is posted to the webhook and logged: an echoed credential is redacted.
+            "message": secrets.redacted(str(e)),
             "function": FUNCTION,
             "cleanup_time": started.isoformat(),
             "trigger": trigger,
