@@ -6,7 +6,6 @@ keys in SQL. These cases run on DuckDB and on BigQuery (bqemulator) through `war
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import uuid
@@ -161,7 +160,8 @@ def test_auto_is_the_previewed_plan_only_on_local(loaded):
 
 
 def _staging_like(tmp_path, project: str, confirm: str) -> Phase:
-    """Return phase 02 of a BigQuery env `stagingx` whose params file holds a confirm token."""
+    """Return phase 02 of a BigQuery env `stagingx` whose params file (in tmp_path/params)
+    holds a confirm token."""
     folder = tmp_path / "params"
     folder.mkdir()
     text = {
@@ -201,13 +201,22 @@ def test_outside_local_a_params_file_token_is_refused_and_the_command_line_one_a
     assert result.total_deleted == 5 and stale(case) == 0
 
 
-def test_cli_refuses_cleanup_confirm_from_a_non_local_params_file(bq_wh, tmp_path):
-    from runbook_lib.cli import cleanup_cmds
+def test_cli_refuses_cleanup_confirm_from_a_non_local_params_file(
+    bq_wh, bq_emulator, tmp_path, monkeypatch, capsys
+):
+    """`runbook cleanup` on a BigQuery env (the emulator) refuses the file's token, exit 2."""
+    from runbook_lib import paths
+    from runbook_lib.cli import main
+    from runbook_lib.warehouse import EMULATOR_ENV
 
     case = _created(bq_wh)
-    plan = plan_of(case, env="stagingx")
-    params = _staging_like(tmp_path, bq_wh.project, cleanup.confirmation_line(plan)).params
-    with pytest.raises(ConfirmationRequired, match="from the params file is not accepted"):
-        cleanup_cmds._given_confirmation(plan, argparse.Namespace(confirm=None), params)
-    given = argparse.Namespace(confirm=[cleanup.confirmation_line(plan)])
-    assert cleanup_cmds._given_confirmation(plan, given, params) == list(plan.tokens.values())
+    line = cleanup.confirmation_line(plan_of(case, env="stagingx"))
+    _staging_like(tmp_path, bq_wh.project, line)
+    monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path / "params")
+    monkeypatch.setenv(EMULATOR_ENV, bq_emulator)
+    assert main(["cleanup", "--env", "stagingx"]) == 2
+    err = capsys.readouterr().err
+    assert "on stagingx a confirmation from the params file is not accepted" in err
+    assert "--confirm" in err and stale(case) == 3
+    assert main(["cleanup", "--env", "stagingx", "--confirm", line, "--run-id", "cli2"]) == 0
+    assert "deleted 5 rows (previewed 5)" in capsys.readouterr().out and stale(case) == 0
