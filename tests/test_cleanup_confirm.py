@@ -220,3 +220,48 @@ def test_cli_refuses_cleanup_confirm_from_a_non_local_params_file(
     assert "--confirm" in err and stale(case) == 3
     assert main(["cleanup", "--env", "stagingx", "--confirm", line, "--run-id", "cli2"]) == 0
     assert "deleted 5 rows (previewed 5)" in capsys.readouterr().out and stale(case) == 0
+
+
+# -- the phase notebook, run by the runner ------------------------------------------------------
+
+
+@pytest.mark.safeguard
+def test_phase_02_refuses_a_previewed_line_after_a_same_count_swap(
+    seeded_wh, local_params, tmp_path
+):
+    """`runbook run --phases 02 --set phases.02_data_cleanup.confirm=<old line>` fails, deletes nothing."""
+    from runbook_lib.errors import PhaseFailedError
+    from runbook_lib.run import manifest, runner
+
+    case = WarehouseCase(seeded_wh, local_params.tables)
+    old = plan_of(case)
+    # One stale UPCG row goes, another comes: the preview's counts are unchanged.
+    upcg = case.tables.upcg
+    gone = seeded_wh.query(
+        f"SELECT player_lookup, game_id FROM {upcg.sql} WHERE {cleanup.STALE} LIMIT 1",
+        {"cutoff": CUTOFF},
+    ).iloc[0]
+    seeded_wh.execute(
+        f"DELETE FROM {upcg.sql} WHERE player_lookup = @p AND game_id = @g",
+        {"p": gone["player_lookup"], "g": gone["game_id"]},
+    )
+    seeded_wh.load_dataframe(upcg, upcg_rows([STALE_DAY], tag="swapped"))
+    new = plan_of(case)
+    assert new.total_stale == old.total_stale and new.tokens != old.tokens
+    overrides = {
+        "warehouse_dir": str(local_params.warehouse_path),
+        "today": TODAY.isoformat(),
+        "phases.02_data_cleanup.confirm": cleanup.confirmation_line(old),
+    }
+    with pytest.raises(PhaseFailedError) as err:
+        runner.run("local", phases=["02"], out_root=tmp_path / "out", overrides=overrides)
+    run_dir = err.value.result.run_dir
+    assert "is refused" in err.value.result.failed["reason"]
+    assert plan_of(case).tokens == new.tokens  # nothing deleted, nothing backed up
+    assert cleanup.list_backups(seeded_wh, case.tables)[upcg] == []
+    header = manifest.load(run_dir)["header"]
+    assert header["overrides"]["phases.02_data_cleanup.confirm"] == cleanup.confirmation_line(old)
+    # The fresh line, typed on the command line, is accepted.
+    overrides["phases.02_data_cleanup.confirm"] = cleanup.confirmation_line(new)
+    result = runner.run("local", phases=["02"], out_root=tmp_path / "out", overrides=overrides)
+    assert result.ok and plan_of(case).total_stale == 0
