@@ -54,6 +54,12 @@ def _approval(run: _Run, *words: str) -> dict | None:
     return next((a for a in signed if any(w in str(a.get("item", "")).lower() for w in words)), None)
 
 
+def _signer(entry: dict) -> str:
+    """Return the typed name of a sign-off with the identity authenticated when it was given."""
+    who = entry.get("identity")
+    return f"{entry['name']} (authenticated as {who})" if who else str(entry["name"])
+
+
 def _check_named(run: _Run, prefix: str, *words: str) -> dict | None:
     r = run.rec(prefix) or {}
     return next(
@@ -64,7 +70,7 @@ def _check_named(run: _Run, prefix: str, *words: str) -> dict | None:
 def _pre_deployment(run: _Run) -> list[str]:
     review = _approval(run, "review")
     review_line = (
-        f"signed by {review['name']} at {review['at']}"
+        f"signed by {_signer(review)} at {review['at']}"
         if review
         else run.why_not("00", "approvals") or "n/a (no code-review sign-off recorded)"
     )
@@ -249,7 +255,7 @@ def render(run_dir: Path) -> str:
     h = run.header
     deployed_by = run.get("00", "deployed_by") or run.why_not("00", "deployed_by") or "n/a"
     verifier = _approval(run, "verif", "sign")
-    verified_by = verifier["name"] if verifier else "n/a (no verification sign-off recorded)"
+    verified_by = _signer(verifier) if verifier else "n/a (no verification sign-off recorded)"
     date = h["created_at"][:16].replace("T", " ") + " UTC"
     parts = [
         "# Deployment Log - Backfill Improvements",

@@ -174,11 +174,23 @@ class Phase:
         (log.info if ok else log.error)("check %s: %s %s", name, "ok" if ok else "FAILED", detail)
         return ok
 
+    @cached_property
+    def signer(self) -> str:
+        """Return the authenticated identity sign-offs record (credentials' account; OS user)."""
+        from runbook_lib.run.identity import signer_identity
+
+        return signer_identity(self.params)
+
     def sign_off(self, item: str, name: str, at: str | dt.datetime | None = None) -> dict:
-        """Record a human sign-off of `item` by `name` (now when `at` is not given)."""
+        """Record a sign-off of `item` by `name` (now when `at` is not given) and who is signed in.
+
+        The typed name is a claim; `identity` beside it is the account the run is authenticated
+        as (the Google credentials' account outside local, the OS user on local).
+        """
         if not str(name).strip():
             raise ValueError(f"sign-off of {item!r} needs the name of the person signing")
-        entry = {"item": item, "name": str(name).strip(), "at": to_jsonable(at) or _now()}
+        entry = {"item": item, "name": str(name).strip(), "at": to_jsonable(at) or _now(),
+                 "identity": self.signer}  # fmt: skip
         self.results.setdefault("approvals", []).append(entry)
         self._write(RUNNING)
         return entry
