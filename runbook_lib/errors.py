@@ -251,6 +251,18 @@ class LockIdMismatchError(RunbookError):
         )
 
 
+class RunDirError(RunbookError):
+    """A run folder named on the command line is missing or holds no readable manifest."""
+
+    def __init__(self, path: str, problem: str):
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"{path}: {problem}; nothing was changed (to fix this, name the folder of a run as "
+            f"`runbook run` printed it, e.g. outputs/local/<run_id>, and check that its "
+            f"manifest.json is the one the run wrote)"
+        )
+
+
 class PhaseFailedError(RunbookError):
     """A phase of a run failed."""
 

@@ -18,13 +18,14 @@ from runbook_lib.errors import (
     LockIdMismatchError,
     ParamsError,
     RunbookError,
+    RunDirError,
     UnknownEnvironmentError,
 )
 
 MODULES = ("warehouse_cmds", "backfill_cmds", "cleanup_cmds", "run_cmds", "function_cmds")
 BAD_INPUT = (
     ParamsError, UnknownEnvironmentError, InvalidIdentifierError, DateRangeError,
-    ConfirmationRequired, EnvironmentMismatchError, LockIdMismatchError,
+    ConfirmationRequired, EnvironmentMismatchError, LockIdMismatchError, RunDirError,
 )
 
 

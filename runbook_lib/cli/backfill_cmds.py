@@ -13,7 +13,7 @@ import sys
 from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from, show
 from runbook_lib.errors import CoverageValidationError, ParamsError
 from runbook_lib.platform import backfill
-from runbook_lib.platform.backfill_dates import requested_dates
+from runbook_lib.platform.backfill_dates import date_list, requested_dates
 from runbook_lib.warehouse import connect
 
 log = logging.getLogger("runbook.backfill")
@@ -82,6 +82,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
     if args.status:
         return _status(params, args)
+    # Bad dates are bad input (exit 2) even while another writer holds the lock.
+    requested_dates(params, args.start_date, args.end_date, args.dates)
     with env_lock(params, "backfill", args, needed=not args.dry_run):
         return _run_backfill(params, args)
 
@@ -139,7 +141,7 @@ def _status(params, args) -> int:
 
     if args.start_date or args.end_date or args.dates:
         first, last, _ = requested_dates(params, args.start_date, args.end_date, args.dates)
-        dates = args.dates.split(",") if args.dates else None
+        dates = date_list(args.dates) if args.dates else None
         checkpoints = [backfill.open_checkpoint(params, first, last, dates)]
     else:
         folder = paths.resolve(params.backfill.checkpoint_dir)

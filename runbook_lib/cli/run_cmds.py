@@ -102,6 +102,11 @@ def _guard(fn):
 
 @_guard
 def _run(args):
+    if args.cell_timeout < 1:
+        raise ParamsError(
+            "command line", "--cell-timeout", f"must be 1 or more seconds, got {args.cell_timeout}",
+            "pass a positive number of seconds per cell, e.g. --cell-timeout 600 (the default)",
+        )  # fmt: skip
     return runner.run(
         args.env,
         phases=args.phases,

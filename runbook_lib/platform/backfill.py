@@ -78,8 +78,8 @@ def run_backfill(
     without --allow-partial-context or --force; nothing changes) and CoverageValidationError
     (after publishing the dates that passed and recording every date).
     """
-    if isinstance(dates, str):
-        dates = [d for d in dates.split(",") if d.strip()]
+    if dates is not None:
+        dates = backfill_dates.date_list(dates)
     first, last, days = backfill_dates.requested_dates(params, start, end, dates)
     result = BackfillResult(first, last, run_id or new_run_id(), dry_run=dry_run)
     with LogCapture(log, result.log_lines):

@@ -35,6 +35,21 @@ def as_date(value, what: str) -> dt.date:
         ) from None
 
 
+def date_list(dates) -> list:
+    """Return `--dates` as a list of entries: a comma-separated string is split, and an empty
+    entry (`2023-02-23,,2023-02-24`, a trailing comma) is refused, not skipped."""
+    if not isinstance(dates, str):
+        return list(dates)
+    entries = [d.strip() for d in dates.split(",")]
+    empty = [i + 1 for i, d in enumerate(entries) if not d]
+    if empty and dates.strip():
+        raise DateRangeError(
+            f"the date list {dates!r} has an empty entry (entry {empty[0]} of {len(entries)})",
+            "remove the extra comma, e.g. --dates 2023-02-23,2023-02-24",
+        )
+    return [d for d in entries if d]
+
+
 def requested_dates(params: Params, start, end, dates=None) -> tuple[dt.date, dt.date, list]:
     """Validate a range or a date list; return (first, last, every requested calendar date).
 
@@ -44,9 +59,12 @@ def requested_dates(params: Params, start, end, dates=None) -> tuple[dt.date, dt
     today = params.effective_today()
     limit = params.backfill.max_range_days
     if dates is not None:
-        if isinstance(dates, str):
-            dates = [d for d in dates.split(",") if d.strip()]
-        days = sorted({as_date(d, "date") for d in dates})
+        if start is not None or end is not None:
+            raise DateRangeError(
+                "--dates was given together with --start-date/--end-date",
+                "give either a range (--start-date and --end-date) or a list (--dates), not both",
+            )
+        days = sorted({as_date(d, "date") for d in date_list(dates)})
         if not days:
             raise DateRangeError("the date list is empty", "name at least one date: --dates D1,D2")
         first, last = days[0], days[-1]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook_lib import secrets
+from runbook_lib.errors import RunDirError
 
 MANIFEST = "manifest.json"
 # What looks secret is defined once, in runbook_lib/secrets.py.
@@ -51,8 +52,21 @@ def create(run_dir: Path, header: dict) -> dict:
 
 
 def load(run_dir: Path) -> dict:
-    """Read a run's manifest."""
-    return json.loads((Path(run_dir) / MANIFEST).read_text())
+    """Read a run's manifest; raise RunDirError for a missing folder or an unreadable manifest."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise RunDirError(str(folder), "no such run folder")
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise RunDirError(str(folder), f"holds no {MANIFEST}, so it is not a run") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunDirError(str(folder), f"{MANIFEST} is not valid JSON ({e})") from None
+    header = data.get("header") if isinstance(data, dict) else None
+    if not (isinstance(header, dict) and {"run_id", "env"} <= set(header)
+            and isinstance(data.get("records"), list)):  # fmt: skip
+        raise RunDirError(str(folder), f"{MANIFEST} has no run header and records")
+    return data
 
 
 def save(run_dir: Path, manifest: dict) -> None:

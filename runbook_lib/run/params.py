@@ -43,13 +43,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, value_node in node.value:
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
             line = key_node.start_mark.line + 1
-            if key in lines and key_node.tag != "tag:yaml.org,2002:merge":
+            if key in lines:
+                # Two `<<` are duplicate keys too: PyYAML would silently let one win.
+                merge = key_node.tag == "tag:yaml.org,2002:merge"
                 raise ParamsError(
                     self.source,
                     ".".join((*path, key)),
-                    f"duplicate key (first on line {lines[key]}, again on line {line})",
-                    "keep only one of the two entries",
-                )
+                    f"duplicate {'merge ' if merge else ''}key (first on line {lines[key]}, "
+                    f"again on line {line})",
+                    "merge several mappings with one key, `<<: [*first, *second]`"
+                    if merge else "keep only one of the two entries",
+                )  # fmt: skip
             lines.setdefault(key, line)
             self.check_unique(value_node, (*path, key), seen)
 
@@ -256,11 +260,30 @@ def parse_params(text: str, source: str = "<string>", overrides: dict | None = N
         raise _friendly(e, source) from None
 
 
+KEY_PART_RE = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
+
+
 def _set_dotted(data: dict, key: str, value) -> None:
-    parts = key.split(".")
+    """Set `a.b.c` in nested mappings; raise ParamsError for a bad key or a path through a value."""
+    parts = str(key).split(".")
+    if not all(re.fullmatch(KEY_PART_RE, p) for p in parts):
+        raise ParamsError(
+            "overrides", str(key),
+            f"is not a params key: each dot-separated part must match {KEY_PART_RE}",
+            "name a key as it is written in the params file, e.g. cleanup.dry_run",
+        )  # fmt: skip
     node = data
-    for p in parts[:-1]:
+    for i, p in enumerate(parts[:-1]):
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            where = ".".join(parts[: i + 1])
+            shown = yaml.safe_dump(node, default_flow_style=True).splitlines()[0]
+            raise ParamsError(
+                "overrides", str(key),
+                f"{where} is a single value ({shown}), not a "
+                f"group of keys, so it has no key {parts[i + 1]!r}",
+                f"set {where} itself (e.g. {where}=...), or correct the key's spelling",
+            )  # fmt: skip
     node[parts[-1]] = value
 
 

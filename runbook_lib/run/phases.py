@@ -111,9 +111,13 @@ def yaml_text(value) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+_EXAMPLES = {bool: "false", int: "1", float: "0.5", list: "[]", dict: "{}"}
+
+
 def _check_type(nb_path: Path, key: str, value, spec: dict) -> None:
     expected = declared_type(spec)
-    if expected is None or _fits(value, expected):
+    # `dry_run: bool = None`: the annotation is the type, None the "not given" default.
+    if expected is None or _fits(value, expected) or (value is None and spec.get("default") == "None"):
         return
     dotted = f"phases.{nb_path.stem}.{key}"
     if expected is str:
@@ -124,7 +128,8 @@ def _check_type(nb_path: Path, key: str, value, spec: dict) -> None:
             f"no, on, off, true, null and numbers as other types)"
         )
     else:
-        fix = f"give a value of type {expected.__name__}, e.g. --set {dotted}={spec['default']}"
+        example = spec["default"] if spec["default"] != "None" else _EXAMPLES.get(expected, "...")
+        fix = f"give a value of type {expected.__name__}, e.g. --set {dotted}={example}"
     raise ParamsError(
         f"notebooks/{nb_path.name}",
         dotted,
