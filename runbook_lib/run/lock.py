@@ -302,6 +302,10 @@ def warehouse_lock(
     if identity in _HELD:
         yield _HELD[identity]
         return
+    if wh is None:  # one connection (one BigQuery client) for the read, take and release
+        from runbook_lib.warehouse import connect
+
+        wh = connect(params)
     if os.environ.get(RUN_ID_ENV):
         held = holder(params, wh)
         if _own_run(held):
