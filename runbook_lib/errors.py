@@ -275,7 +275,30 @@ class PhaseFailedError(RunbookError):
 
 
 class AuditChainError(RunbookError):
-    """An archived run does not match its manifest's hash chain."""
+    """An archived run does not verify: a record, file or anchor changed; it is not trusted."""
+
+    def __init__(self, run_dir, command: str, problems: list[str]):
+        self.run_dir, self.command, self.problems = run_dir, command, list(problems)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(
+            f"refusing to {command} {run_dir}: its archive does not verify, first problem: "
+            f"{problems[0]}{more}; nothing was written or locked (to fix this, run `runbook "
+            f"verify {run_dir}` to see every problem: a changed record or file means the folder "
+            f"cannot be trusted, so restore it from a trusted copy or start a new run; an anchor "
+            f"that could not be read needs its warehouse reachable, then retry)"
+        )
+
+
+class AnchorError(RunbookError):
+    """A run's head could not be anchored in the warehouse's runs table; the run is not sealed."""
+
+    def __init__(self, run_id: str, where: str, cause: Exception):
+        self.run_id, self.where = run_id, where
+        super().__init__(
+            f"run {run_id} is archived but not sealed: its head could not be anchored in "
+            f"{where}: {cause} (to fix this, make the warehouse reachable and writable, then "
+            f"`runbook resume` the run directory: it seals the run without rerunning a phase)"
+        )
 
 
 class DeployError(RunbookError):

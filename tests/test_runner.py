@@ -24,6 +24,12 @@ from tests.phase_notebooks import FAULTS, write_phase
 OK = ['phase.check("first", True, "fine")', 'phase.record("n", 3)']
 
 
+@pytest.fixture(autouse=True)
+def _own_root(tmp_path, monkeypatch):
+    """Resolve the local warehouse (where each run's head is anchored) under tmp_path."""
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+
+
 @pytest.fixture
 def nbdir(tmp_path):
     """A notebooks folder with one healthy phase 00."""
@@ -154,7 +160,8 @@ def test_rollback_runs_with_the_runs_backups_and_extends_the_chain(tmp_path):
     assert runner.verify(result.run_dir).ok
     assert "d.t restored from d.t_backup" in (result.run_dir / "deployment_log.md").read_text()
     kinds = [r.get("kind") for r in manifest.load(result.run_dir)["records"]]
-    assert kinds == ["phase", "archive", "rollback", "archive"]  # rollback re-archives the run
+    # rollback reopens the sealed run, then re-archives it
+    assert kinds == ["phase", "archive", "reopen", "rollback", "archive"]
 
 
 def test_lock_refuses_a_second_run_while_held(nbdir, tmp_path):
@@ -362,7 +369,8 @@ def test_outside_local_resume_after_a_succeeded_preflight_runs(
     """A failed BigQuery-env run resumes from its failed phase: 00 SUCCEEDED in that run.
 
     Its lock is a table in the project's orchestration dataset (on bqemulator here), released
-    when the run and the resume end.
+    when the run and the resume end; its heads are anchored in runbook_runs there, and resume
+    checks them.
     """
     from runbook_lib.warehouse import EMULATOR_ENV
 
@@ -374,7 +382,9 @@ def test_outside_local_resume_after_a_succeeded_preflight_runs(
     write_phase(nbdir, "01_faulty", ['phase.check("fixed", True)'])
     result = runner.resume(caught.value.result.run_dir)
     assert result.ok and [r["phase"] for r in result.records] == ["01_faulty"]
-    assert runner.verify(result.run_dir).ok
+    verified = runner.verify(result.run_dir)
+    assert verified.ok and verified.anchor.rows == 2
+    assert verified.anchor.where == "runbook-test-proj.nba_orchestration.runbook_runs"
     assert lock.holder(load_params(cloud)) is None
 
 

@@ -139,17 +139,32 @@ def _rollback(args):
     )
 
 
+def _anchor_line(anchor) -> str:
+    """Return the anchor's state; its detail when it is not already a listed problem."""
+    if anchor is None:
+        return "  anchor: not read"
+    place = f" in {anchor.where}" if anchor.where else ""
+    if anchor.state in ("matches", "behind"):
+        return f"  anchor: {anchor.state}: {anchor.detail}{place}"
+    return f"  anchor: {anchor.state}{place}"
+
+
 def _verify(args) -> int:
+    """Print VERIFIED (exit 0), INCOMPLETE with what is missing, or TAMPERED (exit 1)."""
     result = runner.verify(args.run_dir)
     if result.ok:
         print(
-            f"verified: {result.records} records, their notebooks and {result.files} other "
-            f"archived files are intact ({args.run_dir})"
+            f"VERIFIED: {result.records} records, their notebooks and {result.files} other "
+            f"archived files are intact, every planned phase has a record, the chain ends in "
+            f"its archive record ({args.run_dir})"
         )
+        print(_anchor_line(result.anchor))
         return 0
-    print(f"FAILED: {result.first}", file=sys.stderr)
-    for problem in result.problems[1:]:
-        print(f"  also: {problem}", file=sys.stderr)
+    found = result.problems or result.missing
+    print(f"{result.verdict}: {found[0]}", file=sys.stderr)
+    also = "also" if result.problems else "also missing"
+    for line in [*(f"  {also}: {p}" for p in found[1:]), _anchor_line(result.anchor)]:
+        print(line, file=sys.stderr)
     return 1
 
 
@@ -188,7 +203,10 @@ def register(sub) -> None:
     )
     _lock_flag(p)
     p.set_defaults(func=_resume)
-    p = sub.add_parser("verify", help="check a run's hash chain and archived notebooks")
+    p = sub.add_parser(
+        "verify",
+        help="check a run's hash chain, archived files, completeness and warehouse anchor",
+    )
     p.add_argument("run_dir")
     p.set_defaults(func=_verify)
     p = sub.add_parser("rollback", help="restore a run's backups with 90_rollback")

@@ -196,6 +196,21 @@ CLEANUP_OPERATIONS = TableSchema(
     description="One audit row per cleanup run (CLI, runbook phase or Cloud Function).",
 )
 
+RUNBOOK_RUNS = TableSchema(
+    "orchestration",
+    "runbook_runs",
+    _fields("""
+        run_id STRING REQUIRED, env STRING REQUIRED, record_count INT64 REQUIRED,
+        head_hash STRING REQUIRED, header_hash STRING REQUIRED, record_hashes STRING REQUIRED,
+        anchored_at TIMESTAMP REQUIRED, anchored_by STRING"""),
+    partition_by="DATE(anchored_at)",
+    cluster_by=("run_id",),
+    description="One row per sealed head of a runbook run's audit chain (run/anchor.py).",
+)
+
+# The platform's tables: seeded, probed by pre-flight. The runbook's own runs table is not
+# among them: the first archive of a run creates it (run/anchor.py), so a fresh project passes
+# pre-flight before any run was ever anchored.
 ALL_TABLES: tuple[TableSchema, ...] = (
     SCHEDULE, PGS, UPCG, UTCG, PSZA, TDZA, PCF, PCF_STAGING, BACKFILL_METADATA, CLEANUP_OPERATIONS,
 )

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from runbook_lib import secrets
-from runbook_lib.run import manifest
+from runbook_lib.run import anchor, manifest
 from runbook_lib.run.params import Params
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ def finalise(run_dir: Path, params: Params, overrides: dict) -> dict:
 
     The log and report are best effort (the run's verdict must not depend on them); the
     archive record is not: it is what lets `verify` catch an edit of the log, the report,
-    a results file or the function bundle, none of which a phase record hashes.
+    a results file or the function bundle, none of which a phase record hashes. Its head is
+    anchored in the warehouse's runs table before the record is saved (anchor.py): if that
+    fails, the run stays unsealed (incomplete) and AnchorError says how to seal it.
     """
     from runbook_lib.run import deployment_log, report
 
@@ -87,4 +89,6 @@ def finalise(run_dir: Path, params: Params, overrides: dict) -> dict:
     hits = secrets.scrub_tree(run_dir, known_secrets(params, overrides), skip={manifest.MANIFEST})
     for rel, n in hits.items():
         log.error("%d secret value(s) reached %s; redacted", n, rel)
-    return manifest.append_archive(run_dir, secrets_redacted=sum(hits.values()))
+    return manifest.append_archive(
+        run_dir, secrets_redacted=sum(hits.values()), before_save=anchor.writer(params)
+    )

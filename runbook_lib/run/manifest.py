@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ REDACTED = secrets.REDACTED
 redact = secrets.redact_mapping
 SUCCEEDED, FAILED, SKIPPED = "SUCCEEDED", "FAILED", "SKIPPED"
 ARCHIVE = "archive"
+# A resume or rollback reopens a sealed run with this record before it changes anything, so a
+# killed continuation reads as unsealed (incomplete), never as files changed behind the seal.
+REOPEN = "reopen"
+MARKERS = (ARCHIVE, REOPEN)  # kinds of record that are not a phase
+VERIFIED, INCOMPLETE, TAMPERED = "VERIFIED", "INCOMPLETE", "TAMPERED"
 
 
 def sha256_file(path: Path) -> str:
@@ -77,8 +83,12 @@ def save(run_dir: Path, manifest: dict) -> None:
     tmp.replace(path)
 
 
-def append(run_dir: Path, record: dict) -> dict:
-    """Chain `record` (with its notebook's sha256) to the manifest; return the stored record."""
+def append(run_dir: Path, record: dict, before_save: Callable[[dict], None] | None = None) -> dict:
+    """Chain `record` (with its notebook's sha256) to the manifest; return the stored record.
+
+    `before_save(manifest)` runs with the record chained but not yet saved (the anchor is
+    written there, so a saved head always has its anchor row); if it raises, nothing is saved.
+    """
     manifest = load(run_dir)
     records = manifest["records"]
     # Nothing secret is hashed into the chain: every string is scanned for secret-looking values
@@ -97,15 +107,17 @@ def append(run_dir: Path, record: dict) -> dict:
     rec["prev_hash"] = records[-1]["hash"] if records else header_hash(manifest)
     rec["hash"] = _hash(rec)
     records.append(rec)
+    if before_save:
+        before_save(manifest)
     save(run_dir, manifest)
     return rec
 
 
 def latest_status(manifest: dict) -> dict[str, dict]:
-    """Return each phase's latest record (archive records are not phases)."""
+    """Return each phase's latest record (archive and reopen records are not phases)."""
     out: dict[str, dict] = {}
     for rec in manifest["records"]:
-        if rec.get("kind") != ARCHIVE:
+        if rec.get("kind") not in MARKERS:
             out[rec["phase"]] = rec
     return out
 
@@ -123,7 +135,7 @@ def _archived(rel: str) -> bool:
 def uncovered_files(run_dir: Path, manifest: dict) -> dict[str, str]:
     """Return {relative path: sha256} of every run-dir file no phase record's notebook covers."""
     run_dir = Path(run_dir)
-    covered = {r.get("notebook") for r in manifest["records"] if r.get("kind") != ARCHIVE}
+    covered = {r.get("notebook") for r in manifest["records"] if r.get("kind") not in MARKERS}
     out = {}
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir).as_posix()
@@ -132,10 +144,13 @@ def uncovered_files(run_dir: Path, manifest: dict) -> dict[str, str]:
     return out
 
 
-def append_archive(run_dir: Path, secrets_redacted: int = 0) -> dict:
+def append_archive(
+    run_dir: Path, secrets_redacted: int = 0, before_save: Callable[[dict], None] | None = None
+) -> dict:
     """Chain an archive record holding the sha256 of every file no phase record covers.
 
-    `secrets_redacted` counts the secret values the archive's last scan redacted from its files.
+    `secrets_redacted` counts the secret values the archive's last scan redacted from its files;
+    `before_save` is append's (the anchor).
     """
     files = uncovered_files(run_dir, load(run_dir))
     record = {
@@ -145,27 +160,47 @@ def append_archive(run_dir: Path, secrets_redacted: int = 0) -> dict:
         "files": files,
         "secrets_redacted": secrets_redacted,
     }
-    return append(run_dir, record)
+    return append(run_dir, record, before_save)
 
 
 @dataclass
 class VerifyResult:
-    """What `verify` found: ok, the first problem, and every problem."""
+    """What `verify` found: tampering (`problems`), what is missing, and the anchor's state.
+
+    The verdict is TAMPERED when anything recorded changed (a hash, a link, a file, the
+    anchor disagreeing), INCOMPLETE when the chain is intact but a planned phase has no
+    record, the chain does not end in its archive record, or the head is not anchored, and
+    VERIFIED otherwise.
+    """
 
     run_dir: Path
     records: int
     problems: list[str] = field(default_factory=list)
     files: int = 0  # files checked besides the phase notebooks (the latest archive record's)
+    missing: list[str] = field(default_factory=list)
+    anchor: Any = None  # anchor.AnchorCheck, or None when the anchor was not read
 
     @property
-    def ok(self) -> bool:
-        """Return whether the chain and every archived notebook are intact."""
+    def intact(self) -> bool:
+        """Return whether nothing recorded changed (the run may still be incomplete)."""
         return not self.problems
 
     @property
+    def verdict(self) -> str:
+        """Return VERIFIED, INCOMPLETE or TAMPERED."""
+        if self.problems:
+            return TAMPERED
+        return INCOMPLETE if self.missing else VERIFIED
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the run is VERIFIED: intact, complete and (when read) anchored."""
+        return self.verdict == VERIFIED
+
+    @property
     def first(self) -> str | None:
-        """Return the first problem found, or None."""
-        return self.problems[0] if self.problems else None
+        """Return the first problem found (else the first thing missing), or None."""
+        return (self.problems or self.missing or [None])[0]
 
 
 def _label(rec: dict) -> str:
@@ -182,6 +217,7 @@ def _file_problem(run_dir: Path, rel: str, sha: str | None, label: str) -> str |
 
 
 def _check_chain(run_dir: Path, manifest: dict, problems: list[str]) -> None:
+    """Check every record's link, hash and notebook, whatever its kind or status."""
     prev = header_hash(manifest)
     for rec in manifest["records"]:
         label = _label(rec)
@@ -201,29 +237,111 @@ def _check_chain(run_dir: Path, manifest: dict, problems: list[str]) -> None:
         prev = rec.get("hash")
 
 
-def _check_archive(run_dir: Path, manifest: dict, problems: list[str]) -> int:
-    """Check the latest archive record's files, and that no file sits outside every record."""
-    archive = next((r for r in reversed(manifest["records"]) if r.get("kind") == ARCHIVE), None)
+def _check_archive(run_dir: Path, manifest: dict, problems: list, missing: list) -> int:
+    """Check the latest archive record's files, and that no file sits outside every record.
+
+    On a sealed run (the chain ends in its archive record) any difference is tampering. On a
+    run continued after its seal (a reopen record or phase records follow it) files the
+    continuation rewrites, and files not sealed yet, are only incomplete: the next seal
+    covers them.
+    """
+    records = manifest["records"]
+    archive = next((r for r in reversed(records) if r.get("kind") == ARCHIVE), None)
+    sealed = bool(records) and records[-1].get("kind") == ARCHIVE
+    found = problems if sealed else missing
     files = (archive or {}).get("files", {})
     for rel, sha in sorted(files.items()):
-        problems.append(_file_problem(run_dir, rel, sha, _label(archive)))
+        problem = _file_problem(run_dir, rel, sha, _label(archive))
+        if problem:
+            found.append(problem if sealed else f"{problem} (not sealed again yet)")
     for rel in uncovered_files(run_dir, manifest):
         if rel not in files:
-            problems.append(
-                f"file {rel} is covered by no record (it was added after the run was "
-                f"archived, or the run never finished: `runbook resume` it)"
+            found.append(
+                f"file {rel} was added after the run was sealed (it is covered by no record)"
+                if sealed
+                else f"file {rel} is not sealed yet (covered by no record)"
             )
     return len(files)
 
 
-def verify(run_dir: Path) -> VerifyResult:
-    """Recompute the hash chain and every archived file's sha256; name what changed, first first."""
+def _check_complete(run_dir: Path, manifest: dict, missing: list) -> None:
+    """Record what a complete run has and this one lacks: planned phases, the final seal."""
+    records = manifest["records"]
+    have = {r.get("phase") for r in records if r.get("kind") not in MARKERS}
+    absent = [p for p in manifest["header"].get("planned", []) if p not in have]
+    found = [f"no record for planned phase(s) {', '.join(absent)}"] if absent else []
+    if not records or records[-1].get("kind") != ARCHIVE:
+        last = _label(records[-1]) if records else "the header"
+        found.append(
+            f"the chain ends in {last}, not in an archive record: the run stopped before it "
+            f"was sealed (to fix this, `runbook resume {run_dir}`)"
+        )
+    missing[:0] = found  # what the run lacks first, then the files not sealed yet
+
+
+def _check_anchor(manifest: dict, result: VerifyResult) -> None:
+    from runbook_lib.run import anchor
+
+    result.anchor = anchor.check(manifest, header_hash(manifest))
+    if result.anchor.state == anchor.DIFFERS:
+        result.problems.extend(result.anchor.problems)
+    elif result.anchor.state == anchor.MISSING:
+        result.missing.append(f"the head is not anchored: {result.anchor.detail}")
+    elif result.anchor.state == anchor.UNAVAILABLE:
+        result.missing.append(f"the anchor was not checked: {result.anchor.detail}")
+
+
+def verify(run_dir: Path, anchored: bool = True) -> VerifyResult:
+    """Check the chain, every archived file, completeness and (if `anchored`) the anchor.
+
+    Problems are named first first: the first record or file that changed.
+    """
     run_dir = Path(run_dir)
     manifest = load(run_dir)
     problems: list[str | None] = []
+    missing: list[str] = []
     _check_chain(run_dir, manifest, problems)
-    files = _check_archive(run_dir, manifest, problems)
-    return VerifyResult(run_dir, len(manifest["records"]), [p for p in problems if p], files)
+    files = _check_archive(run_dir, manifest, problems, missing)
+    _check_complete(run_dir, manifest, missing)
+    result = VerifyResult(
+        run_dir, len(manifest["records"]), [p for p in problems if p], files, missing
+    )
+    if anchored:
+        _check_anchor(manifest, result)
+    return result
+
+
+def require_intact(run_dir: Path, command: str) -> VerifyResult:
+    """Verify a run before `command` trusts it; raise AuditChainError when it was tampered with.
+
+    An incomplete run (killed, failed, not sealed) is what resume and rollback are for, so
+    only tampering is refused, and a run once sealed whose anchor cannot be read right now:
+    an edit rehashed end to end would pass unnoticed.
+    """
+    from runbook_lib.errors import AuditChainError
+    from runbook_lib.run.anchor import UNAVAILABLE
+
+    result = verify(run_dir)
+    if not result.intact:
+        raise AuditChainError(Path(run_dir), command, result.problems)
+    was_sealed = any(r.get("kind") == ARCHIVE for r in load(run_dir)["records"])
+    if was_sealed and result.anchor.state == UNAVAILABLE:
+        problem = f"the anchor of its sealed head could not be checked: {result.anchor.detail}"
+        raise AuditChainError(Path(run_dir), command, [problem])
+    return result
+
+
+def reopen_record(command: str) -> dict:
+    """Return the record a resume or rollback chains before it changes a sealed run."""
+    import getpass
+    import socket
+
+    return {
+        "phase": command,
+        "kind": REOPEN,
+        "status": "STARTED",
+        "reason": f"reopened by `runbook {command}` ({getpass.getuser()}@{socket.gethostname()})",
+    }
 
 
 def summary_rows(manifest: dict) -> list[dict[str, Any]]:

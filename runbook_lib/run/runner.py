@@ -216,6 +216,7 @@ def resume(
     same chain.
     """
     run_dir = Path(run_dir).resolve()
+    manifest.require_intact(run_dir, "resume")  # a tampered run is refused before anything
     man = manifest.load(run_dir)
     header = man["header"]
     ctx = _stored_ctx(run_dir, header, overrides, header["notebooks_dir"], progress)
@@ -234,6 +235,7 @@ def resume(
     for nb in todo:
         check_parameters(nb, ctx.parameters(nb.stem))
     with lock.warehouse_lock(ctx.params, header["run_id"], break_stale_lock):
+        manifest.append(run_dir, manifest.reopen_record("resume"))
         return _chain(ctx, todo)
 
 
@@ -247,6 +249,7 @@ def rollback(
 ) -> RunResult:
     """Run 90_rollback with the backups the run's cleanup recorded, appended to its chain."""
     run_dir = Path(run_dir).resolve()
+    manifest.require_intact(run_dir, "rollback")  # never restore from a tampered record
     man = manifest.load(run_dir)
     header = man["header"]
     extra = {"backups": _recorded_backups(man, run_dir)}
@@ -256,6 +259,7 @@ def rollback(
     check_credentials(ctx.params)
     check_parameters(nb, ctx.parameters(ROLLBACK, extra))
     with lock.warehouse_lock(ctx.params, header["run_id"], break_stale_lock):
+        manifest.append(run_dir, manifest.reopen_record("rollback"))
         return _chain(ctx, [nb], extra={ROLLBACK: extra}, kind="rollback")
 
 
@@ -279,7 +283,7 @@ def _recorded_backups(man: dict, run_dir: Path) -> list:
 
 
 def verify(run_dir: Path) -> manifest.VerifyResult:
-    """Recompute the run's hash chain and archived files' hashes; name the first that changed."""
+    """Check the run's chain, files, completeness and anchor; name the first that changed."""
     return manifest.verify(Path(run_dir))
 
 

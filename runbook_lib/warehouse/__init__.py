@@ -13,12 +13,17 @@ if TYPE_CHECKING:
 EMULATOR_ENV = "RUNBOOK_BIGQUERY_EMULATOR"
 
 
-def connect(params: Params, run_id: str | None = None) -> Warehouse:
-    """Return the warehouse the params name, bound to their project."""
+def connect(params: Params, run_id: str | None = None, read_only: bool = False) -> Warehouse:
+    """Return the warehouse the params name, bound to their project.
+
+    `read_only` opens the DuckDB file read-only (`runbook verify`): it never creates or writes
+    the file, and while another process writes to it the open fails at once instead of taking
+    the file from that writer. BigQuery reads take no lock, so it changes nothing there.
+    """
     if params.backend == "duckdb":
         from runbook_lib.warehouse.duckdb_backend import DuckDBWarehouse
 
-        return DuckDBWarehouse(params.project, params.warehouse_path, run_id=run_id)
+        return DuckDBWarehouse(params.project, params.warehouse_path, run_id, read_only)
     from runbook_lib.warehouse.bigquery_backend import BigQueryWarehouse
 
     client = None

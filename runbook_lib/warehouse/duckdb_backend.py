@@ -40,16 +40,30 @@ class DuckDBWarehouse(Warehouse):
 
     backend = "duckdb"
 
-    def __init__(self, project: str, warehouse_dir: str | Path, run_id: str | None = None):
+    def __init__(
+        self,
+        project: str,
+        warehouse_dir: str | Path,
+        run_id: str | None = None,
+        read_only: bool = False,
+    ):
         super().__init__(check_project(project), run_id)
         self.path = Path(warehouse_dir) / f"{project}.duckdb"
+        # Read-only connections (`runbook verify`) never create the file or take the write lock.
+        self.read_only = read_only
         self._local = threading.local()
 
     # -- connections -----------------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.read_only and not self.path.exists():
+            raise WarehouseError(
+                f"cannot open {self.path}: no such warehouse file (to fix this, check the "
+                f"params' warehouse_dir, or seed it with `runbook seed --env local`)"
+            )
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = duckdb.connect(str(self.path))
+            con = duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.IOException as e:
             raise WarehouseError(
                 f"cannot open {self.path}: {e} (to fix this, wait for the other process "
