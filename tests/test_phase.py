@@ -118,24 +118,39 @@ def test_approvals_from_parameters_require_every_item(phase):
     assert [s["item"] for s in signed] == items and len(phase.results["approvals"]) == 2
 
 
-def test_phase_repr_is_readable(phase):
-    """A notebook cell ending in `phase` shows its name, env and run, not an address."""
-    phase.check("one", True)
+def test_phase_repr_states_environment_warehouse_today_and_run_folder(phase):
+    """A cell ending in `phase` says where and when it runs, and no '0/0 checks' before any."""
     text = repr(phase)
-    assert text == (
-        "Phase('02_data_cleanup', env='local', run_id='run1', today='2025-04-11', "
-        "checks passed 1/1)"
-    )
+    assert "environment: local (params params/local.yaml)" in text
+    assert "warehouse: DuckDB file " in text and text.count(".duckdb") == 1
+    assert "today: 2025-04-11: this notebook's today parameter, given to the run" in text
+    assert f"run folder: {phase.run_dir} (run run1)" in text
+    assert "checks: none run yet" in text and "0/0" not in text
+    phase.check("one", True)
+    assert "checks: 1 passed, 0 failed so far" in repr(phase)
+    html = phase._repr_html_()
+    assert "<table" in html and "none run yet" not in html
 
 
-def test_finish_prints_details_clipped_and_keeps_them_whole_in_results(phase, capsys):
-    """A long detail is cut to about 120 characters on screen, never in the results file."""
+def test_standalone_phase_says_so_and_that_an_empty_today_means_the_params_date(
+    tmp_path, monkeypatch
+):
+    """`today=""` is the params' fixed date, not the real today, and the header says so."""
+    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "outputs")
+    text = repr(open_phase("02_data_cleanup"))
+    assert "today: 2025-04-10: the date fixed by the today key of params/local.yaml" in text
+    assert 'means the params\' date, not the real today' in text
+    assert "run folder: standalone (not part of a run)" in text
+
+
+def test_finish_shows_every_check_with_its_whole_detail(phase, capsys):
+    """A long detail is shown whole (HTML wraps it), and kept whole in the results file."""
     long = "backup nba_backups.x verified; " * 100
     phase.check("backups verified", True, long)
     phase.finish()
     printed = capsys.readouterr().out
-    assert max(len(line) for line in printed.splitlines()) < 200
-    assert "backups verified" in printed
+    assert long.strip() in printed and "…" not in printed
+    assert "1 of 1 checks passed" in printed
     assert read_results(phase.run_dir, phase.name)["checks"][0]["detail"] == long
 
 

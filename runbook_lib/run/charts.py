@@ -21,6 +21,8 @@ def stale_rows_by_date(before: pd.DataFrame, after: pd.DataFrame | None, cutoff)
     Both frames have columns table, game_date, rows.
     """
     fig, ax = plt.subplots(figsize=(10, 3.5))
+    if before.empty:
+        _say_why_empty(ax, f"no stale rows older than the cutoff {cutoff}: nothing to delete")
     for table, part in before.groupby("table"):
         ax.bar(_dates(part["game_date"]), part["rows"], width=1.0, alpha=0.6, label=f"{table} before")
     if after is not None and len(after):
@@ -35,9 +37,16 @@ def stale_rows_by_date(before: pd.DataFrame, after: pd.DataFrame | None, cutoff)
     return fig
 
 
+def _say_why_empty(ax, why: str) -> None:
+    """Write in the middle of an empty chart why it is empty, so no one reads it as broken."""
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, fontsize=11)
+
+
 def coverage_bars(coverage: pd.DataFrame) -> Figure:
     """Plot expected (PGS) vs actual (PCF) players per date, with the coverage % on top."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
+    if coverage.empty:
+        _say_why_empty(ax, "no coverage rows for these dates: nothing was backfilled")
     labels = coverage["game_date"].astype(str)
     x = range(len(labels))
     ax.bar([i - 0.2 for i in x], coverage["expected"], width=0.4, label="PGS (expected)")
@@ -60,7 +69,7 @@ def coverage_monitor(board: pd.DataFrame, threshold_pct: float = 90.0) -> Figure
         colors = ["tab:red" if p < threshold_pct else "tab:green" for p in data["coverage_pct"]]
         ax.bar(_dates(data["analysis_date"]), data["coverage_pct"], color=colors, width=0.8)
     else:
-        ax.text(0.5, 0.5, "no backfill metadata in the window", ha="center", transform=ax.transAxes)
+        _say_why_empty(ax, "no backfill metadata in the window: no backfill ran on these dates")
     ax.axhline(threshold_pct, color="red", linestyle="--", label=f"alert below {threshold_pct:.0f}%")
     ax.set_ylim(0, 110)
     ax.set_ylabel("coverage %")

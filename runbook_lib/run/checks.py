@@ -22,6 +22,7 @@ import pandas as pd
 
 from runbook_lib import paths
 from runbook_lib.platform.schema import ALL_TABLES, CLEANUP_OPERATIONS, Tables
+from runbook_lib.run.display import facts_table
 from runbook_lib.warehouse.base import Warehouse
 
 
@@ -38,6 +39,20 @@ class GitState:
     def clean(self) -> bool:
         """Return whether the tree has no uncommitted change."""
         return self.is_repo and not self.dirty
+
+    def facts(self) -> list[tuple[str, str]]:
+        """Return the state as (label, value) rows: branch, commit, tree and its changed files."""
+        if not self.is_repo:
+            return [("repository", "none: the project is not a git checkout")]
+        tree = "clean" if not self.dirty else f"{len(self.dirty)} uncommitted file(s)"
+        rows = [("branch", self.branch), ("head commit", self.head), ("working tree", tree)]
+        return rows + ([("uncommitted", "\n".join(self.dirty))] if self.dirty else [])
+
+    def _repr_html_(self) -> str:
+        return facts_table(self.facts(), "git state")._repr_html_()
+
+    def __str__(self) -> str:
+        return repr(facts_table(self.facts(), "git state"))
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:

@@ -16,6 +16,7 @@ from typing import Any
 
 from runbook_lib.errors import ConfirmationRequired, SignOffRequired
 from runbook_lib.platform.cleanup_confirm import FORM
+from runbook_lib.run.display import in_kernel
 
 # Set by the runner in each phase's kernel: no widget is shown, values come from parameters.
 HEADLESS_ENV = "RUNBOOK_HEADLESS"
@@ -27,14 +28,7 @@ def _now() -> str:
 
 def interactive() -> bool:
     """Return whether a person can answer a widget (a Jupyter kernel, not a headless run)."""
-    if os.environ.get(HEADLESS_ENV):
-        return False
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return not os.environ.get(HEADLESS_ENV) and in_kernel()
 
 
 def _display(*widgets) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook_lib import paths
 from runbook_lib.errors import VerificationFailedError
+from runbook_lib.run import display, phase_view
 from runbook_lib.run.params import Params, load_params
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 OVERRIDES_ENV = "RUNBOOK_OVERRIDES"
 STANDALONE = "standalone"
 RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
-# Width of a check's detail in the table finish() prints; the results file keeps it whole.
-DETAIL_WIDTH = 120
 
 
 def _now() -> str:
@@ -88,15 +87,14 @@ def detail_text(detail: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _clip(text: str, width: int = DETAIL_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 class Phase:
     """One phase of a run (or a standalone notebook session): params, results and checks."""
 
-    def __init__(self, name: str, params: Params, run_dir: Path, run_id: str):
+    def __init__(
+        self, name: str, params: Params, run_dir: Path, run_id: str, today_source: str = ""
+    ):
         self.name, self.params, self.run_dir, self.run_id = name, params, run_dir, run_id
+        self.today_source = today_source or f"the params ({params.source})"
         self.results: dict[str, Any] = {}
         self.checks: list[dict] = []
         self.started_at = _now()
@@ -219,19 +217,14 @@ class Phase:
         return pd.DataFrame(self.checks, columns=["check", "ok", "detail", "at"])
 
     def finish(self) -> None:
-        """End the phase: write its results, print its checks; raise if one failed or none ran."""
+        """End the phase: write its results, show its checks; raise if one failed or none ran."""
         failed = [c["check"] for c in self.checks if not c["ok"]]
         status = SUCCEEDED if self.checks and not failed else FAILED
         self.finished = True
         self._write(status)
-        table = self.checks_table()
-        print(
-            f"phase {self.name} ({self.env}, run {self.run_id}): {status}, "
-            f"{len(self.checks) - len(failed)}/{len(self.checks)} checks passed"
-        )
-        if len(table):
-            table["detail"] = table["detail"].map(_clip)
-            print(table[["check", "ok", "detail"]].to_string(index=False))
+        from IPython.display import display as show
+
+        show(phase_view.summary(self, status))
         if not self.checks:
             raise VerificationFailedError(
                 f"phase {self.name} ran zero checks, and zero checks run is a failure "
@@ -262,19 +255,10 @@ class Phase:
         tmp.replace(self.results_path)  # atomic: the runner never reads half a file
 
     def __repr__(self) -> str:
-        ok = sum(c["ok"] for c in self.checks)
-        return (
-            f"Phase({self.name!r}, env={self.env!r}, run_id={self.run_id!r}, "
-            f"today={self.today.isoformat()!r}, checks passed {ok}/{len(self.checks)})"
-        )
+        return repr(phase_view.header(self))
 
     def _repr_html_(self) -> str:
-        ok = sum(c["ok"] for c in self.checks)
-        return (
-            f"<b>phase {self.name}</b> env <code>{self.env}</code>, run "
-            f"<code>{self.run_id}</code>, today {self.today}, {ok}/{len(self.checks)} "
-            f"checks passed, results to <code>{self.results_path}</code>"
-        )
+        return phase_view.header(self)._repr_html_()
 
 
 class CapturedLog(list):
@@ -320,9 +304,9 @@ def open_phase(name: str, env: str = "local", run_dir: str = "", today: str = ""
     With an empty `run_dir` the notebook runs standalone and writes its results to
     `outputs/<env>/standalone/results/<name>.json`.
     """
-    overrides = run_overrides() if run_dir else {}
-    if today:
-        overrides = {**overrides, "today": str(today)}
+    display.setup_kernel()
+    base = run_overrides() if run_dir else {}
+    overrides = {**base, "today": str(today)} if today else base
     params = load_params(env, overrides or None)
     if run_dir:
         folder = paths.resolve(run_dir)
@@ -330,7 +314,10 @@ def open_phase(name: str, env: str = "local", run_dir: str = "", today: str = ""
     else:
         folder = paths.OUTPUTS_DIR / params.env / STANDALONE
         run_id = STANDALONE
-    return Phase(name, params, folder, run_id)
+    source = phase_view.today_source(
+        params, load_params(env, base or None), today, run_dir, set_for_run="today" in base
+    )
+    return Phase(name, params, folder, run_id, today_source=source)
 
 
 def read_results(run_dir: Path, phase: str) -> dict | None:
