@@ -7,6 +7,7 @@ what the archived run recorded, `verify`, and a rollback of that run.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -158,3 +159,63 @@ def test_rollback_should_restore_the_runs_backups_and_extend_the_chain(local_run
     restored = _results(result, "90_rollback")["restored"]
     assert len(restored) == 2 and all(r["verified"] for r in restored)
     assert runner.verify(local_run.run_dir).ok
+
+
+def test_report_of_the_full_run_opens_with_who_what_and_the_verdict(local_run):
+    """The auditor's first screen: commit and tree, deployer, verifier, verdict, criteria."""
+    from runbook_lib.run import report
+
+    page = (local_run.run_dir / "report.html").read_text()
+    header = page[: page.index("<nav")]
+    assert re.search(r"commit [0-9a-f]{40} on \S+, (clean tree|\d+ uncommitted file)", header)
+    for who in ("deployed by", "verified by"):
+        assert re.search(f">{who}</th><td[^>]*>[^<]+ \\(local run, signed automatically\\)", header)
+    assert "Verdict: <span class='DEPLOYED'>DEPLOYED</span>" in header  # 24 h checks PENDING
+    assert header.count("<td style") >= 7 * 3 and "Team trained on new features" in header
+    for nb in NOTEBOOKS[:-1]:
+        assert f"href='#{report.phase_anchor(nb.stem)}'" in page
+        assert f"href='#{nb.stem}-attempt1'" in page and f"id='{nb.stem}-attempt1'" in page
+    assert "…" not in page and '<script src="http' not in page and "<script" not in page
+
+
+def test_phase_outputs_read_as_html_with_nothing_cut_and_no_info_as_error(local_run):
+    """Each phase opens with its facts, ends with an HTML table of checks; INFO is not stderr."""
+    for nb_path in sorted(local_run.run_dir.glob("0*.ipynb")):
+        cells = [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
+        opening = next(c for c in cells if "open_phase(" in "".join(c["source"]))
+        first = html.unescape("".join(opening["outputs"][0]["data"]["text/html"]))
+        for fact in ("environment", "warehouse", "today", "run folder", "none run yet"):
+            assert fact in first, (nb_path.name, fact)
+        assert "the run's date" in first and "0/0" not in first
+        last = "".join(cells[-1]["outputs"][0]["data"]["text/html"])
+        assert "SUCCEEDED" in last and "<table" in last and "…" not in last
+        for cell in cells:
+            for out in cell["outputs"]:
+                if out.get("name") == "stderr":  # only WARNING and above shows as an error
+                    assert re.match(r"(WARNING|ERROR|CRITICAL): ", "".join(out["text"])), nb_path
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium (/usr/bin/chromium)"
+)
+def test_report_fits_1280_pixels_in_a_browser(local_run):
+    """At 1,280 px the report never scrolls sideways: wide tables and evidence wrap."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto((local_run.run_dir / "report.html").as_uri())
+            width = page.evaluate("document.documentElement.scrollWidth")
+            page.screenshot(path=str(local_run.run_dir.parent / "report-1280.png"))
+        finally:
+            browser.close()
+    assert width <= 1280

@@ -249,13 +249,24 @@ def _notes(run: _Run) -> list[str]:
     return rows
 
 
+def people_and_code(man: dict) -> dict[str, str]:
+    """Return who deployed, who verified and which code, as the log's header and sign-off say."""
+    run = _Run(man)
+    verifier = _approval(run, "verif", "sign")
+    return {
+        "deployed_by": run.get("00", "deployed_by") or run.why_not("00", "deployed_by") or "n/a",
+        "verified_by": _signer(verifier) if verifier else "n/a (no verification sign-off recorded)",
+        "code": _code_line(run),
+    }
+
+
 def render(run_dir: Path) -> str:
     """Return the filled deployment log of a run as Markdown."""
-    run = _Run(manifest.load(run_dir))
+    man = manifest.load(run_dir)
+    run = _Run(man)
     h = run.header
-    deployed_by = run.get("00", "deployed_by") or run.why_not("00", "deployed_by") or "n/a"
-    verifier = _approval(run, "verif", "sign")
-    verified_by = _signer(verifier) if verifier else "n/a (no verification sign-off recorded)"
+    who = people_and_code(man)
+    deployed_by, verified_by = who["deployed_by"], who["verified_by"]
     date = h["created_at"][:16].replace("T", " ") + " UTC"
     parts = [
         "# Deployment Log - Backfill Improvements",
@@ -263,7 +274,7 @@ def render(run_dir: Path) -> str:
         f"**Date:** {date}",
         f"**Deployed By:** {deployed_by}",
         f"**Environment:** {h['env']} (run {h['run_id']})",
-        f"**Code:** {_code_line(run)}",
+        f"**Code:** {who['code']}",
         "",
         "## Pre-Deployment",
         *_pre_deployment(run),
