@@ -60,6 +60,11 @@ def _phases(man: dict) -> dict[str, list[dict]]:
     return out
 
 
+def _post_deployment(man: dict) -> dict | None:
+    """Return phase 06's latest record: the success criteria and the post-deployment checks."""
+    return next((r for k, r in manifest.latest_status(man).items() if k.startswith("06")), None)
+
+
 def verdict(man: dict) -> tuple[str, str]:
     """Return the run's verdict word and why: FAILED, INCOMPLETE, DEPLOYED or VERIFIED.
 
@@ -74,7 +79,7 @@ def verdict(man: dict) -> tuple[str, str]:
     missing = [p for p in planned if latest.get(p, {}).get("status") != manifest.SUCCEEDED]
     if missing or not latest:
         return "INCOMPLETE", f"not run or skipped: {', '.join(missing) or 'every phase'}"
-    post = next((r for k, r in latest.items() if k.startswith("06")), None)
+    post = _post_deployment(man)
     results = (post or {}).get("results") or {}
     criteria = results.get("success_criteria") or []
     pending = [w for w in results.get("checks_by_window") or [] if w.get("status") == "PENDING"]
@@ -103,8 +108,7 @@ def _header(man: dict) -> str:
         ("verified by", who["verified_by"]),
         ("verdict", f"{word}: {why}"),
     ]
-    post = next((r for k, r in manifest.latest_status(man).items() if k.startswith("06")), {})
-    criteria = (post.get("results") or {}).get("success_criteria") or []
+    criteria = ((_post_deployment(man) or {}).get("results") or {}).get("success_criteria") or []
     crit = (
         table_html(
             [
