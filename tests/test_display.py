@@ -8,8 +8,8 @@ import logging
 import pandas as pd
 import pytest
 
-from runbook_lib.platform.cleanup import plan_cleanup
-from runbook_lib.run import charts, checks, display, operations
+from runbook_lib.platform.cleanup import confirmation_line, plan_cleanup
+from runbook_lib.run import charts, checks, display
 
 TOKEN = (
     "delete 7972 rows from nba_analytics.upcoming_player_game_context; "
@@ -34,8 +34,10 @@ def test_typed_line_is_shown_whole_in_its_own_block():
 
 def test_cleanup_plan_view_shows_the_confirmation_whole_and_once(seeded_wh, local_params):
     """The plan table drops its token column; the whole line to type sits in a <pre> block."""
-    plan = plan_cleanup(seeded_wh, local_params.tables, local_params.effective_today(), 7, 0.9)
-    line = operations.expected_confirmation(plan)
+    plan = plan_cleanup(
+        seeded_wh, local_params.tables, local_params.effective_today(), 7, 0.9, env="local"
+    )
+    line = confirmation_line(plan)
     markup = display.cleanup_plan(plan, line)._repr_html_()
     assert "<pre style=" in markup and line in markup and len(line) > 100
     assert "<th style" in markup and ">token<" not in markup
@@ -43,9 +45,9 @@ def test_cleanup_plan_view_shows_the_confirmation_whole_and_once(seeded_wh, loca
 
 
 def test_cleanup_plan_view_with_nothing_stale_says_so(seeded_wh, local_params):
-    plan = plan_cleanup(seeded_wh, local_params.tables, dt.date(2021, 1, 1), 7, 0.9)
+    plan = plan_cleanup(seeded_wh, local_params.tables, dt.date(2021, 1, 1), 7, 0.9, env="local")
     assert plan.total_stale == 0
-    shown = display.cleanup_plan(plan, operations.expected_confirmation(plan))
+    shown = display.cleanup_plan(plan, confirmation_line(plan))
     assert "nothing to confirm" in shown._repr_html_() and "<pre" not in shown._repr_html_()
 
 
