@@ -150,6 +150,25 @@ class SignOffRequired(ConfirmationRequired):
         )
 
 
+class WaitingForInput(RunbookError):
+    """A person must answer the form above before the phase can go on (an interactive run).
+
+    Raised by the form's own cell so JupyterLab's Run All stops there (the kernel aborts the
+    cells queued after an error) instead of running on into a red ConfirmationRequired. IPython
+    shows what `_render_traceback_` returns instead of a traceback: one line saying what to do.
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        super().__init__(
+            f"Paused: {what} in the form above (to go on, choose Run > Run Selected Cell and "
+            f"All Below with this cell selected, or Run All again)"
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\u23f8 {self}"]
+
+
 class DateRangeError(RunbookError):
     """A date or date range is malformed, reversed, in the future or too wide."""
 

@@ -22,7 +22,9 @@ from runbook_lib.errors import (
     UnknownEnvironmentError,
 )
 
-MODULES = ("warehouse_cmds", "backfill_cmds", "cleanup_cmds", "run_cmds", "function_cmds")
+MODULES = (
+    "warehouse_cmds", "backfill_cmds", "cleanup_cmds", "run_cmds", "lab_cmds", "function_cmds",
+)
 BAD_INPUT = (
     ParamsError, UnknownEnvironmentError, InvalidIdentifierError, DateRangeError,
     ConfirmationRequired, EnvironmentMismatchError, LockIdMismatchError, RunDirError,

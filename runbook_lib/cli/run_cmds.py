@@ -1,9 +1,8 @@
-"""`runbook run | resume | verify | rollback | lab`: the archived, verifiable run."""
+"""`runbook run | resume | verify | rollback`: the archived, verifiable run."""
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 
 import yaml
@@ -118,8 +117,16 @@ def _run(args):
     )
 
 
-@_guard
 def _resume(args):
+    if args.interactive:
+        from runbook_lib.cli.lab_cmds import resume_interactive
+
+        return resume_interactive(args)
+    return _resume_headless(args)
+
+
+@_guard
+def _resume_headless(args):
     return runner.resume(
         args.run_dir,
         overrides=_parse_set(args.set),
@@ -168,14 +175,6 @@ def _verify(args) -> int:
     return 1
 
 
-def _lab(args) -> int:
-    from runbook_lib.run.lab import lab_command
-
-    cmd, token = lab_command(args.port)
-    print(f"JupyterLab: http://127.0.0.1:{args.port}/lab?token={token}  (Ctrl-C to stop)")
-    return subprocess.call(cmd)
-
-
 def _lock_flag(p: argparse.ArgumentParser) -> None:
     add_lock_flag(p)
     p.add_argument(
@@ -201,6 +200,12 @@ def register(sub) -> None:
         "--rerun", nargs="+", metavar="PHASE", default=None,
         help="run these phases again even though they succeeded (e.g. 06 a day later)",
     )
+    p.add_argument(
+        "--interactive", nargs="+", metavar="PHASE", default=None,
+        help="step through these phases in JupyterLab (the phases before them run headless "
+        "first); `runbook resume RUN` afterwards runs the rest headless",
+    )
+    p.add_argument("--port", type=int, help="with --interactive: JupyterLab's port (default: a free one)")
     _lock_flag(p)
     p.set_defaults(func=_resume)
     p = sub.add_parser(
@@ -213,6 +218,3 @@ def register(sub) -> None:
     p.add_argument("--run", required=True, help="the run directory whose backups to restore")
     _lock_flag(p)
     p.set_defaults(func=_rollback)
-    p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1, token)")
-    p.add_argument("--port", type=int, default=8888)
-    p.set_defaults(func=_lab)

@@ -31,6 +31,9 @@ ARCHIVE = "archive"
 REOPEN = "reopen"
 MARKERS = (ARCHIVE, REOPEN)  # kinds of record that are not a phase
 VERIFIED, INCOMPLETE, TAMPERED = "VERIFIED", "INCOMPLETE", "TAMPERED"
+# The working copies a person steps through in an interactive run (`runbook lab`): JupyterLab
+# keeps saving them, so they are never hashed; sealing archives a copy as the phase's notebook.
+WORKING_DIR = "lab"
 
 
 def sha256_file(path: Path) -> str:
@@ -127,7 +130,7 @@ def _archived(rel: str) -> bool:
     parts = rel.split("/")
     # Hidden files (JupyterLab's .ipynb_checkpoints) and bytecode appear when someone only
     # opens or imports an archive; the manifest hashes itself record by record.
-    return rel not in (MANIFEST, f"{MANIFEST}.tmp") and not any(
+    return rel not in (MANIFEST, f"{MANIFEST}.tmp") and parts[0] != WORKING_DIR and not any(
         p.startswith(".") or p == "__pycache__" for p in parts
     )
 

@@ -159,17 +159,24 @@ def cleanup_checks(plan, result, after) -> list[tuple[str, bool, str]]:
     ]
 
 
-def confirmation_record(plan, given: str, tokens: list[str], dry_run: bool, source: str = "") -> dict:
-    """Return what the archive keeps of a confirmation: what was expected, given, where, when."""
+def confirmation_record(plan, given, tokens: list[str], dry_run: bool, source: str = "") -> dict:
+    """Return what the archive keeps of a confirmation: expected, given, where, how, who, when.
+
+    `given` is the form's Confirmation (who answered it, when and how) or the parameter's text.
+    """
     import datetime as _dt
 
     from runbook_lib.platform.cleanup_confirm import AUTO, SEPARATOR, confirmation_line
+    from runbook_lib.run.interact import Confirmation, who
 
+    holder = given if isinstance(given, Confirmation) else None
+    text = holder.value if holder else (given or "")
     how = "dry run: no confirmation needed" if dry_run else (
-        "auto (local: the previewed plan accepted)" if (given or "").strip() == AUTO
-        else f"typed ({source or 'given'})")
+        "auto (local: the previewed plan accepted)" if text.strip() == AUTO
+        else (holder.how if holder and holder.how else f"typed ({source or 'given'})"))
     return {"expected": confirmation_line(plan), "given": SEPARATOR.join(tokens), "how": how,
-            "source": source, "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+            "source": source, "by": (holder.by if holder else None) or f"{who()} ({source or 'parameter'})",
+            "at": (holder.at if holder else None) or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 def restore_all(wh, pairs: list[tuple]) -> tuple[list, pd.DataFrame]:

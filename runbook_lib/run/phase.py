@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # notebook parameter contract stays env/run_dir/today and secrets never sit in a notebook.
 OVERRIDES_ENV = "RUNBOOK_OVERRIDES"
 STANDALONE = "standalone"
+# Where finish() in an interactive run leaves its request to be sealed (under the working dir).
+SEAL_REQUESTS = ".seal"
 RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
 
 
@@ -222,9 +224,12 @@ class Phase:
         status = SUCCEEDED if self.checks and not failed else FAILED
         self.finished = True
         self._write(status)
+        sealing = self._request_seal()
         from IPython.display import display as show
 
         show(phase_view.summary(self, status))
+        if sealing:
+            print(sealing)
         if not self.checks:
             raise VerificationFailedError(
                 f"phase {self.name} ran zero checks, and zero checks run is a failure "
@@ -236,6 +241,26 @@ class Phase:
                 f"{', '.join(failed)} (to fix this, read the failed checks above, fix the "
                 f"cause, then rerun the phase or `runbook resume` the run)"
             )
+
+    def _request_seal(self) -> str | None:
+        """In an interactive run, ask `runbook lab` to seal this phase once its notebook is saved.
+
+        The kernel cannot see the notebook JupyterLab shows; the lab process archives the
+        working copy as soon as a save holds the line printed here (its time makes it unique).
+        """
+        from runbook_lib.run.interact import lab_run
+        from runbook_lib.run.manifest import WORKING_DIR
+
+        if not lab_run() or self.run_id == STANDALONE:
+            return None
+        request = self.run_dir / WORKING_DIR / SEAL_REQUESTS / f"{self.name}.json"
+        request.parent.mkdir(parents=True, exist_ok=True)
+        line = (
+            f"sealing (asked {_now()}): this notebook is archived into run {self.run_id} as soon "
+            f"as it is saved (autosave does it within seconds; File > Save Notebook to hurry)"
+        )
+        request.write_text(json.dumps({"phase": self.name, "line": line}))
+        return line
 
     def _write(self, status: str) -> None:
         doc = {

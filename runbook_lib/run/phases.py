@@ -25,7 +25,9 @@ def phase_notebooks(notebooks_dir: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if int(p.name[:2]) < 90)
 
 
-def select_phases(available: list[Path], phases: list[str] | None) -> list[Path]:
+def select_phases(
+    available: list[Path], phases: list[str] | None, source: str = "--phases"
+) -> list[Path]:
     """Return the notebooks `phases` names (`01_code_deployment`, `01` or `code_deployment`)."""
     if not phases:
         return available
@@ -34,7 +36,7 @@ def select_phases(available: list[Path], phases: list[str] | None) -> list[Path]
         hits = [p for p in available if p.stem == want or p.stem[:2] == want or p.stem[3:] == want]
         if not hits:
             raise ParamsError(
-                "--phases",
+                source,
                 want,
                 "names no phase notebook",
                 f"use one of {', '.join(p.stem for p in available)}",

@@ -141,6 +141,18 @@ def run(
     break_stale_lock: bool = False,
 ) -> RunResult:
     """Run the phases of `env` in order into a new run dir; raise PhaseFailedError on failure."""
+    ctx, available, selected = prepare_run(
+        env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout
+    )
+    with run_lock(ctx, break_stale_lock):
+        create_run_dir(ctx, available, selected)
+        return _chain(ctx, selected)
+
+
+def prepare_run(
+    env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout=600
+) -> tuple[_Ctx, list[Path], list[Path]]:
+    """Check a new run before any side effect; return its context, all and selected notebooks."""
     notebooks_dir = Path(notebooks_dir or paths.NOTEBOOKS_DIR)
     available = phase_notebooks(notebooks_dir)
     if not available:
@@ -154,13 +166,21 @@ def run(
     check_phase_keys(ctx.params, notebooks_dir)
     for nb in selected:  # strict parameters before any side effect
         check_parameters(nb, ctx.parameters(nb.stem))
-    with lock.warehouse_lock(ctx.params, run_id, break_stale_lock):
-        run_dir.mkdir(parents=True, exist_ok=False)
-        manifest.create(run_dir, _header(ctx, env, selected))
-        for nb in available:
-            if nb not in selected:
-                manifest.append(run_dir, skipped_record(nb.stem, "not selected for this run"))
-        return _chain(ctx, selected)
+    return ctx, available, selected
+
+
+def create_run_dir(ctx: _Ctx, available: list[Path], selected: list[Path]) -> None:
+    """Create the run dir and its manifest; record the phases not selected as SKIPPED."""
+    ctx.run_dir.mkdir(parents=True, exist_ok=False)
+    manifest.create(ctx.run_dir, _header(ctx, ctx.params.env, selected))
+    for nb in available:
+        if nb not in selected:
+            manifest.append(ctx.run_dir, skipped_record(nb.stem, "not selected for this run"))
+
+
+def run_lock(ctx: _Ctx, break_stale: bool = False):
+    """Return the context manager holding the lock a run writes under."""
+    return lock.warehouse_lock(ctx.params, ctx.run_id, break_stale)
 
 
 def check_credentials(params: Params) -> None:
@@ -215,6 +235,14 @@ def resume(
     e.g. 06 a day later, when the 24-hour checks have evidence; each is a new attempt in the
     same chain.
     """
+    ctx, todo = prepare_resume(run_dir, overrides, progress, rerun)
+    with run_lock(ctx, break_stale_lock):
+        manifest.append(ctx.run_dir, manifest.reopen_record("resume"))
+        return _chain(ctx, todo)
+
+
+def prepare_resume(run_dir: Path, overrides=None, progress=None, rerun=None) -> tuple[_Ctx, list[Path]]:
+    """Check a resume before any side effect; return the run's context and the phases to run."""
     run_dir = Path(run_dir).resolve()
     manifest.require_intact(run_dir, "resume")  # a tampered run is refused before anything
     man = manifest.load(run_dir)
@@ -234,9 +262,7 @@ def resume(
     check_credentials(ctx.params)
     for nb in todo:
         check_parameters(nb, ctx.parameters(nb.stem))
-    with lock.warehouse_lock(ctx.params, header["run_id"], break_stale_lock):
-        manifest.append(run_dir, manifest.reopen_record("resume"))
-        return _chain(ctx, todo)
+    return ctx, todo
 
 
 def rollback(
@@ -258,7 +284,7 @@ def rollback(
     ctx = _stored_ctx(run_dir, header, overrides, folder, progress)
     check_credentials(ctx.params)
     check_parameters(nb, ctx.parameters(ROLLBACK, extra))
-    with lock.warehouse_lock(ctx.params, header["run_id"], break_stale_lock):
+    with run_lock(ctx, break_stale_lock):
         manifest.append(run_dir, manifest.reopen_record("rollback"))
         return _chain(ctx, [nb], extra={ROLLBACK: extra}, kind="rollback")
 
@@ -365,20 +391,32 @@ def _run_phase(ctx: _Ctx, nb: Path, kernel, parameters: dict, kname: str, kind: 
     (ctx.run_dir / "results" / f"{nb.stem}.json").unlink(missing_ok=True)
     started, t0 = now_iso(), time.perf_counter()
     error = _execute(ctx, nb, out, kernel, parameters, kname)
-    doc = read_results(ctx.run_dir, nb.stem)
+    seconds = round(time.perf_counter() - t0, 3)
+    return phase_record(ctx, nb.stem, (attempt, out_name), parameters, error, kind, started, seconds)
+
+
+def phase_record(
+    ctx: _Ctx, name: str, archived: tuple[int, str], parameters: dict, error, kind: str,
+    started: str, seconds: float, mode: str = "headless",
+) -> dict:
+    """Return the manifest record of an executed phase notebook (headless or sealed)."""
+    attempt, out_name = archived
+    out = ctx.run_dir / out_name
+    doc = read_results(ctx.run_dir, name)
     reason = failure_reason(out, doc, error, ctx.run_id, ctx.cell_timeout)
-    scrubbed = scrub_phase(ctx.run_dir, nb.stem, out, parameters, ctx.params)
+    scrubbed = scrub_phase(ctx.run_dir, name, out, parameters, ctx.params)
     if scrubbed:
-        doc = read_results(ctx.run_dir, nb.stem)
+        doc = read_results(ctx.run_dir, name)
     return {
-        "phase": nb.stem,
+        "phase": name,
         "kind": kind,
+        "mode": mode,
         "attempt": attempt,
         "status": manifest.FAILED if reason else manifest.SUCCEEDED,
         "reason": reason,
         "started_at": started,
         "ended_at": now_iso(),
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": seconds,
         "parameters": manifest.redact(parameters),
         "results": (doc or {}).get("results", {}),
         "checks": (doc or {}).get("checks", []),
