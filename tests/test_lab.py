@@ -60,7 +60,7 @@ def _alive(pid: int) -> bool:
 def test_lab_should_serve_the_printed_url_hold_the_lock_and_stop_clean_on_a_signal(lab_root, sig):
     """The URL printed is served; a headless run is refused meanwhile; a signal leaves nothing."""
     proc, url, run_dir = start_lab(lab_root, "--phases", "02")
-    lock_file = lab_root / "outputs/local/.lock"
+    lock_file = lab_root / "outputs/local/warehouse/nba-props-platform.duckdb.lock"
     try:
         base, token = re.match(
             r"(http://127\.0\.0\.1:\d+/)lab/tree/02_data_cleanup\.ipynb\?token=(\S+)", url
@@ -80,7 +80,7 @@ def test_lab_should_serve_the_printed_url_hold_the_lock_and_stop_clean_on_a_sign
             text=True,
             cwd=lab_root,
         )
-        assert headless.returncode == 1 and "locked" in headless.stderr
+        assert headless.returncode == 1 and f"run {run_dir.name}" in headless.stderr
         assert _get(f"{base}api/kernels?token={token}", "POST")[0] == 201
         (server,) = _children(proc.pid)
         kernels = _children(server)
@@ -109,7 +109,7 @@ def test_lab_should_refuse_a_busy_port_and_leave_no_lock_nor_run(lab_root):
         )
     assert done.returncode == 1
     assert f"127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
-    assert not (lab_root / "outputs/local/.lock").exists()
+    assert not (lab_root / "outputs/local/warehouse/nba-props-platform.duckdb.lock").exists()
     assert not list((lab_root / "outputs/local").glob("*/manifest.json"))
 
 

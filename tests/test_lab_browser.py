@@ -127,7 +127,7 @@ def test_a_person_should_step_through_phase_02_in_jupyterlab_and_seal_it(lab_roo
 
     before = _stale_counts(lab_root)
     tracked = _git_status_of_notebooks()
-    proc, url, run_dir = start_lab(lab_root)
+    proc, url, run_dir = start_lab(lab_root, "--phases", "02")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
@@ -143,7 +143,7 @@ def test_a_person_should_step_through_phase_02_in_jupyterlab_and_seal_it(lab_roo
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert not (lab_root / "outputs/local/.lock").exists()
+    assert not (lab_root / "outputs/local/warehouse/nba-props-platform.duckdb.lock").exists()
     assert token == "; ".join(before["tokens"].values())
     assert sealed["status"] == "SUCCEEDED", sealed["reason"]
     results = sealed["results"]
@@ -152,7 +152,7 @@ def test_a_person_should_step_through_phase_02_in_jupyterlab_and_seal_it(lab_roo
     after = _stale_counts(lab_root)
     assert after["stale"] == 0
     assert {t: before["rows"][t] - after["rows"][t] for t in after["rows"]} == before["by_table"]
-    verify = subprocess.run([*RUNBOOK, "verify", str(run_dir)], capture_output=True, text=True)
+    verify = subprocess.run([RUNBOOK, "verify", str(run_dir)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert _git_status_of_notebooks() == tracked  # clean on a clean checkout
 
