@@ -209,7 +209,7 @@ def test_a_form_in_an_interactive_run_should_stop_run_all_with_one_line(tmp_path
         monkeypatch,
         [
             "from runbook_lib.run import interact\n"
-            'c = interact.ask_confirmation("delete 3 rows from a.b", "auto", phase)',
+            'c = interact.ask_confirmation("delete 3 rows from a.b", "auto", "notebook default", phase)',
             'phase.check("after the form", True)',
         ],
     )

@@ -56,6 +56,7 @@ def _stale_counts(root: Path) -> dict:
         params.effective_today(),
         params.cleanup.ttl_days,
         params.cleanup.max_delete_fraction,
+        env=params.env,
     )
     counts = {p.table.short: p.total_rows for p in plan.previews}
     stale = {p.table.short: p.stale_rows for p in plan.previews}
