@@ -114,6 +114,22 @@ class BackupVerificationError(WarehouseError):
         )
 
 
+class BackupMissingError(WarehouseError):
+    """A backup a rollback needs is gone or holds fewer rows than were recorded when it was made."""
+
+    def __init__(self, backup: str, table: str, expected_rows: int | None, actual_rows: int | None):
+        self.backup, self.table = backup, table
+        self.expected_rows, self.actual_rows = expected_rows, actual_rows
+        found = "is missing" if actual_rows is None else f"holds {actual_rows:,} rows"
+        recorded = f" (recorded with {expected_rows:,} rows)" if expected_rows is not None else ""
+        super().__init__(
+            f"backup {backup} of {table} {found}{recorded}; nothing was restored, no table "
+            f"changed (to fix this, find the backup, e.g. in BigQuery's time travel or another "
+            f"copy, recreate it under that name, and run the rollback again; or restore the other "
+            f"tables one by one with `runbook restore`)"
+        )
+
+
 class ConfirmationRequired(RunbookError):
     """A destructive step needs a confirmation token that echoes its plan."""
 

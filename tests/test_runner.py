@@ -150,7 +150,7 @@ def test_rollback_runs_with_the_runs_backups_and_extends_the_chain(tmp_path):
             'phase.record("restored", [dict(b, rows=1, verified=True) for b in backups])',
             'phase.check("restored", len(backups) == 1)',
         ],
-        params="backups = []\n",
+        params="backups = []\noverwrite = False\n",
     )
     result = runner.run("local", notebooks_dir=folder, out_root=tmp_path / "out")
     assert [r["phase"] for r in result.records] == ["02_cleanup"]  # 90 is not in the chain

@@ -64,7 +64,10 @@ class _Progress:
         self.tty = sys.stdout.isatty()
 
     def __call__(self, e: dict) -> None:
-        if e["event"] == "phase_start":
+        if e["event"] == "interrupted":
+            print(f"recorded {e['phase']} attempt {e['attempt']} as INTERRUPTED: {e['reason']}",
+                  flush=True)
+        elif e["event"] == "phase_start":
             print(f"[{e['index']}/{e['total']}] {e['phase']} ...", flush=True)
         elif e["event"] == "cell" and self.tty:
             print(f"\r    cell {e['cell']}/{e['cells']}", end="", flush=True)
@@ -143,6 +146,7 @@ def _rollback(args):
         progress=_Progress(),
         overrides=_parse_set(args.set),
         break_stale_lock=args.break_stale_lock,
+        overwrite=args.overwrite,
     )
 
 
@@ -214,7 +218,15 @@ def register(sub) -> None:
     )
     p.add_argument("run_dir")
     p.set_defaults(func=_verify)
-    p = sub.add_parser("rollback", help="restore a run's backups with 90_rollback")
+    p = sub.add_parser(
+        "rollback",
+        help="put back exactly the rows every cleanup attempt of a run deleted (90_rollback)",
+    )
     p.add_argument("--run", required=True, help="the run directory whose backups to restore")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace each table by its earliest backup instead (rows written since are lost)",
+    )
     _lock_flag(p)
     p.set_defaults(func=_rollback)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 
 from runbook_lib.errors import (
     CleanupCapExceededError,
@@ -37,6 +38,7 @@ from runbook_lib.errors import (
     TableExistsError,
     VerificationFailedError,
 )
+from runbook_lib.faults import crash_point
 from runbook_lib.platform.cleanup_backup import (
     RestoreResult,
     backup_id,
@@ -101,6 +103,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("cli", "runbook", "scheduled")
+# Where a cleanup records what it is about to do before doing it (run/journal.py's Journal in a
+# run): called with one dict per step, and expected to have made it durable when it returns.
+JournalFn = Callable[[dict], None]
+
+
+def _no_journal(entry: dict) -> None:
+    """Record nothing (the CLI and the daily function keep their audit row instead)."""
 
 
 def apply_cleanup(
@@ -113,6 +122,7 @@ def apply_cleanup(
     run_id: str | None = None,
     trigger: str = "cli",
     now: dt.datetime | None = None,
+    journal: JournalFn | None = None,
 ) -> CleanupResult:
     """Apply a plan: confirm, cap, verified backup, exact delete, verification, audit row.
 
@@ -122,11 +132,15 @@ def apply_cleanup(
         run_id: names the backups `<table>_backup_<run_id>`; default the UTC time
             `YYYYMMDD_HHMMSS`.
         trigger: 'cli', 'runbook' or 'scheduled', recorded in the audit row.
+        journal: called with the intent (tables, backups, counts, cutoff) before the first
+            backup, then with each verified backup and each delete (before and after), so a
+            process killed half-way leaves a record of what it had done.
     """
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger must be one of {TRIGGERS}, got {trigger!r}")
     started = time.monotonic()
     now = now or dt.datetime.now(dt.UTC)
+    journal = journal or _no_journal
     if dry_run:
         return _dry_run(plan, started)
     # The backups' suffix is also the audit row's run id, so the row names its backups' run.
@@ -142,7 +156,7 @@ def apply_cleanup(
     check_confirmation(plan, confirm)
     try:
         with wh.session():
-            _apply_checked(wh, plan, suffix, messages, done)
+            _apply_checked(wh, plan, suffix, messages, done, journal)
     except RunbookError as e:
         status = "refused" if not any(t.deleted for t in done) else "failed"
         result = _result(plan, status, done, messages + [f"FAILED: {e}"], started)
@@ -155,18 +169,25 @@ def apply_cleanup(
     status = "success" if plan.total_stale else "nothing_to_do"
     result = _result(plan, status, done, messages, started)
     write_audit(wh, tables, result, trigger=trigger, run_id=suffix, now=now)
+    journal({"event": "done", "status": status, "rows_deleted": result.total_deleted})
     return result
 
 
 def _apply_checked(
-    wh: Warehouse, plan: CleanupPlan, suffix: str, messages: list[str], results: list
+    wh: Warehouse,
+    plan: CleanupPlan,
+    suffix: str,
+    messages: list[str],
+    results: list,
+    journal: JournalFn,
 ) -> None:
     """Check drift, back up every table, then delete and verify table by table.
 
     Appends to `messages` and `results` as it goes, so a failure still reports what was done.
     """
     _check_still_matches(wh, plan)
-    backups = _back_up_stale_tables(wh, plan, suffix, messages)
+    backups = _back_up_stale_tables(wh, plan, suffix, messages, journal)
+    crash_point("cleanup.after_backup")
     for p in plan.previews:
         if not p.stale_rows:
             messages.append(
@@ -174,11 +195,12 @@ def _apply_checked(
             )
             results.append(TableResult(p.table, 0, 0, verified=True))
             continue
-        results.append(_delete_and_verify(wh, plan, p, *backups[p.table], messages))
+        results.append(_delete_and_verify(wh, plan, p, *backups[p.table], messages, journal))
+    crash_point("cleanup.after_delete")
 
 
 def _back_up_stale_tables(
-    wh: Warehouse, plan: CleanupPlan, suffix: str, messages: list[str]
+    wh: Warehouse, plan: CleanupPlan, suffix: str, messages: list[str], journal: JournalFn
 ) -> dict[TableId, tuple[TableId, int]]:
     """Back up every table with stale rows; return table -> (backup, backup rows)."""
     names = {p.table: backup_id(p.table, suffix) for p in plan.previews if p.stale_rows}
@@ -187,9 +209,13 @@ def _back_up_stale_tables(
     for backup in names.values():
         if wh.table_exists(backup):
             raise TableExistsError(str(backup))
+    journal(_intent(plan, names))
+    crash_point("cleanup.before_backup")
     saved = {}
     for table, backup in names.items():
         saved[table] = (backup, verified_backup(wh, table, backup))
+        journal({"event": "backup", "table": str(table), "backup": str(backup),
+                 "backup_rows": saved[table][1], "cutoff": plan.cutoff.isoformat()})
         messages.append(
             f"Backed up {table.short} to {backup.short} ({saved[table][1]:,} rows, verified)"
         )
@@ -203,8 +229,10 @@ def _delete_and_verify(
     backup: TableId,
     backup_rows: int,
     messages: list[str],
+    journal: JournalFn,
 ) -> TableResult:
     """Delete exactly the previewed stale rows of one table and verify it against its backup."""
+    journal({"event": "deleting", "table": str(p.table), "rows": p.stale_rows})
     # What is guaranteed: the guard inside the one DELETE compares the count AND the key digest
     # of the plan with the rows the DELETE itself sees. DuckDB runs the statement in one
     # transaction; BigQuery runs a DML statement and its subquery on one snapshot, and fails one
@@ -213,6 +241,8 @@ def _delete_and_verify(
     # DELETE's snapshot is left alone. (The 6-hex plan id a person types is a short check of the
     # same digest; the guard compares the digest in full.)
     deleted = wh.delete_exact(p.table, STALE, {"cutoff": plan.cutoff}, p.stale_rows, p.digest)
+    crash_point("cleanup.deleted_unjournaled")
+    journal({"event": "deleted", "table": str(p.table), "rows": deleted, "backup": str(backup)})
     messages.append(f"Deleted {deleted:,} rows from {p.table.short}")
     kept = _verify(wh, p.table, backup, plan.cutoff, deleted)
     messages.append(
@@ -221,6 +251,23 @@ def _delete_and_verify(
     )
     log.info("%s: deleted %s rows, backup %s", p.table.short, f"{deleted:,}", backup)
     return TableResult(p.table, p.stale_rows, deleted, backup, backup_rows, kept, True)
+
+
+def _intent(plan: CleanupPlan, backups: dict[TableId, TableId]) -> dict:
+    """Return the journal's intent: each table's backup name and counts, the cutoff, the predicate."""
+    return {
+        "event": "intent",
+        "step": "cleanup",
+        "cutoff": plan.cutoff.isoformat(),
+        "ttl_days": plan.ttl_days,
+        "predicate": STALE,
+        "tables": [
+            {"table": str(p.table), "backup": str(backups[p.table]), "stale_rows": p.stale_rows,
+             "total_rows": p.total_rows, "plan_id": p.plan_id,
+             "key": list(p.digest.key) if p.digest else None}
+            for p in plan.previews if p.table in backups
+        ],
+    }
 
 
 def _result(plan, status, done, messages, started) -> CleanupResult:

@@ -37,7 +37,8 @@ class TableSchema:
     partition_by: str | None = None
     cluster_by: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
-    # The columns that identify a row (no uniqueness is enforced): what a plan's digest hashes.
+    # The columns that identify a row (no uniqueness is enforced): what a plan's digest hashes,
+    # and what a rollback matches the live table's rows against its backup's by.
     key: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -1,13 +1,16 @@
 """Write a run's archive under `outputs/<env>/<run_id>/`: notebook names, records, secrets, report.
 
 Each attempt of a phase keeps its own executed notebook (`NN_x.ipynb`, `NN_x.attempt2.ipynb`, ...),
-so a resumed run never overwrites the evidence of the failure it resumed from.
+results file (`results/NN_x.json`, `results/NN_x.attempt2.json`) and journal
+(`journal/NN_x.jsonl`, ...), so a resumed run never overwrites the evidence of the attempt it
+resumed from, even one killed before anything recorded it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from pathlib import Path
 
 from runbook_lib import secrets
@@ -22,12 +25,43 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+# What an attempt leaves in the run dir: folder and suffix of each kind of file.
+NOTEBOOK, RESULTS, JOURNAL = ("", ".ipynb"), ("results", ".json"), ("journal", ".jsonl")
+
+
+def attempt_file(name: str, attempt: int, kind: tuple[str, str] = NOTEBOOK) -> str:
+    """Return the run-dir-relative path of attempt `attempt`'s notebook, results or journal."""
+    folder, suffix = kind
+    base = f"{name}{suffix}" if attempt == 1 else f"{name}.attempt{attempt}{suffix}"
+    return f"{folder}/{base}" if folder else base
+
+
+def attempts_on_disk(run_dir: Path, name: str) -> list[int]:
+    """Return the attempts of phase `name` that left a notebook, results file or journal."""
+    found = set()
+    for folder, suffix in (NOTEBOOK, RESULTS, JOURNAL):
+        pattern = re.compile(rf"{re.escape(name)}(?:\.attempt(\d+))?{re.escape(suffix)}")
+        where = Path(run_dir) / folder if folder else Path(run_dir)
+        for path in where.glob(f"{name}*{suffix}") if where.is_dir() else []:
+            match = pattern.fullmatch(path.name)
+            if match:
+                found.add(int(match.group(1) or 1))
+    return sorted(found)
+
+
+def next_attempt(run_dir: Path, name: str) -> int:
+    """Return the number of phase `name`'s next attempt: one past any on disk or recorded."""
+    recorded = []
+    if (Path(run_dir) / manifest.MANIFEST).exists():
+        recorded = [r.get("attempt") or 0 for r in manifest.load(run_dir)["records"]
+                    if r.get("phase") == name]
+    return max([0, *attempts_on_disk(run_dir, name), *recorded]) + 1
+
+
 def attempt_name(run_dir: Path, name: str) -> tuple[int, str]:
     """Return the next attempt number of phase `name` and the file its notebook is saved to."""
-    n = 1
-    while (run_dir / (f"{name}.ipynb" if n == 1 else f"{name}.attempt{n}.ipynb")).exists():
-        n += 1
-    return n, f"{name}.ipynb" if n == 1 else f"{name}.attempt{n}.ipynb"
+    n = next_attempt(run_dir, name)
+    return n, attempt_file(name, n)
 
 
 def skipped_record(name: str, reason: str) -> dict:
@@ -53,7 +87,9 @@ def known_secrets(params: Params, *mappings: dict) -> set[str]:
     return found
 
 
-def scrub_phase(run_dir: Path, name: str, notebook: Path, parameters: dict, params: Params) -> int:
+def scrub_phase(
+    run_dir: Path, name: str, notebook: Path, parameters: dict, params: Params, attempt: int = 1
+) -> int:
     """Redact secrets from a phase's notebook (source and every output) and results; count them.
 
     Secret-named parameter and params values, and anything that looks secret (secrets.py), are
@@ -61,7 +97,8 @@ def scrub_phase(run_dir: Path, name: str, notebook: Path, parameters: dict, para
     """
     known = known_secrets(params, parameters)
     scrubbed = sum(
-        secrets.scrub_file(p, known) for p in (notebook, run_dir / "results" / f"{name}.json")
+        secrets.scrub_file(p, known)
+        for p in (notebook, run_dir / attempt_file(name, attempt, RESULTS))
     )
     if scrubbed:
         log.warning("redacted %d secret value(s) from the archive of %s", scrubbed, name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook_lib.run import manifest
+from runbook_lib.run import attempts, manifest
 
 LOG_NAME = "deployment_log.md"
 
@@ -23,6 +23,7 @@ class _Run:
 
     def __init__(self, man: dict):
         self.header = man["header"]
+        self.man = man
         self.latest = manifest.latest_status(man)
 
     def rec(self, prefix: str) -> dict | None:
@@ -104,18 +105,7 @@ def _deployment(run: _Run) -> list[str]:
         else run.why_not("01", "safeguards") or "n/a (no safeguards recorded)"
     )
     deleted = run.get("02", "rows_deleted")
-    tables = run.get("02", "tables") or []
-    dry = " (dry run: nothing deleted)" if run.get("02", "dry_run") else ""
-    backed_up = [t for t in tables if t.get("backup")]
-    verified = all(t.get("verified") for t in backed_up)
-    backups = (f"{len(backed_up)} backup(s) {'verified' if verified else 'NOT verified'}"
-               if backed_up else "no backup needed (nothing stale)")
-    cleanup = (
-        f"{deleted:,} records deleted from {len(tables)} table(s), {backups}, "
-        f"cutoff {run.get('02', 'cutoff')}{dry}"
-        if isinstance(deleted, int)
-        else run.why_not("02", "rows_deleted")
-    )
+    cleanup = _cleanup_line(run)
     fn = run.get("03", "function")
     fn_line = _function_line(fn) if isinstance(fn, dict) else (
         run.why_not("03", "function") or "n/a (no function recorded)"
@@ -136,6 +126,32 @@ def _deployment(run: _Run) -> list[str]:
         f"- {_box(run.ok('03'))} Cloud Function deployed: {fn_line}",
         f"- {_box(run.ok('04'))} Integration tests passed: {integ}",
     ]
+
+
+def _cleanup_line(run: _Run) -> str:
+    """Return what phase 02 did: its latest attempt, and every attempt when there were more."""
+    deleted = run.get("02", "rows_deleted")
+    tables = run.get("02", "tables") or []
+    dry = " (dry run: nothing deleted)" if run.get("02", "dry_run") else ""
+    backed_up = [t for t in tables if t.get("backup")]
+    verified = all(t.get("verified") for t in backed_up)
+    backups = (f"{len(backed_up)} backup(s) {'verified' if verified else 'NOT verified'}"
+               if backed_up else "no backup needed (nothing stale)")
+    latest = (
+        f"{deleted:,} records deleted from {len(tables)} table(s), {backups}, "
+        f"cutoff {run.get('02', 'cutoff')}{dry}"
+        if isinstance(deleted, int)
+        else run.why_not("02", "rows_deleted")
+    )
+    tries = attempts.phase_attempts(run.man, run.rec("02")["phase"]) if run.rec("02") else []
+    if len(tries) < 2 and all(r["status"] == manifest.SUCCEEDED for r in tries):
+        return latest
+    made = attempts.run_backups(run.man)
+    return (
+        f"{'; '.join(attempts.attempt_phrase(r) for r in tries)}; {len(made)} backup(s) made by all "
+        f"attempts ({', '.join(b['backup'].rsplit('.', 1)[-1] for b in made) or 'none'}), each "
+        f"restored by `runbook rollback`. Latest attempt: {latest}"
+    )
 
 
 def _function_line(fn: dict) -> str:
@@ -184,7 +200,8 @@ def _post_deployment(run: _Run) -> list[str]:
 
 
 def _issues(run: _Run) -> list[str]:
-    out = []
+    out = [f"- {r['phase']} attempt {r.get('attempt')} {r['status']}: {r.get('reason')}"
+           for r in run.man["records"] if r["status"] == manifest.INTERRUPTED]
     for name, r in run.latest.items():
         if r["status"] == manifest.FAILED:
             out.append(f"- {name} FAILED: {r.get('reason')}")
@@ -241,7 +258,8 @@ def _notes(run: _Run) -> list[str]:
             "",
             "Rollback: "
             + "; ".join(
-                f"{t.get('table')} restored from {t.get('backup')} ({t.get('rows')} rows, "
+                f"{t.get('table')} restored from {t.get('backup')} ({t.get('rows')} rows "
+                f"{'put back' if t.get('how') != 'overwrite' else 'after overwriting'}, "
                 f"{'verified' if t.get('verified') else 'NOT verified'})"
                 for t in restored
             ),

@@ -72,6 +72,7 @@ class Kernel:
 
     km: AsyncKernelManager
     phase: str
+    attempt: int = 1  # which attempt of the phase it runs (the runner sets it)
 
     def shutdown(self) -> None:
         """Stop the kernel now (graceful shutdown stalls 3.3 s in 1 of 5-15 runs here)."""

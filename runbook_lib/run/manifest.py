@@ -25,6 +25,9 @@ MANIFEST = "manifest.json"
 REDACTED = secrets.REDACTED
 redact = secrets.redact_mapping
 SUCCEEDED, FAILED, SKIPPED = "SUCCEEDED", "FAILED", "SKIPPED"
+# An attempt killed before anything recorded its outcome, recorded by the next runner entry on
+# the run from what the attempt left on disk (attempts.py).
+INTERRUPTED = "INTERRUPTED"
 ARCHIVE = "archive"
 # A resume or rollback reopens a sealed run with this record before it changes anything, so a
 # killed continuation reads as unsealed (incomplete), never as files changed behind the seal.

@@ -78,18 +78,43 @@ def nightly_backfill(wh, params: Params, today: dt.date, days: int, run_id: str 
     return run_backfill(wh, params, start, end, run_id=run_id, resume=False)
 
 
-def backups_to_restore(run_dir, params: Params, given: list | None = None) -> list[tuple]:
-    """Return (live, backup) TableId pairs: the given ones, else those phase 02 of the run made.
+def backups_to_restore(run_dir, params: Params, given: list | None = None) -> list:
+    """Return the backups to restore: the given ones, else every one the run's attempts made.
 
-    Names are parsed like `runbook restore` parses them: a backup of another project is refused.
+    Each entry (as `runbook rollback` passes them) names table and backup, and the backup's
+    recorded rows, the cleanup's cutoff and the rows it deleted. Names are parsed like
+    `runbook restore` parses them: a backup of another project is refused.
     """
-    from runbook_lib.run.phase import read_results
+    from runbook_lib.platform.cleanup_restore import BackupToRestore
     from runbook_lib.warehouse.ids import parse_table_id
 
-    entries = given or (read_results(run_dir, "02_data_cleanup") or {}).get("results", {}).get("backups", [])
+    entries = given or _made_in(run_dir)
     dataset = params.datasets["analytics"]
-    return [(parse_table_id(e["table"], params.project, dataset, "backups"),
-             parse_table_id(e["backup"], params.project, dataset, "backups")) for e in entries]
+
+    def parse(text: str):
+        return parse_table_id(text, params.project, dataset, "backups")
+
+    return [
+        BackupToRestore(
+            parse(e["table"]), parse(e["backup"]), e.get("backup_rows"),
+            dt.date.fromisoformat(e["cutoff"]) if e.get("cutoff") else None, e.get("deleted"),
+            f"attempt {e['attempt']}" if e.get("attempt") else "",
+        )
+        for e in entries
+    ]
+
+
+def _made_in(run_dir) -> list[dict]:
+    """Return the backups recorded in a run dir: its manifest's attempts, else 02's results."""
+    from pathlib import Path
+
+    from runbook_lib.run import attempts, manifest
+    from runbook_lib.run.phase import read_results
+
+    if (Path(run_dir) / manifest.MANIFEST).exists():
+        return attempts.run_backups(manifest.load(run_dir))
+    results = (read_results(run_dir, "02_data_cleanup") or {}).get("results", {})
+    return attempts.result_backups(results)
 
 
 def rollback_function(params: Params, action: str = "pause") -> dict:
@@ -126,6 +151,15 @@ def code_revert_guidance(run_dir=None) -> str:
             f"# then rerun phase 01 (code deployment) so the checks see the reverted code")
 
 
+def apply_cleanup(phase, plan, tokens: list[str], dry_run: bool):
+    """Apply a confirmed plan in phase 02: backups named by run and attempt, steps journaled."""
+    from runbook_lib.platform import cleanup
+
+    return cleanup.apply_cleanup(phase.wh, phase.tables, plan, confirm=tokens, dry_run=dry_run,
+                                 run_id=phase.backup_suffix, trigger="runbook",
+                                 journal=phase.journal)
+
+
 def cleanup_records(result) -> dict:
     """Return what phase 02 records: per-table outcome, total deleted, and the backups made."""
     import pandas as pd
@@ -135,7 +169,9 @@ def cleanup_records(result) -> dict:
                                  "backup": str(t.backup_table or ""), "backup_rows": t.backup_rows,
                                  "verified": t.verified} for t in result.tables]),
         "rows_deleted": result.total_deleted,
-        "backups": [{"table": str(t.table), "backup": str(t.backup_table)}
+        "backups": [{"table": str(t.table), "backup": str(t.backup_table),
+                     "backup_rows": t.backup_rows, "deleted": t.deleted,
+                     "cutoff": result.plan.cutoff.isoformat()}
                     for t in result.tables if t.backup_table],
     }
 
@@ -179,16 +215,23 @@ def confirmation_record(plan, given, tokens: list[str], dry_run: bool, source: s
             "at": (holder.at if holder else None) or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
-def restore_all(wh, pairs: list[tuple]) -> tuple[list, pd.DataFrame]:
-    """Restore each (live, backup) pair, verified; return the results and a table of them."""
+def restore_all(wh, backups: list, overwrite: bool = False, journal=None) -> tuple[list, pd.DataFrame]:
+    """Check every backup, then restore each; return the results and a table of them.
+
+    A backup missing or short raises BackupMissingError before any table changes. By default
+    each backup gives back the rows its cleanup deleted that the live table lacks; with
+    `overwrite` each table is replaced by its earliest backup.
+    """
     import pandas as pd
 
-    from runbook_lib.platform.cleanup import restore_from_backup
+    from runbook_lib.platform.cleanup_restore import restore_backups
 
-    results = [restore_from_backup(wh, live, backup) for live, backup in pairs]
+    results = restore_backups(wh, backups, overwrite=overwrite, journal=journal)
     table = pd.DataFrame(
-        [{"table": str(r.live_table), "backup": str(r.backup_table), "rows": r.restored_rows,
-          "backup_rows": r.backup_rows, "verified": r.verified} for r in results],
-        columns=["table", "backup", "rows", "backup_rows", "verified"],
+        [{"table": str(r.item.table), "backup": str(r.item.backup), "how": r.how, "rows": r.rows,
+          "deleted": r.item.deleted, "backup_rows": r.item.backup_rows, "made_by": r.item.source,
+          "missing_after": r.missing_after, "verified": r.verified} for r in results],
+        columns=["table", "backup", "how", "rows", "deleted", "backup_rows", "made_by",
+                 "missing_after", "verified"],
     )
     return results, table

@@ -2,9 +2,11 @@
 
 A phase notebook's parameters cell declares `env`, `run_dir` and `today`; the next cell calls
 `open_phase(...)`. Everything the phase measures goes through `record` and `check`, and is
-written to `<run_dir>/results/<phase>.json` after every call (so a phase that dies half-way
-still leaves what it did, for example the backups rollback needs). Only `finish()` marks the
-file SUCCEEDED; the runner accepts nothing else as proof that the phase ran to its end.
+written to `<run_dir>/results/<phase>.json` (`<phase>.attemptN.json` for attempt N > 1) after
+every call (so a phase that dies half-way still leaves what it did). Destructive steps write
+their intent and outcome to the attempt's journal (`phase.journal`, journal.py) before and
+after acting. Only `finish()` marks the results file SUCCEEDED; the runner accepts nothing
+else as proof that the phase ran to its end.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from runbook_lib import paths
 from runbook_lib.errors import VerificationFailedError
 from runbook_lib.run import display, phase_view
+from runbook_lib.run.archive import JOURNAL, RESULTS, attempt_file, attempts_on_disk, next_attempt
+from runbook_lib.run.journal import Journal
 from runbook_lib.run.params import Params, load_params
 
 if TYPE_CHECKING:
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 # The runner hands `--set` overrides to each phase's kernel through this variable, so the
 # notebook parameter contract stays env/run_dir/today and secrets never sit in a notebook.
 OVERRIDES_ENV = "RUNBOOK_OVERRIDES"
+# The runner tells each phase kernel which attempt it runs (its results and journal files).
+ATTEMPT_ENV = "RUNBOOK_ATTEMPT"
 STANDALONE = "standalone"
 # Where finish() in an interactive run leaves its request to be sealed (under the working dir).
 SEAL_REQUESTS = ".seal"
@@ -93,10 +99,17 @@ class Phase:
     """One phase of a run (or a standalone notebook session): params, results and checks."""
 
     def __init__(
-        self, name: str, params: Params, run_dir: Path, run_id: str, today_source: str = ""
+        self,
+        name: str,
+        params: Params,
+        run_dir: Path,
+        run_id: str,
+        today_source: str = "",
+        attempt: int = 1,
     ):
         self.name, self.params, self.run_dir, self.run_id = name, params, run_dir, run_id
         self.today_source = today_source or f"the params ({params.source})"
+        self.attempt = attempt
         self.results: dict[str, Any] = {}
         self.checks: list[dict] = []
         self.started_at = _now()
@@ -135,8 +148,25 @@ class Phase:
 
     @property
     def results_path(self) -> Path:
-        """Return the results file this phase writes."""
-        return self.run_dir / "results" / f"{self.name}.json"
+        """Return the results file this phase attempt writes."""
+        return self.run_dir / attempt_file(self.name, self.attempt, RESULTS)
+
+    @cached_property
+    def journal(self) -> Journal:
+        """Return this attempt's journal: destructive steps record intent and outcome in it."""
+        return Journal(self.run_dir / attempt_file(self.name, self.attempt, JOURNAL))
+
+    @property
+    def backup_suffix(self) -> str:
+        """Return what this attempt's backups are named by: the run and the attempt.
+
+        A second cleanup in one run (attempt 2) or in another run never meets an existing
+        backup (TableExistsError). Standalone sessions add the UTC time, since their folder
+        is shared and may be deleted.
+        """
+        if self.run_id == STANDALONE:
+            return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}_{STANDALONE}_a{self.attempt}"
+        return f"{self.run_id}_a{self.attempt}"
 
     # -- what the notebook writes ---------------------------------------------------------
     def record(self, key: str, value: Any) -> Any:
@@ -267,6 +297,7 @@ class Phase:
             "phase": self.name,
             "env": self.env,
             "run_id": self.run_id,
+            "attempt": self.attempt,
             "status": status,
             "today": self.today.isoformat(),
             "started_at": self.started_at,
@@ -327,7 +358,8 @@ def open_phase(name: str, env: str = "local", run_dir: str = "", today: str = ""
     """Open a phase: load params (with `today` override), bind the run dir, start recording.
 
     With an empty `run_dir` the notebook runs standalone and writes its results to
-    `outputs/<env>/standalone/results/<name>.json`.
+    `outputs/<env>/standalone/results/<name>[.attemptN].json`. The attempt is the runner's
+    (RUNBOOK_ATTEMPT), else the next one the folder has not seen.
     """
     display.setup_kernel()
     base = run_overrides() if run_dir else {}
@@ -342,12 +374,18 @@ def open_phase(name: str, env: str = "local", run_dir: str = "", today: str = ""
     source = phase_view.today_source(
         params, load_params(env, base or None), today, run_dir, set_for_run="today" in base
     )
-    return Phase(name, params, folder, run_id, today_source=source)
+    given = os.environ.get(ATTEMPT_ENV)
+    attempt = int(given) if given else next_attempt(folder, name)
+    return Phase(name, params, folder, run_id, today_source=source, attempt=attempt)
 
 
-def read_results(run_dir: Path, phase: str) -> dict | None:
-    """Return a phase's results document from a run dir, or None when it wrote none."""
-    path = Path(run_dir) / "results" / f"{phase}.json"
+def read_results(run_dir: Path, phase: str, attempt: int | None = None) -> dict | None:
+    """Return a phase attempt's results document (default: the latest attempt's), or None."""
+    if attempt is None:
+        written = [n for n in attempts_on_disk(run_dir, phase)
+                   if (Path(run_dir) / attempt_file(phase, n, RESULTS)).exists()]
+        attempt = max(written, default=1)
+    path = Path(run_dir) / attempt_file(phase, attempt, RESULTS)
     if not path.exists():
         return None
     try:

@@ -35,6 +35,7 @@ section.attempt{border-top:1px dashed #999;margin-top:1.5em}
 .jp-InputArea-editor,.input_area{background:#f6f8fa;padding:4px}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:2px 0}img{max-width:100%;height:auto}
 .jp-OutputArea-output{max-width:100%;overflow-x:auto}
+.INTERRUPTED{color:#b35c00;font-weight:bold}
 .jp-OutputArea-output pre,.output_text pre{background:#fff}
 .jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]{background:#fdd}
 a.top{font-size:.8em;font-weight:normal;margin-left:1em}

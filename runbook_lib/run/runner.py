@@ -25,11 +25,18 @@ from runbook_lib.errors import (
     PhaseFailedError,
     RunbookError,
 )
-from runbook_lib.run import lock, manifest
-from runbook_lib.run.archive import attempt_name, finalise, now_iso, scrub_phase, skipped_record
+from runbook_lib.run import attempts, lock, manifest
+from runbook_lib.run.archive import (
+    attempt_file,
+    finalise,
+    next_attempt,
+    now_iso,
+    scrub_phase,
+    skipped_record,
+)
 from runbook_lib.run.interact import HEADLESS_ENV
 from runbook_lib.run.params import Params, load_params
-from runbook_lib.run.phase import OVERRIDES_ENV, read_results
+from runbook_lib.run.phase import ATTEMPT_ENV, OVERRIDES_ENV, read_results
 from runbook_lib.run.phases import (
     check_parameters,
     check_phase_keys,
@@ -238,6 +245,7 @@ def resume(
     ctx, todo = prepare_resume(run_dir, overrides, progress, rerun)
     with run_lock(ctx, break_stale_lock):
         manifest.append(ctx.run_dir, manifest.reopen_record("resume"))
+        _recover(ctx)
         return _chain(ctx, todo)
 
 
@@ -272,40 +280,46 @@ def rollback(
     notebooks_dir: Path | None = None,
     overrides: dict | None = None,
     break_stale_lock: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
-    """Run 90_rollback with the backups the run's cleanup recorded, appended to its chain."""
+    """Run 90_rollback with every backup any attempt of the run made, appended to its chain.
+
+    By default 90 re-inserts exactly the rows each cleanup deleted; `overwrite` replaces each
+    table with its earliest backup instead. Either way every backup is checked before any
+    table changes.
+    """
     run_dir = Path(run_dir).resolve()
     manifest.require_intact(run_dir, "rollback")  # never restore from a tampered record
-    man = manifest.load(run_dir)
-    header = man["header"]
-    extra = {"backups": _recorded_backups(man, run_dir)}
+    header = manifest.load(run_dir)["header"]
     folder = Path(notebooks_dir or header["notebooks_dir"])
     nb = folder / f"{ROLLBACK}.ipynb"
     ctx = _stored_ctx(run_dir, header, overrides, folder, progress)
     check_credentials(ctx.params)
-    check_parameters(nb, ctx.parameters(ROLLBACK, extra))
     with run_lock(ctx, break_stale_lock):
         manifest.append(run_dir, manifest.reopen_record("rollback"))
+        _recover(ctx)
+        extra = {"backups": _run_backups(run_dir), "overwrite": overwrite}
+        check_parameters(nb, ctx.parameters(ROLLBACK, extra))
         return _chain(ctx, [nb], extra={ROLLBACK: extra}, kind="rollback")
 
 
-def _recorded_backups(man: dict, run_dir: Path) -> list:
-    """Return the backups the run's latest cleanup recorded; raise when there are none."""
-    backups = next(
-        (
-            r["results"]["backups"]
-            for r in reversed(man["records"])
-            if (r.get("results") or {}).get("backups")
-        ),
-        None,
-    )
+def _run_backups(run_dir: Path) -> list[dict]:
+    """Return every backup any attempt of the run made; raise when there are none."""
+    man = manifest.load(run_dir)
+    backups = attempts.run_backups(man)
     if not backups:
         raise RunbookError(
-            f"run {man['header']['run_id']} recorded no backups, so there is nothing to "
-            f"restore (to fix this, check the 02 phase's results in "
-            f"{run_dir / 'manifest.json'})"
+            f"run {man['header']['run_id']} recorded no backups in any attempt, so there is "
+            f"nothing to restore (to fix this, check the 02 phase's records and journals in "
+            f"{run_dir / 'manifest.json'} and {run_dir / 'journal'})"
         )
     return backups
+
+
+def _recover(ctx: _Ctx) -> None:
+    """Record the attempts a killed runner left unrecorded as INTERRUPTED (under the lock)."""
+    planned = manifest.load(ctx.run_dir)["header"]["planned"]
+    attempts.recover(ctx.run_dir, planned, ROLLBACK, ctx.params, ctx.overrides, ctx.progress)
 
 
 def verify(run_dir: Path) -> manifest.VerifyResult:
@@ -335,9 +349,14 @@ def _chain(
     result = RunResult(ctx.run_id, ctx.run_dir, ctx.params.env)
 
     def start(nb: Path) -> engine.Kernel:
+        # The attempt is fixed when its kernel starts: the kernel names its results and journal.
+        attempt = next_attempt(ctx.run_dir, nb.stem)
         imports = [*engine.BASE_IMPORTS, engine.WAREHOUSE_MODULES[ctx.params.backend],
                    *engine.notebook_imports(nb)]
-        return engine.start_kernel(kname, nb.stem, ctx.kernel_env, nb.parent, imports)
+        env = {**ctx.kernel_env, ATTEMPT_ENV: str(attempt)}
+        kernel = engine.start_kernel(kname, nb.stem, env, nb.parent, imports)
+        kernel.attempt = attempt
+        return kernel
 
     kernel = start(notebooks[0]) if notebooks else None
     for i, nb in enumerate(notebooks):
@@ -386,9 +405,9 @@ def _raise_failed(ctx: _Ctx, result: RunResult) -> None:
 
 
 def _run_phase(ctx: _Ctx, nb: Path, kernel, parameters: dict, kname: str, kind: str) -> dict:
-    attempt, out_name = attempt_name(ctx.run_dir, nb.stem)
+    attempt = kernel.attempt
+    out_name = attempt_file(nb.stem, attempt)
     out = ctx.run_dir / out_name
-    (ctx.run_dir / "results" / f"{nb.stem}.json").unlink(missing_ok=True)
     started, t0 = now_iso(), time.perf_counter()
     error = _execute(ctx, nb, out, kernel, parameters, kname)
     seconds = round(time.perf_counter() - t0, 3)
@@ -402,11 +421,14 @@ def phase_record(
     """Return the manifest record of an executed phase notebook (headless or sealed)."""
     attempt, out_name = archived
     out = ctx.run_dir / out_name
-    doc = read_results(ctx.run_dir, name)
+    doc = read_results(ctx.run_dir, name, attempt)
     reason = failure_reason(out, doc, error, ctx.run_id, ctx.cell_timeout)
-    scrubbed = scrub_phase(ctx.run_dir, name, out, parameters, ctx.params)
+    scrubbed = scrub_phase(ctx.run_dir, name, out, parameters, ctx.params, attempt)
     if scrubbed:
-        doc = read_results(ctx.run_dir, name)
+        doc = read_results(ctx.run_dir, name, attempt)
+    summary = attempts.journal_summary(ctx.run_dir, name, attempt)
+    if reason and summary:  # a failed attempt says what it had done before it failed
+        reason = f"{reason}; {attempts.journal.describe(summary)}"
     return {
         "phase": name,
         "kind": kind,
@@ -421,6 +443,7 @@ def phase_record(
         "results": (doc or {}).get("results", {}),
         "checks": (doc or {}).get("checks", []),
         "notebook": out_name if out.exists() else None,
+        "journal": summary,
         "secrets_redacted": scrubbed,
     }
 

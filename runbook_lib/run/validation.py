@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from runbook_lib.platform.schema import Tables
+from runbook_lib.run import attempts, manifest
 from runbook_lib.run.phase import read_results
 from runbook_lib.warehouse.base import Warehouse
 
@@ -98,7 +99,7 @@ def post_deployment_checks(wh: Warehouse, tables: Tables, today: dt.date, run_di
     rows = [
         _row("1 hour", "Code deployed", PASS if _ok(res.get("01_code_deployment")) else FAIL, "phase 01"),
         _row("1 hour", "Data cleanup completed", PASS if _ok(res.get("02_data_cleanup")) else FAIL,
-             f"{cleaned.get('rows_deleted', 'n/a')} rows deleted, dry run {cleaned.get('dry_run')}"),
+             cleanup_evidence(run_dir, cleaned)),
         _row("1 hour", "Cloud Function deployed", PASS if _ok(res.get("03_cloud_function")) else FAIL, "phase 03"),
         _row("1 hour", "Integration tests passed", PASS if _ok(res.get("04_integration_test")) else FAIL, "phase 04"),
         _row("1 hour", "No errors in logs", PASS if not failed_checks else FAIL,
@@ -121,6 +122,17 @@ def post_deployment_checks(wh: Warehouse, tables: Tables, today: dt.date, run_di
              f"{len(bad)} of {len(week)} later dates below 90%"),
     ]
     return pd.DataFrame(rows)
+
+
+def cleanup_evidence(run_dir: Path, cleaned: dict) -> str:
+    """Return what phase 02 deleted: every attempt of it when the run has more than one."""
+    latest = f"{cleaned.get('rows_deleted', 'n/a')} rows deleted, dry run {cleaned.get('dry_run')}"
+    if not (Path(run_dir) / manifest.MANIFEST).exists():
+        return latest
+    tries = attempts.phase_attempts(manifest.load(run_dir), "02_data_cleanup")
+    if len(tries) < 2:
+        return latest
+    return "; ".join(attempts.attempt_phrase(r) for r in tries)
 
 
 def _describe(df: pd.DataFrame) -> str:
