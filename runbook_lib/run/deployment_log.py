@@ -215,6 +215,10 @@ def _issues(run: _Run) -> list[str]:
     return out or ["None"]
 
 
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
 def _files(status_lines: list[str], most: int = 5) -> str:
     names = [line[3:] if len(line) > 3 else line for line in status_lines]  # drop "XY " of git status
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
@@ -258,7 +262,7 @@ def _notes(run: _Run) -> list[str]:
             "",
             "Rollback: "
             + "; ".join(
-                f"{t.get('table')} restored from {t.get('backup')} ({t.get('rows')} rows "
+                f"{t.get('table')} restored from {t.get('backup')} ({_count(t.get('rows'))} rows "
                 f"{'put back' if t.get('how') != 'overwrite' else 'after overwriting'}, "
                 f"{'verified' if t.get('verified') else 'NOT verified'})"
                 for t in restored
