@@ -36,7 +36,7 @@ def content(wh, table) -> list[tuple]:
 
 def clean(case, suffix: str, tmp_path) -> tuple[cleanup.CleanupResult, list[dict]]:
     """Apply the plan with a journal; return the result and the journal's entries."""
-    plan = cleanup.plan_cleanup(case.wh, case.tables, TODAY, 7, 0.9)
+    plan = cleanup.plan_cleanup(case.wh, case.tables, TODAY, 7, 0.9, env="local")
     journal = Journal(tmp_path / f"{suffix}.jsonl")
     result = cleanup.apply_cleanup(
         case.wh,
