@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from runbook_lib import paths
-from runbook_lib.run import manifest, runner
+from runbook_lib.run import manifest
 from runbook_lib.run.params import load_params
 from runbook_lib.warehouse import connect
 from tests.test_cleanup_restore import content
@@ -158,12 +158,13 @@ def test_a_cleanup_killed_at_each_step_is_archived_resumed_and_rolled_back_exact
     log = (run_dir / "deployment_log.md").read_text()
     assert phrase in log, log
     assert ("attempt 2 found nothing stale" in log) == bool(deleted)
-    assert runner.verify(run_dir).ok, runner.verify(run_dir).problems
+    verified = runbook(root, "verify", str(run_dir))  # its own process: the run's warehouse
+    assert verified.returncode == 0, verified.stderr[-2000:]
 
     rolled = runbook(root, "rollback", "--run", str(run_dir))
     assert rolled.returncode == 0, rolled.stderr[-3000:]
     assert snapshot(root) == before
-    assert runner.verify(run_dir).ok
+    assert runbook(root, "verify", str(run_dir)).returncode == 0
 
 
 def test_a_kernel_killed_between_delete_and_journal_is_restored_all_the_same(root):
