@@ -93,3 +93,12 @@ def test_a_staging_sign_off_records_the_typed_name_and_the_authenticated_account
     recorded = json.loads(phase.results_path.read_text())["results"]["approvals"]
     assert signed == recorded
     assert [(e["name"], e["identity"]) for e in recorded] == [("Ann Lee", "ann@example.com")] * 2
+
+
+def test_a_confirmation_outside_local_records_the_credentials_account(adc, tmp_path):
+    """Who answers a form or confirms: the signed-in account outside local, the OS user on local."""
+    adc({**USER, "account": "ann@example.com"})
+    for env, expected in (("staging", "ann@example.com"), ("local", "(OS user)")):
+        phase = Phase("02_data_cleanup", load_params(env), tmp_path / env, "run")
+        assert expected in interact.who(phase)
+    assert interact.who(None).endswith("(OS user)")

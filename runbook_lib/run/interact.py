@@ -13,7 +13,6 @@ changed; nothing here ever calls sys.exit (papermill counts `sys.exit(0)` as suc
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import html
 import os
 from typing import Any
@@ -46,8 +45,11 @@ def lab_run() -> bool:
 
 
 def who(phase: Any = None) -> str:
-    """Return who is answering a form: the OS user (the credentials' account is 8.8's)."""
-    return getpass.getuser()
+    """Return who is answering: the credentials' account outside local, else the OS user."""
+    from runbook_lib.run import identity
+
+    params = getattr(phase, "params", None)
+    return identity.signer_identity(params) if params is not None else identity.os_user()
 
 
 def _display(*widgets) -> None:

@@ -195,7 +195,9 @@ def cleanup_checks(plan, result, after) -> list[tuple[str, bool, str]]:
     ]
 
 
-def confirmation_record(plan, given, tokens: list[str], dry_run: bool, source: str = "") -> dict:
+def confirmation_record(
+    plan, given, tokens: list[str], dry_run: bool, source: str = "", phase=None
+) -> dict:
     """Return what the archive keeps of a confirmation: expected, given, where, how, who, when.
 
     `given` is the form's Confirmation (who answered it, when and how) or the parameter's text.
@@ -211,7 +213,7 @@ def confirmation_record(plan, given, tokens: list[str], dry_run: bool, source: s
         "auto (local: the previewed plan accepted)" if text.strip() == AUTO
         else (holder.how if holder and holder.how else f"typed ({source or 'given'})"))
     return {"expected": confirmation_line(plan), "given": SEPARATOR.join(tokens), "how": how,
-            "source": source, "by": (holder.by if holder else None) or f"{who()} ({source or 'parameter'})",
+            "source": source, "by": (holder.by if holder else None) or f"{who(phase)} ({source or 'parameter'})",
             "at": (holder.at if holder else None) or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
