@@ -24,7 +24,7 @@ from pathlib import Path
 
 from runbook_lib.errors import RunbookError
 from runbook_lib.run import manifest, runner
-from runbook_lib.run.archive import attempt_name, finalise
+from runbook_lib.run.archive import attempt_file, attempt_name, attempts_on_disk, finalise
 from runbook_lib.run.interact import HEADLESS_ENV, LAB_ENV
 from runbook_lib.run.phase import SEAL_REQUESTS, read_results
 
@@ -145,10 +145,10 @@ def seal(ctx, name: str) -> dict:
             f"phase {name} has no working copy in {copy.parent} (to fix this, open it with "
             f"`runbook lab --run {ctx.run_dir}` first)"
         )
-    attempt, out_name = attempt_name(ctx.run_dir, name)
+    attempt, out_name = _sealed_attempt(ctx.run_dir, name)
     shutil.copyfile(copy, ctx.run_dir / out_name)
     parameters = json.loads(copy.read_text())["metadata"].get("papermill", {}).get("parameters", {})
-    doc = read_results(ctx.run_dir, name) or {}
+    doc = read_results(ctx.run_dir, name, attempt) or {}
     started = doc.get("started_at")
     rec = runner.phase_record(
         ctx,
@@ -165,6 +165,21 @@ def seal(ctx, name: str) -> dict:
     (working_dir(ctx.run_dir) / SEAL_REQUESTS / f"{name}.json").unlink(missing_ok=True)
     finalise(ctx.run_dir, ctx.params, ctx.overrides)
     return stored
+
+
+def _sealed_attempt(run_dir: Path, name: str) -> tuple[int, str]:
+    """Return the attempt the working copy's kernel wrote (its results and journal) and its name.
+
+    A lab kernel numbers its attempt when the phase starts (the next one not on disk), so by the
+    time it is sealed its results file is on disk: the sealed notebook must take that number,
+    not the one after it. With no unrecorded attempt on disk, the next one is used.
+    """
+    recorded = {r.get("attempt") for r in manifest.load(run_dir)["records"] if r.get("phase") == name}
+    open_ = [n for n in attempts_on_disk(run_dir, name)
+             if n not in recorded and not (run_dir / attempt_file(name, n)).exists()]
+    if open_:
+        return max(open_), attempt_file(name, max(open_))
+    return attempt_name(run_dir, name)
 
 
 def _seconds(started: str | None, ended: str | None) -> float | None:
