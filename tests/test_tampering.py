@@ -38,7 +38,7 @@ def root(tmp_path, monkeypatch):
         nbdir,
         "90_rollback",
         ['phase.record("restored", backups)', 'phase.check("restored", len(backups) == 1)'],
-        params="backups = []\n",
+        params="backups = []\noverwrite = False\n",
     )
     return tmp_path
 
