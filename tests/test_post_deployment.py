@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from runbook_lib.run import validation
+from runbook_lib.run import post_deployment
 
 TODAY = dt.date(2025, 4, 10)
 
@@ -33,26 +33,26 @@ def _status(checks, name):
 
 def test_later_windows_should_be_pending_when_only_the_deployment_ran(empty_wh, local_params, tmp_path):
     t = local_params.tables
-    for p in validation.PHASES:
+    for p in post_deployment.PHASES:
         _results(tmp_path, p, "2026-01-13T10:00:00+00:00")
     days = [TODAY - dt.timedelta(days=i) for i in range(1, 8)]
     _metadata(empty_wh, t, [(d, 180, "COMPLETE", "deploy-run", "2026-01-13 10:05") for d in days])
-    checks = validation.post_deployment_checks(empty_wh, t, TODAY, tmp_path, "deploy-run")
-    assert _status(checks, "Next scheduled backfill completes successfully") == validation.PENDING
-    assert _status(checks, "7 consecutive successful backfills") == validation.PENDING
-    assert _status(checks, "Cloud Function runs on schedule") == validation.PENDING
-    assert _status(checks, "No false positives (complete dates never blocked)") == validation.PASS
+    checks = post_deployment.post_deployment_checks(empty_wh, t, TODAY, tmp_path, "deploy-run")
+    assert _status(checks, "Next scheduled backfill completes successfully") == post_deployment.PENDING
+    assert _status(checks, "7 consecutive successful backfills") == post_deployment.PENDING
+    assert _status(checks, "Cloud Function runs on schedule") == post_deployment.PENDING
+    assert _status(checks, "No false positives (complete dates never blocked)") == post_deployment.PASS
 
 
 def test_later_windows_should_pass_or_fail_on_later_runs(empty_wh, local_params, tmp_path):
     t = local_params.tables
-    for p in validation.PHASES:
+    for p in post_deployment.PHASES:
         _results(tmp_path, p, "2026-01-13T10:00:00+00:00")
     days = [TODAY - dt.timedelta(days=i) for i in range(1, 8)]
     _metadata(empty_wh, t, [(d, 180, "COMPLETE", f"nightly-{d}", "2026-01-14 04:00") for d in days])
-    checks = validation.post_deployment_checks(empty_wh, t, TODAY, tmp_path, "deploy-run")
-    assert _status(checks, "7 consecutive successful backfills") == validation.PASS
+    checks = post_deployment.post_deployment_checks(empty_wh, t, TODAY, tmp_path, "deploy-run")
+    assert _status(checks, "7 consecutive successful backfills") == post_deployment.PASS
     _metadata(empty_wh, t, [(days[0], 180, "FAILED", "nightly-bad", "2026-01-15 04:00")])
-    checks = validation.post_deployment_checks(empty_wh, t, TODAY, tmp_path, "deploy-run")
-    assert _status(checks, "Next scheduled backfill completes successfully") == validation.FAIL
-    assert _status(checks, "No false positives (complete dates never blocked)") == validation.FAIL
+    checks = post_deployment.post_deployment_checks(empty_wh, t, TODAY, tmp_path, "deploy-run")
+    assert _status(checks, "Next scheduled backfill completes successfully") == post_deployment.FAIL
+    assert _status(checks, "No false positives (complete dates never blocked)") == post_deployment.FAIL

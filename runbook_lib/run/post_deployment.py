@@ -1,4 +1,4 @@
-"""Post-deployment validation: the seed's 1 h / 24 h / first-week checks and success criteria.
+"""Phase 06, post-deployment: the seed's 1 h / 24 h / first-week checks and success criteria.
 
 Each check is computed from what exists: the run's own phase results, the backfill metadata
 the backfill writes per date, and the cleanup audit rows. A check whose window has not yet
