@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from runbook_lib.run import checks, operations
+from runbook_lib.run import checks, rollback_phase
 
 
 def _repo(path):
@@ -61,14 +61,14 @@ def test_rollback_function_should_pause_the_deployed_scheduler_job_on_gcp(gcloud
     (tmp_path / "bundle" / "main.py").write_text("# bundle\n")
     plan = deploy_plan.build_plan(load_params("staging"), tmp_path / "bundle")
     deploy_plan.apply(plan, GcloudRunner(plan.project, plan.region))
-    result = operations.rollback_function(load_params("staging"))
+    result = rollback_phase.rollback_function(load_params("staging"))
     assert result["ok"] and result["action"] == "pause"
     paused = [c for c in calls(gcloud) if c[:3] == ["scheduler", "jobs", "pause"]]
     assert paused and "nba-props-staging" in paused[0]
 
 
 def test_rollback_function_should_touch_nothing_on_local(local_params):
-    assert operations.rollback_function(local_params)["action"] == "none"
+    assert rollback_phase.rollback_function(local_params)["action"] == "none"
 
 
 def _commit(path, name):

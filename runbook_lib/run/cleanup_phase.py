@@ -1,0 +1,74 @@
+"""Phase 02's steps around the cleanup: apply a confirmed plan, what it records, its checks.
+
+Each function here would otherwise be logic in a notebook cell; keeping it here keeps
+notebook 02 thin and the behaviour tested.
+"""
+
+from __future__ import annotations
+
+
+def apply_cleanup(phase, plan, tokens: list[str], dry_run: bool):
+    """Apply a confirmed plan in phase 02: backups named by run and attempt, steps journaled."""
+    from runbook_lib.platform import cleanup
+
+    return cleanup.apply_cleanup(phase.wh, phase.tables, plan, confirm=tokens, dry_run=dry_run,
+                                 run_id=phase.backup_suffix, trigger="runbook",
+                                 journal=phase.journal)
+
+
+def cleanup_records(result) -> dict:
+    """Return what phase 02 records: per-table outcome, total deleted, and the backups made."""
+    import pandas as pd
+
+    return {
+        "tables": pd.DataFrame([{"table": t.table.short, "previewed": t.previewed, "deleted": t.deleted,
+                                 "backup": str(t.backup_table or ""), "backup_rows": t.backup_rows,
+                                 "verified": t.verified} for t in result.tables]),
+        "rows_deleted": result.total_deleted,
+        "backups": [{"table": str(t.table), "backup": str(t.backup_table),
+                     "backup_rows": t.backup_rows, "deleted": t.deleted,
+                     "cutoff": result.plan.cutoff.isoformat()}
+                    for t in result.tables if t.backup_table],
+    }
+
+
+def cleanup_checks(plan, result, after) -> list[tuple[str, bool, str]]:
+    """Return phase 02's checks (name, ok, detail) for a plan, what applying it did, and after."""
+    if result.dry_run:
+        return [("dry run changed nothing", after.total_stale == plan.total_stale,
+                 f"{after.total_stale:,} stale rows before and after; would delete {plan.total_stale:,}")]
+    stale_tables = [t for t in result.tables if t.previewed]
+    return [
+        ("rows deleted equal rows previewed", result.total_deleted == plan.total_stale,
+         f"{result.total_deleted:,} deleted of {plan.total_stale:,} previewed"),
+        ("every table with stale rows has a verified backup",
+         all(t.backup_table and t.backup_rows is not None for t in stale_tables),
+         ", ".join(result.backups) or "no stale rows, so no backup needed"),
+        ("verification: nothing older than the cutoff remains, newer rows intact",
+         all(t.verified for t in stale_tables), result.status),
+        ("no stale rows remain (the seed's Step 2.4 query)", after.total_stale == 0,
+         f"{after.total_stale:,} stale rows now"),
+    ]
+
+
+def confirmation_record(
+    plan, given, tokens: list[str], dry_run: bool, source: str = "", phase=None
+) -> dict:
+    """Return what the archive keeps of a confirmation: expected, given, where, how, who, when.
+
+    `given` is the form's Confirmation (who answered it, when and how) or the parameter's text.
+    """
+    import datetime as _dt
+
+    from runbook_lib.platform.cleanup_confirm import AUTO, SEPARATOR, confirmation_line
+    from runbook_lib.run.interact import Confirmation, who
+
+    holder = given if isinstance(given, Confirmation) else None
+    text = holder.value if holder else (given or "")
+    how = "dry run: no confirmation needed" if dry_run else (
+        "auto (local: the previewed plan accepted)" if text.strip() == AUTO
+        else (holder.how if holder and holder.how else f"typed ({source or 'given'})"))
+    return {"expected": confirmation_line(plan), "given": SEPARATOR.join(tokens), "how": how,
+            "source": source, "by": (holder.by if holder else None) or f"{who(phase)} ({source or 'parameter'})",
+            "at": (holder.at if holder else None) or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+
