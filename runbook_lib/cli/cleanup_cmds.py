@@ -17,6 +17,7 @@ import sys
 from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from, show
 from runbook_lib.errors import ConfirmationRequired, ParamsError
 from runbook_lib.platform import cleanup
+from runbook_lib.run.dry_run import resolve_dry_run
 from runbook_lib.warehouse import connect
 from runbook_lib.warehouse.ids import TableId, parse_table_id
 
@@ -70,15 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Preview, confirm and apply a cleanup; print every step."""
     params = params_from(args)
-    dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
+    dry_run = resolve_dry_run(params, args.dry_run)
     with env_lock(params, "cleanup", args, needed=not dry_run):
-        return _cleanup(params, args)
+        return _cleanup(params, args, dry_run)
 
 
-def _cleanup(params, args: argparse.Namespace) -> int:
+def _cleanup(params, args: argparse.Namespace, dry_run: bool) -> int:
     today = params.effective_today()
     days = _ttl_days(args, params, today)
-    dry_run = params.cleanup.dry_run if args.dry_run is None else args.dry_run
     wh = connect(params, run_id=args.run_id)
     plan = cleanup.plan_cleanup(
         wh, params.tables, today, days, params.cleanup.max_delete_fraction, env=params.env
