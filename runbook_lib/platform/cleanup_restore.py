@@ -19,9 +19,10 @@ from runbook_lib.errors import BackupMissingError, RunbookError
 from runbook_lib.platform.cleanup import JournalFn
 from runbook_lib.platform.cleanup_backup import restore_from_backup
 from runbook_lib.platform.cleanup_plan import STALE
-from runbook_lib.platform.schema import UPCOMING_TABLES, TableSchema
+from runbook_lib.platform.schema import UPCOMING_TABLES
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.ids import TableId
+from runbook_lib.warehouse.schema import TableSchema
 
 log = logging.getLogger(__name__)
 

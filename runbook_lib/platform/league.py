@@ -33,9 +33,9 @@ from runbook_lib.platform.schema import (
     UPCOMING_TABLES,
     UTCG,
     Tables,
-    TableSchema,
 )
 from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.schema import TableSchema
 
 log = logging.getLogger(__name__)
 

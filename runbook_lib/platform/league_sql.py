@@ -8,7 +8,8 @@ joins exactly one window per player without re-scanning history.
 
 from __future__ import annotations
 
-from runbook_lib.platform.schema import Tables, TableSchema
+from runbook_lib.platform.schema import Tables
+from runbook_lib.warehouse.schema import TableSchema
 
 # Game dates of each season past the bootstrap window, up to @last_date.
 _ANALYSIS_DATES = """

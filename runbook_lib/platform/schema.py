@@ -1,66 +1,18 @@
 """Declared schemas of the platform's tables: the columns the safeguards, factors and runbook use.
 
-Names are the original platform's (see the README glossary). Partitioning and clustering are
-declared for BigQuery; the DuckDB backend ignores them.
+Names are the original platform's (see the README glossary). The types of a declaration
+(`Field`, `TableSchema`) are the warehouse's: runbook_lib/warehouse/schema.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from runbook_lib.warehouse.ids import TableId, check_name
-
-TYPES = {"STRING", "INT64", "NUMERIC", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"}
-
-
-@dataclass(frozen=True)
-class Field:
-    """One column: name, BigQuery type, mode."""
-
-    name: str
-    type: str
-    mode: str = "NULLABLE"
-
-    def __post_init__(self):
-        check_name(self.name, "column")
-        if self.type not in TYPES:
-            raise ValueError(f"column {self.name}: unknown type {self.type}")
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """A table's declared layout: dataset key, name, fields, partitioning, clustering."""
-
-    dataset_key: str
-    name: str
-    fields: tuple[Field, ...]
-    partition_by: str | None = None
-    cluster_by: tuple[str, ...] = field(default_factory=tuple)
-    description: str = ""
-    # The columns that identify a row (no uniqueness is enforced): what a plan's digest hashes,
-    # and what a rollback matches the live table's rows against its backup's by.
-    key: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def columns(self) -> list[str]:
-        """Return the column names in order."""
-        return [f.name for f in self.fields]
-
-
-def _fields(spec: str) -> tuple[Field, ...]:
-    """Parse 'name TYPE [REQUIRED], ...' lines into Fields."""
-    out = []
-    for part in spec.replace("\n", ",").split(","):
-        words = part.split()
-        if words:
-            out.append(Field(words[0], words[1], "REQUIRED" if len(words) > 2 else "NULLABLE"))
-    return tuple(out)
-
+from runbook_lib.warehouse.schema import TableSchema, fields_of
 
 UPCG = TableSchema(
     "analytics",
     "upcoming_player_game_context",
-    _fields("""
+    fields_of("""
         player_lookup STRING REQUIRED, universal_player_id STRING, game_id STRING REQUIRED,
         game_date DATE REQUIRED, team_abbr STRING REQUIRED, opponent_team_abbr STRING REQUIRED,
         has_prop_line BOOL, days_rest INT64, back_to_back BOOL, games_in_last_7_days INT64,
@@ -77,7 +29,7 @@ UPCG = TableSchema(
 UTCG = TableSchema(
     "analytics",
     "upcoming_team_game_context",
-    _fields("""
+    fields_of("""
         team_abbr STRING REQUIRED, game_id STRING REQUIRED, game_date DATE REQUIRED,
         season_year INT64, opponent_team_abbr STRING, home_game BOOL, team_days_rest INT64,
         team_back_to_back BOOL, game_spread NUMERIC, game_total NUMERIC,
@@ -91,7 +43,7 @@ UTCG = TableSchema(
 PGS = TableSchema(
     "analytics",
     "player_game_summary",
-    _fields("""
+    fields_of("""
         player_lookup STRING REQUIRED, universal_player_id STRING, player_full_name STRING,
         game_id STRING REQUIRED, game_date DATE REQUIRED, team_abbr STRING REQUIRED,
         opponent_team_abbr STRING REQUIRED, season_year INT64 REQUIRED, points INT64,
@@ -109,7 +61,7 @@ PGS = TableSchema(
 SCHEDULE = TableSchema(
     "reference",
     "nba_schedule",
-    _fields("""
+    fields_of("""
         game_id STRING REQUIRED, nba_game_id STRING REQUIRED, game_date DATE REQUIRED,
         season_year INT64 REQUIRED, home_team_abbr STRING REQUIRED,
         away_team_abbr STRING REQUIRED, game_type STRING REQUIRED"""),
@@ -121,7 +73,7 @@ SCHEDULE = TableSchema(
 PSZA = TableSchema(
     "precompute",
     "player_shot_zone_analysis",
-    _fields("""
+    fields_of("""
         player_lookup STRING REQUIRED, analysis_date DATE REQUIRED, primary_scoring_zone STRING,
         paint_rate_last_10 NUMERIC, mid_range_rate_last_10 NUMERIC, three_pt_rate_last_10 NUMERIC,
         games_in_sample INT64, created_at TIMESTAMP"""),
@@ -133,7 +85,7 @@ PSZA = TableSchema(
 TDZA = TableSchema(
     "precompute",
     "team_defense_zone_analysis",
-    _fields("""
+    fields_of("""
         team_abbr STRING REQUIRED, analysis_date DATE REQUIRED,
         paint_defense_vs_league_avg NUMERIC, mid_range_defense_vs_league_avg NUMERIC,
         three_pt_defense_vs_league_avg NUMERIC, games_in_sample INT64, created_at TIMESTAMP"""),
@@ -156,7 +108,7 @@ _PCF_FIELDS = """
 PCF = TableSchema(
     "precompute",
     "player_composite_factors",
-    _fields(_PCF_FIELDS),
+    fields_of(_PCF_FIELDS),
     partition_by="game_date",
     cluster_by=("player_lookup", "universal_player_id", "game_date"),
     description="PCF: the v1_4factors composite adjustments per player per game date.",
@@ -165,7 +117,7 @@ PCF = TableSchema(
 PCF_STAGING = TableSchema(
     "precompute",
     "player_composite_factors_staging",
-    _fields(_PCF_FIELDS + ", run_id STRING REQUIRED"),
+    fields_of(_PCF_FIELDS + ", run_id STRING REQUIRED"),
     partition_by="game_date",
     cluster_by=("run_id", "game_date"),
     description="Rows a backfill built but has not yet validated; merged into PCF per date.",
@@ -174,7 +126,7 @@ PCF_STAGING = TableSchema(
 BACKFILL_METADATA = TableSchema(
     "orchestration",
     "backfill_processing_metadata",
-    _fields("""
+    fields_of("""
         analysis_date DATE REQUIRED, expected_players INT64 REQUIRED,
         actual_players INT64 REQUIRED, coverage_pct FLOAT64 REQUIRED, data_source STRING,
         last_created_at TIMESTAMP, status STRING REQUIRED, tracked_at TIMESTAMP REQUIRED,
@@ -187,7 +139,7 @@ BACKFILL_METADATA = TableSchema(
 CLEANUP_OPERATIONS = TableSchema(
     "orchestration",
     "cleanup_operations",
-    _fields("""
+    fields_of("""
         cleanup_type STRING REQUIRED, cleanup_time TIMESTAMP REQUIRED, ttl_days INT64 REQUIRED,
         cutoff_date DATE REQUIRED, tables_cleaned STRING REQUIRED,
         total_records_deleted INT64 REQUIRED, errors STRING, status STRING REQUIRED,
@@ -200,7 +152,7 @@ CLEANUP_OPERATIONS = TableSchema(
 RUNBOOK_RUNS = TableSchema(
     "orchestration",
     "runbook_runs",
-    _fields("""
+    fields_of("""
         run_id STRING REQUIRED, env STRING REQUIRED, record_count INT64 REQUIRED,
         head_hash STRING REQUIRED, header_hash STRING REQUIRED, record_hashes STRING REQUIRED,
         anchored_at TIMESTAMP REQUIRED, anchored_by STRING"""),
@@ -213,7 +165,16 @@ RUNBOOK_RUNS = TableSchema(
 # among them: the first archive of a run creates it (run/anchor.py), so a fresh project passes
 # pre-flight before any run was ever anchored.
 ALL_TABLES: tuple[TableSchema, ...] = (
-    SCHEDULE, PGS, UPCG, UTCG, PSZA, TDZA, PCF, PCF_STAGING, BACKFILL_METADATA, CLEANUP_OPERATIONS,
+    SCHEDULE,
+    PGS,
+    UPCG,
+    UTCG,
+    PSZA,
+    TDZA,
+    PCF,
+    PCF_STAGING,
+    BACKFILL_METADATA,
+    CLEANUP_OPERATIONS,
 )
 UPCOMING_TABLES: tuple[TableSchema, ...] = (UPCG, UTCG)
 

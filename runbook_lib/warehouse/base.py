@@ -24,7 +24,7 @@ from runbook_lib.errors import (
 from runbook_lib.warehouse.ids import TableId, check_name
 
 if TYPE_CHECKING:
-    from runbook_lib.platform.schema import TableSchema
+    from runbook_lib.warehouse.schema import TableSchema
 
 
 # The low 28 bits of each fingerprint are summed: with at most 2**35 rows the sum fits INT64.

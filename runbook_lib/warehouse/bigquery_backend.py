@@ -26,9 +26,9 @@ from runbook_lib.errors import (
     TableNotFoundError,
     WarehouseError,
 )
-from runbook_lib.platform.schema import TableSchema
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
+from runbook_lib.warehouse.schema import TableSchema
 
 _LABEL_RE = re.compile(r"[^a-z0-9_-]")
 _PARTITION_EXPR = re.compile(r"DATE\(\s*(\w+)\s*\)|(\w+)", re.IGNORECASE)

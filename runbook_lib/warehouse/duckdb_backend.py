@@ -18,10 +18,10 @@ import duckdb
 import pandas as pd
 
 from runbook_lib.errors import TableExistsError, TableNotFoundError, WarehouseError
-from runbook_lib.platform.schema import TableSchema
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
+from runbook_lib.warehouse.schema import TableSchema
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
