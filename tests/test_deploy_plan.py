@@ -14,6 +14,7 @@ from runbook_lib.cli import main
 from runbook_lib.errors import DeployError, EnvironmentMismatchError
 from runbook_lib.platform import deploy_plan
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner, validate_cron
+from runbook_lib.platform.deployment import DeployPlan
 from runbook_lib.run.params import load_params
 from tests.conftest import GCLOUD_STANDIN
 
@@ -64,7 +65,7 @@ def test_every_command_carries_the_project_and_its_location(gcloud, plan, runner
 def test_changed_schedule_is_a_scheduler_update_only(gcloud, plan, runner):
     deploy_plan.apply(plan, runner)
     before = len(mutating(gcloud))
-    moved = deploy_plan.DeployPlan(**{**plan.__dict__, "schedule": "30 5 * * *"})
+    moved = DeployPlan(**{**plan.__dict__, "schedule": "30 5 * * *"})
     result = deploy_plan.apply(moved, runner)
     assert [(s.resource, s.action) for s in result.steps if s.action != "nothing"] == [
         ("scheduler job", "update")

@@ -16,14 +16,11 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from runbook_lib.errors import DeployError
-
-if TYPE_CHECKING:
-    from runbook_lib.platform.deploy_plan import DeployPlan
+from runbook_lib.platform.deployment import DeployPlan
 
 PUBLISHER = "roles/pubsub.publisher"
 DATA_EDITOR = "roles/bigquery.dataEditor"

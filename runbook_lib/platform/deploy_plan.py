@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from runbook_lib.errors import DeployError
@@ -38,44 +38,13 @@ from runbook_lib.platform.deploy_commands import (
     topic_create,
     with_env_vars_file,
 )
+from runbook_lib.platform.deployment import DeployPlan
 from runbook_lib.run.params import Params
-from runbook_lib.secrets import masked_env, redact_known
+from runbook_lib.secrets import redact_known
 
 SCHEDULER_AGENT = "service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
 # Shown in a plan made without credentials: only `projects describe` knows the number.
 PROJECT_NUMBER_PLACEHOLDER = "<PROJECT_NUMBER>"
-
-
-@dataclass(frozen=True)
-class DeployPlan:
-    """The desired state of the function's resources in one project and region."""
-
-    project: str
-    region: str
-    topic: str
-    function: str
-    job: str
-    schedule: str
-    time_zone: str
-    service_account: str
-    runtime: str
-    entry_point: str
-    timeout: str
-    memory: str
-    bundle_dir: str
-    # Out of the repr: a displayed plan must not show the webhook; `masked_env` is for showing.
-    env_vars: dict[str, str] = field(default_factory=dict, repr=False)
-    message_body: str = '{"trigger":"scheduled"}'
-
-    @property
-    def topic_path(self) -> str:
-        """Return the topic's full resource name."""
-        return f"projects/{self.project}/topics/{self.topic}"
-
-    @property
-    def masked_env(self) -> dict[str, str]:
-        """Return the function's env vars with secret-looking values masked, for display."""
-        return masked_env(self.env_vars)
 
 
 def build_plan(
@@ -346,7 +315,9 @@ def rollback(
     command = rollback_commands(plan, action, revision)
     proc = runner.run(command)
     if proc.returncode != 0:
-        raise DeployError(f"rollback {action} failed: {redact_known(proc.stderr.strip(), plan.env_vars)}")
+        raise DeployError(
+            f"rollback {action} failed: {redact_known(proc.stderr.strip(), plan.env_vars)}"
+        )
     return command
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from runbook_lib.platform import deploy_plan, monitoring
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
+from runbook_lib.platform.deployment import DeployPlan
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import Params
 from runbook_lib.warehouse.base import Warehouse
@@ -51,7 +52,7 @@ class Deployment:
     env: str
     bundle: Path
     server: local.LocalFunctionServer | None = None
-    plan: deploy_plan.DeployPlan | None = None
+    plan: DeployPlan | None = None
     steps: list = field(default_factory=list)
     previous_revision: str | None = None
     applied: bool = False

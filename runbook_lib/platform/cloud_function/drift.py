@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from runbook_lib.platform.deploy_plan import DeployPlan
+from runbook_lib.platform.deployment import DeployPlan
 
 
 def _memory_mb(text) -> int | None:
