@@ -98,7 +98,8 @@ def warehouse(request, tmp_path):
     tmp_path; on "bigquery" it is a fresh project on the session's bqemulator (see `bq_wh`).
     Write SQL once in BigQuery Standard SQL and assert the same answer on both.
     """
-    from runbook_lib.platform.schema import ALL_TABLES, DEFAULT_DATASETS, Tables
+    from runbook_lib.config import DEFAULT_DATASETS
+    from runbook_lib.platform.schema import ALL_TABLES, Tables
     from runbook_lib.warehouse.duckdb_backend import DuckDBWarehouse
 
     if request.param == "duckdb":

@@ -12,9 +12,10 @@ import uuid
 
 import pytest
 
+from runbook_lib.config import DEFAULT_DATASETS
 from runbook_lib.errors import ConfirmationRequired, DeleteContentMismatchError
 from runbook_lib.platform import cleanup
-from runbook_lib.platform.schema import ALL_TABLES, DEFAULT_DATASETS, Tables
+from runbook_lib.platform.schema import ALL_TABLES, Tables
 from runbook_lib.run.params import load_params
 from runbook_lib.run.phase import OVERRIDES_ENV, Phase
 from tests.conftest import WarehouseCase

@@ -12,6 +12,7 @@ import decimal
 import pandas as pd
 import pytest
 
+from runbook_lib.config import DEFAULT_DATASETS
 from runbook_lib.errors import (
     DeleteContentMismatchError,
     DeleteCountMismatchError,
@@ -19,7 +20,7 @@ from runbook_lib.errors import (
     TableExistsError,
     TableNotFoundError,
 )
-from runbook_lib.platform.schema import ALL_TABLES, DEFAULT_DATASETS, SCHEDULE, Tables
+from runbook_lib.platform.schema import ALL_TABLES, SCHEDULE, Tables
 from runbook_lib.warehouse.ids import TableId
 
 D = dt.date

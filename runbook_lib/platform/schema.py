@@ -195,11 +195,3 @@ class Tables:
         if isinstance(schema, TableSchema):
             return self.id(schema)
         raise AttributeError(name)
-
-
-DEFAULT_DATASETS = {
-    "analytics": "nba_analytics",
-    "precompute": "nba_precompute",
-    "orchestration": "nba_orchestration",
-    "reference": "nba_reference",
-}

@@ -9,12 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from runbook_lib.config import NAME_RE, PROJECT_RE
 from runbook_lib.errors import EnvironmentMismatchError, InvalidIdentifierError
-
-# BigQuery project ids: 6-30 chars, lowercase letters, digits and hyphens, starting with a letter.
-PROJECT_RE = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
-# Dataset and table names: letters, digits, underscores; tables may not start with a digit here.
-NAME_RE = r"[A-Za-z_][A-Za-z0-9_]{0,1023}"
 
 
 def check_project(value: str, source: str | None = None) -> str:

@@ -1,0 +1,187 @@
+"""Configuration at the ground: one validated, frozen model per section of a params file.
+
+Each part of the platform takes its own section: the warehouse backends `WarehouseConfig`, the
+backfill `BackfillConfig`, the cleanup `CleanupConfig`, alerts `AlertsConfig`, the function's
+deployment `CloudFunctionConfig`. run/params.py composes them, with the phases and the YAML
+loading, into one environment's `Params`; the Cloud Function builds the sections it needs from
+its environment variables (platform/cloud_function/config.py). Nothing here imports the layers
+above it (warehouse, platform, run, cli).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from runbook_lib import paths
+from runbook_lib.errors import ParamsError
+
+# BigQuery project ids: 6-30 chars, lowercase letters, digits and hyphens, starting with a letter.
+PROJECT_RE = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+# Dataset and table names: letters, digits, underscores; tables may not start with a digit here.
+NAME_RE = r"[A-Za-z_][A-Za-z0-9_]{0,1023}"
+# The dataset of each key the platform's tables are declared under (platform/schema.py).
+DEFAULT_DATASETS = {
+    "analytics": "nba_analytics",
+    "precompute": "nba_precompute",
+    "orchestration": "nba_orchestration",
+    "reference": "nba_reference",
+}
+
+
+def parse_date(value):
+    """Return a YYYY-MM-DD string as a date (a before-validator); anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"{value!r} is not a date in YYYY-MM-DD form") from e
+    return value
+
+
+class Section(BaseModel):
+    """A section: unknown keys are errors, values are not coerced, and it never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class WarehouseConfig(Section):
+    """Which warehouse: the backend, its project and datasets, where DuckDB keeps its file."""
+
+    backend: Literal["duckdb", "bigquery"]
+    project: str
+    location: str = "US"
+    warehouse_dir: str = "outputs/local/warehouse"
+    datasets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DATASETS))
+    maximum_bytes_billed: int | None = Field(None, gt=0)
+
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, v):
+        if not re.fullmatch(PROJECT_RE, v):
+            raise ValueError(f"{v!r} is not a plain project id (must match {PROJECT_RE})")
+        return v
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, v):
+        missing = sorted(set(DEFAULT_DATASETS) - set(v))
+        unknown = sorted(set(v) - set(DEFAULT_DATASETS))
+        if missing or unknown:
+            raise ValueError(
+                f"needs exactly the keys {sorted(DEFAULT_DATASETS)}; "
+                f"missing {missing}, unknown {unknown}"
+            )
+        for key, name in v.items():
+            if not re.fullmatch(NAME_RE, name):
+                raise ValueError(
+                    f"{key}: {name!r} is not a plain dataset name (must match {NAME_RE})"
+                )
+        return v
+
+    @property
+    def is_local(self) -> bool:
+        """Return whether this is the embedded warehouse."""
+        return self.backend == "duckdb"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """Return the absolute warehouse directory."""
+        return paths.resolve(self.warehouse_dir)
+
+
+class BackfillConfig(Section):
+    """Thresholds and limits of `runbook backfill`."""
+
+    # Fraction of PGS players UPCG must hold before the backfill trusts it (0.9 keeps 90%).
+    fallback_threshold: float = Field(0.9, gt=0, le=1)
+    fail_below_pct: float = Field(90.0, ge=0, le=100)
+    # validate_default: a fail band raised above the default warn band must still be caught.
+    warn_below_pct: float = Field(95.0, ge=0, le=100, validate_default=True)
+    bootstrap_days: int = Field(14, ge=0)
+    max_range_days: int = Field(1500, gt=0)
+    workers: int = Field(2, ge=1, le=64)
+    checkpoint_dir: str = "outputs/local/checkpoints"
+
+    @field_validator("warn_below_pct")
+    @classmethod
+    def _warn_band_above_fail_band(cls, v, info: ValidationInfo):
+        fail = info.data.get("fail_below_pct")  # absent when it failed its own check
+        if fail is not None and fail > v:
+            raise ValueError(
+                f"fail_below_pct ({fail}) is above warn_below_pct ({v}): the fail band must "
+                "sit at or below the warning band"
+            )
+        return v
+
+
+class CleanupConfig(Section):
+    """Limits of `runbook cleanup` and of the daily Cloud Function."""
+
+    ttl_days: int = Field(7, ge=1)
+    max_delete_fraction: float = Field(0.9, gt=0, le=1)
+    dry_run: bool = False
+    confirm: str | None = None
+    # Backups older than this are dropped by the daily function after a successful run.
+    backup_retention_days: int = Field(30, ge=1)
+
+
+class AlertsConfig(Section):
+    """Where alerts go and when they fire."""
+
+    webhook_url: str | None = None
+    coverage_alert_pct: float = 90.0
+    large_deletion_rows: int = 10_000
+
+
+class CloudFunctionConfig(Section):
+    """The daily cleanup function's deployment: its name, topic, schedule and runtime."""
+
+    name: str = "upcoming-tables-cleanup"
+    topic: str = "upcoming-tables-cleanup-trigger"
+    scheduler_job: str = "upcoming-tables-cleanup-schedule"
+    schedule: str = "0 4 * * *"
+    time_zone: str = "America/New_York"
+    region: str = "us-east1"
+    runtime: str = "python311"
+    entry_point: str = "cleanup_upcoming_tables"
+    service_account: str = "nba-orchestration@nba-props-platform.iam.gserviceaccount.com"
+    timeout: str = "540s"
+    memory: str = "512MB"
+
+
+def config_error(e: ValidationError, source: str) -> ParamsError:
+    """Return the ParamsError for a section's first broken rule, naming source and key."""
+    err = e.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "<top>"
+    if err["type"] == "extra_forbidden":
+        return ParamsError(
+            source,
+            key,
+            "unknown key",
+            "remove it or correct its spelling; the keys are listed in params/local.yaml",
+        )
+    if err["type"] == "missing":
+        return ParamsError(source, key, "missing required key", f"add {key} to {source}")
+    return ParamsError(source, key, *_broken_rule(err, key, source))
+
+
+def _broken_rule(err: dict, key: str, source: str) -> tuple[str, str]:
+    """Return (problem, fix) stating the rule a value broke, in pydantic's or our own words."""
+    value = err.get("input")
+    # Scalars only: a whole mapping (datasets) would bury the message; our rules name the entry.
+    got = f" (got {value!r})" if isinstance(value, str | int | float | bool) else ""
+    if err["type"] == "value_error":  # our validators: the message names the value and the rule
+        problem = err["msg"].removeprefix("Value error, ")
+        cause = getattr((err.get("ctx") or {}).get("error"), "__cause__", None)
+        if cause is not None:  # e.g. "day is out of range for month" behind a bad date
+            problem += f": {cause}"
+        return problem, f"correct {key} in {source}"
+    rule = err["msg"].removeprefix("Input should be ")
+    if rule == err["msg"]:
+        return f"{err['msg']}{got}", f"correct {key} in {source}"
+    return f"must be {rule}{got}", f"set {key} to a value that is {rule}"
