@@ -55,11 +55,11 @@ def test_rollback_function_should_pause_the_deployed_scheduler_job_on_gcp(gcloud
     from runbook_lib.platform import deploy_plan
     from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
     from runbook_lib.run.params import load_params
-    from tests.test_deploy_plan import calls
+    from tests.test_deploy_plan import calls, plan_for
 
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "main.py").write_text("# bundle\n")
-    plan = deploy_plan.build_plan(load_params("staging"), tmp_path / "bundle")
+    plan = plan_for(load_params("staging"), tmp_path / "bundle")
     deploy_plan.apply(plan, GcloudRunner(plan.project, plan.region))
     result = rollback_phase.rollback_function(load_params("staging"))
     assert result["ok"] and result["action"] == "pause"

@@ -23,8 +23,9 @@ from runbook_lib.errors import ParamsError
 from runbook_lib.platform import cleanup, monitoring
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.bundle import build_bundle, bundle_digest
-from runbook_lib.platform.cloud_function.main import FunctionConfig
+from runbook_lib.platform.cloud_function.config import ENV_VARS, FunctionConfig
 from runbook_lib.run import function_phase
+from runbook_lib.run.params import load_params
 
 CUTOFF = dt.date(2025, 4, 3)
 
@@ -77,7 +78,7 @@ def receiver():
 @pytest.fixture
 def fn_env(local_params, monkeypatch, receiver):
     """Set the function's environment for the local warehouse; return it."""
-    env = local.function_env(local_params, webhook_url=receiver.url)
+    env = local_params.function_config(receiver.url).to_env()
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
@@ -184,9 +185,10 @@ def test_bundle_holds_main_pinned_requirements_and_the_library(bundle):
     reqs = (bundle / "requirements.txt").read_text().split()
     for dist in ("functions-framework", "google-cloud-bigquery", "pandas"):
         assert f"{dist}=={metadata.version(dist)}" in reqs
-    for module in ("platform/cleanup.py", "warehouse/bigquery_backend.py", "run/params.py"):
+    for module in ("platform/cleanup.py", "warehouse/bigquery_backend.py", "config.py"):
         assert (bundle / "runbook_lib" / module).exists()
     assert not (bundle / "runbook_lib" / "cli").exists()
+    assert not (bundle / "runbook_lib" / "run").exists()  # the function has its own config
 
 
 def test_rebuilding_the_bundle_drops_stale_files_and_keeps_its_digest(bundle, tmp_path):
@@ -211,6 +213,22 @@ def test_rebuilding_the_bundle_drops_stale_files_and_keeps_its_digest(bundle, tm
 def test_config_from_env_rejects_missing_or_bad_values(env):
     with pytest.raises(ParamsError):
         FunctionConfig.from_env(env)
+
+
+def test_function_config_reads_back_the_variables_it_writes(local_params):
+    env = local_params.function_config("http://127.0.0.1:9/hook").to_env()
+    assert set(env) == set(ENV_VARS)  # the local warehouse: every variable, today included
+    assert FunctionConfig.from_env(env) == local_params.function_config("http://127.0.0.1:9/hook")
+    staging = load_params("staging").function_config().to_env()
+    local_only = {name for name, (_, only) in ENV_VARS.items() if only}
+    assert not local_only & set(staging) and "GCP_PROJECT_ID" in staging
+    assert FunctionConfig.from_env(staging).to_env() == staging
+
+
+def test_a_bad_function_variable_is_named_by_its_variable():
+    with pytest.raises(ParamsError) as e:
+        FunctionConfig.from_env({"GCP_PROJECT_ID": "nba-props-platform", "TTL_DAYS": "0"})
+    assert e.value.key == "TTL_DAYS" and "TTL_DAYS" in e.value.fix
 
 
 def listening(url: str) -> bool:

@@ -25,6 +25,12 @@ def calls(state: Path) -> list[list[str]]:
     return json.loads(state.read_text())["calls"] if state.exists() else []
 
 
+def plan_for(params, bundle, webhook_url=None) -> DeployPlan:
+    """Return the deployment plan of an environment's params, as the runbook builds it."""
+    config = params.function_config(webhook_url)
+    return deploy_plan.build_plan(params.env, params.cloud_function, config, bundle)
+
+
 def mutating(state: Path) -> list[list[str]]:
     reads = ("describe", "get-iam-policy", "list")
     return [c for c in calls(state) if not any(r in c[:4] for r in reads)]
@@ -35,7 +41,7 @@ def plan(tmp_path, monkeypatch):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "main.py").write_text("# bundle\n")
-    return deploy_plan.build_plan(load_params("staging"), bundle)
+    return plan_for(load_params("staging"), bundle)
 
 
 @pytest.fixture
@@ -80,7 +86,7 @@ def test_changed_bundle_redeploys_the_function_and_records_the_serving_revision(
 ):
     deploy_plan.apply(plan, runner)
     (Path(plan.bundle_dir) / "main.py").write_text("# changed code\n")
-    changed = deploy_plan.build_plan(load_params("staging"), plan.bundle_dir)
+    changed = plan_for(load_params("staging"), plan.bundle_dir)
     result = deploy_plan.apply(changed, runner)
     assert [s.action for s in result.steps if s.resource == "function"] == ["update"]
     assert result.previous_revision == "upcoming-tables-cleanup-00001-abc"
@@ -101,7 +107,7 @@ def test_paused_job_is_resumed_and_rollbacks_pause_and_delete(gcloud, plan, runn
 def test_malformed_cron_is_rejected_before_any_command(gcloud, tmp_path, schedule):
     params = load_params("staging", {"cloud_function.schedule": schedule})
     with pytest.raises(DeployError, match="cron"):
-        deploy_plan.build_plan(params, tmp_path)
+        plan_for(params, tmp_path)
     assert calls(gcloud) == []
 
 
@@ -113,7 +119,7 @@ def test_valid_cron_forms_are_accepted():
 def test_unknown_time_zone_is_rejected_before_any_command(gcloud, tmp_path):
     params = load_params("staging", {"cloud_function.time_zone": "America/Gotham"})
     with pytest.raises(DeployError, match="time zone"):
-        deploy_plan.build_plan(params, tmp_path)
+        plan_for(params, tmp_path)
     assert calls(gcloud) == []
 
 
@@ -132,13 +138,13 @@ def test_missing_gcloud_is_a_clear_error_before_anything_changes(plan, runner, m
 
 def test_local_environment_has_no_deployment_plan(tmp_path):
     with pytest.raises(DeployError, match="serve"):
-        deploy_plan.build_plan(load_params("local"), tmp_path)
+        plan_for(load_params("local"), tmp_path)
 
 
 @pytest.fixture
 def secret_plan(plan):
     """The staging plan with a Slack-style webhook (its secret in the path) in the env vars."""
-    return deploy_plan.build_plan(load_params("staging"), plan.bundle_dir, SECRET_URL)
+    return plan_for(load_params("staging"), plan.bundle_dir, SECRET_URL)
 
 
 @pytest.fixture
@@ -171,7 +177,7 @@ def test_apply_passes_env_vars_in_a_private_file_never_on_argv_and_removes_it(
 
 def test_changed_webhook_is_drift_that_redeploys_the_function(gcloud, secret_plan, runner):
     deploy_plan.apply(secret_plan, runner)
-    moved = deploy_plan.build_plan(load_params("staging"), secret_plan.bundle_dir, SECRET_URL + "2")
+    moved = plan_for(load_params("staging"), secret_plan.bundle_dir, SECRET_URL + "2")
     [step] = [s for s in deploy_plan.apply(moved, runner).steps if s.resource == "function"]
     assert step.action == "update" and "env ALERT_WEBHOOK_URL" in step.reason
 

@@ -93,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         servers = []
         try:
             bundle = build_bundle(folder)
-            servers = local.serve_bundle(bundle, local.function_env(params), args.port)
+            servers = local.serve_bundle(bundle, params.function_config().to_env(), args.port)
             events, health = servers
             print(f"Serving {bundle}", flush=True)
             print(f"  Pub/Sub CloudEvents: {events.url}", flush=True)
@@ -125,7 +125,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace, params, bundle) -> int:
-    plan = deploy_plan.build_plan(params, bundle, params.alerts.webhook_url)
+    plan = deploy_plan.build_plan(
+        params.env, params.cloud_function, params.function_config(), bundle
+    )
     runner = GcloudRunner(plan.project, plan.region)
     if args.apply:
         result = deploy_plan.apply(plan, runner)

@@ -16,15 +16,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from runbook_lib.config import CloudFunctionConfig
 from runbook_lib.errors import DeployError
 from runbook_lib.platform.cloud_function.bundle import bundle_digest
+from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.platform.cloud_function.drift import function_drift, job_drift
 from runbook_lib.platform.cloud_function.gcloud import (
     GcloudRunner,
     validate_cron,
     validate_time_zone,
 )
-from runbook_lib.platform.cloud_function.local import function_env
 from runbook_lib.platform.deploy_commands import (
     ENV_VARS_FILE,
     deploy_command,
@@ -39,7 +40,6 @@ from runbook_lib.platform.deploy_commands import (
     with_env_vars_file,
 )
 from runbook_lib.platform.deployment import DeployPlan
-from runbook_lib.run.params import Params
 from runbook_lib.secrets import redact_known
 
 SCHEDULER_AGENT = "service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
@@ -48,21 +48,25 @@ PROJECT_NUMBER_PLACEHOLDER = "<PROJECT_NUMBER>"
 
 
 def build_plan(
-    params: Params, bundle_dir: str | Path, webhook_url: str | None = None
+    env: str, deploy: CloudFunctionConfig, function: FunctionConfig, bundle_dir: str | Path
 ) -> DeployPlan:
-    """Return the desired deployment for an environment; validate schedule and zone first."""
-    if params.is_local:
+    """Return the desired deployment of an environment's function; validate schedule and zone.
+
+    `deploy` is the environment's cloud_function section, `function` the config the deployed
+    function runs with (its environment variables).
+    """
+    if function.warehouse.is_local:
         raise DeployError(
-            f"environment {params.env!r} is the embedded warehouse and has no "
+            f"environment {env!r} is the embedded warehouse and has no "
             f"Cloud project (to fix this, use `runbook function serve --env "
-            f"{params.env}` locally, or plan for staging or prod)"
+            f"{env}` locally, or plan for staging or prod)"
         )
-    cf = params.cloud_function
+    cf = deploy
     validate_cron(cf.schedule)
     validate_time_zone(cf.time_zone)
-    env = {**function_env(params, webhook_url), "BUNDLE_DIGEST": bundle_digest(bundle_dir)}
+    env_vars = {**function.to_env(), "BUNDLE_DIGEST": bundle_digest(bundle_dir)}
     return DeployPlan(
-        params.project,
+        function.warehouse.project,
         cf.region,
         cf.topic,
         cf.name,
@@ -75,7 +79,7 @@ def build_plan(
         cf.timeout,
         cf.memory,
         str(Path(bundle_dir).resolve()),
-        env,
+        env_vars,
     )
 
 

@@ -101,7 +101,9 @@ def deploy(
     webhook_url = webhook_url or params.alerts.webhook_url
     if params.is_local:
         return _serve(params, bundle, webhook_url)
-    plan = deploy_plan.build_plan(params, bundle, webhook_url)
+    plan = deploy_plan.build_plan(
+        params.env, params.cloud_function, params.function_config(webhook_url), bundle
+    )
     runner = GcloudRunner(plan.project, plan.region)
     number = deploy_plan.preflight(plan, runner)
     steps = deploy_plan.resolve(plan, runner, number)
@@ -133,7 +135,7 @@ def _serve(params: Params, bundle: Path, webhook_url: str | None) -> Deployment:
     resources = ExitStack()
     try:
         channel = resources.enter_context(alert_channel(params, webhook_url))
-        env = local.function_env(next_scheduled_run(params), channel.url)
+        env = next_scheduled_run(params).function_config(channel.url).to_env()
         server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).start()
     except BaseException:
         resources.close()

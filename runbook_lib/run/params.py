@@ -28,6 +28,7 @@ from runbook_lib.config import (
     parse_date,
 )
 from runbook_lib.errors import ParamsError, UnknownEnvironmentError
+from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.platform.schema import Tables
 
 ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
@@ -110,6 +111,17 @@ class Params(WarehouseConfig):
     def effective_today(self) -> dt.date:
         """Return the params' `today`, or the current UTC date when none is set."""
         return self.today or dt.datetime.now(dt.UTC).date()
+
+    def function_config(self, webhook_url: str | None = None) -> FunctionConfig:
+        """Return the config the Cloud Function runs with here (its env vars: `.to_env()`)."""
+        warehouse = self.warehouse.model_copy(update={"warehouse_dir": str(self.warehouse_path)})
+        webhook = webhook_url or self.alerts.webhook_url
+        return FunctionConfig(
+            warehouse=warehouse,
+            cleanup=self.cleanup,
+            alerts=self.alerts.model_copy(update={"webhook_url": webhook}),
+            today=self.today,
+        )
 
 
 def known_envs(params_dir: Path | None = None) -> list[str]:

@@ -68,7 +68,12 @@ def rollback_function(params: Params, action: str = "pause") -> dict:
     from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
 
     with tempfile.TemporaryDirectory() as folder:
-        plan = deploy_plan.build_plan(params, build_bundle(Path(folder) / "bundle"))
+        plan = deploy_plan.build_plan(
+            params.env,
+            params.cloud_function,
+            params.function_config(),
+            build_bundle(Path(folder) / "bundle"),
+        )
     command = deploy_plan.rollback(plan, GcloudRunner(plan.project, plan.region), action)
     return {"ok": True, "action": action, "detail": "gcloud " + " ".join(command)}
 

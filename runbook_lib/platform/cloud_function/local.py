@@ -23,31 +23,10 @@ import uuid
 from pathlib import Path
 
 from runbook_lib.errors import DeployError
-from runbook_lib.run.params import Params
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 CLOUDEVENT_TARGET = "cleanup_upcoming_tables"
 HEALTH_TARGET = "health"
-
-
-def function_env(params: Params, webhook_url: str | None = None) -> dict[str, str]:
-    """Return the function's environment variables for one environment's params."""
-    env = {
-        "GCP_PROJECT_ID": params.project,
-        "DATASET": params.datasets["analytics"],
-        "AUDIT_DATASET": params.datasets["orchestration"],
-        "TTL_DAYS": str(params.cleanup.ttl_days),
-        "MAX_DELETE_FRACTION": str(params.cleanup.max_delete_fraction),
-        "ALERT_THRESHOLD_ROWS": str(params.alerts.large_deletion_rows),
-        "BACKUP_RETENTION_DAYS": str(params.cleanup.backup_retention_days),
-    }
-    if webhook_url or params.alerts.webhook_url:
-        env["ALERT_WEBHOOK_URL"] = webhook_url or params.alerts.webhook_url
-    if params.is_local:
-        env.update(WAREHOUSE_BACKEND="duckdb", WAREHOUSE_DIR=str(params.warehouse_path))
-        if params.today:
-            env["CLEANUP_TODAY"] = params.today.isoformat()
-    return env
 
 
 def free_port() -> int:

@@ -6,17 +6,7 @@ variables (the original set GCP_PROJECT_ID and never read it); the cleanup is th
 `runbook cleanup` (cutoff once, verified backups, exact delete, verification); the audit row
 goes to `cleanup_operations` with the declared schema; a failure answers HTTP 500, not 200.
 
-Environment variables:
-    GCP_PROJECT_ID        project of the warehouse (required)
-    DATASET               analytics dataset holding UPCG and UTCG (default nba_analytics)
-    AUDIT_DATASET         orchestration dataset of cleanup_operations (default nba_orchestration)
-    TTL_DAYS              days of upcoming rows to keep (default 7, >= 1)
-    MAX_DELETE_FRACTION   cap on the share of a table one run may delete (default 0.9)
-    ALERT_THRESHOLD_ROWS  alert when more rows than this are deleted (default 10000)
-    ALERT_WEBHOOK_URL     where alerts are POSTed as JSON (optional)
-    WAREHOUSE_BACKEND     bigquery (default) or duckdb for local runs
-    WAREHOUSE_DIR         the DuckDB warehouse folder (duckdb only)
-    CLEANUP_TODAY         fixed "today" (YYYY-MM-DD) for local runs; default the UTC date
+Its configuration, and the environment variables that carry it: cloud_function/config.py.
 """
 
 from __future__ import annotations
@@ -25,11 +15,8 @@ import base64
 import datetime as dt
 import json
 import logging
-import os
 import re
 import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import functions_framework
 import pandas as pd
@@ -37,7 +24,7 @@ import pandas as pd
 from runbook_lib import secrets
 from runbook_lib.errors import ParamsError
 from runbook_lib.platform import cleanup
-from runbook_lib.run.params import Params, parse_params
+from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.warehouse import connect
 
 log = logging.getLogger("upcoming_tables_cleanup")
@@ -45,67 +32,6 @@ logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 FUNCTION = "upcoming_tables_cleanup"
 VERSION = "2.0"
-SOURCE = "environment variables"
-
-
-@dataclass(frozen=True)
-class FunctionConfig:
-    """The function's configuration, read from environment variables."""
-
-    params: Params
-    alert_threshold_rows: int
-    webhook_url: str | None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> FunctionConfig:
-        """Read and validate the configuration; a bad value names its variable."""
-        env = os.environ if environ is None else environ
-        project = env.get("GCP_PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT")
-        if not project:
-            raise ParamsError(
-                SOURCE,
-                "GCP_PROJECT_ID",
-                "not set",
-                "set GCP_PROJECT_ID=<project> in the function's environment "
-                "(`runbook function plan --env ENV --apply` sets it)",
-            )
-        backend = env.get("WAREHOUSE_BACKEND", "bigquery")
-        overrides = {
-            "env": "function",
-            "backend": backend,
-            "project": project,
-            "datasets.analytics": env.get("DATASET", "nba_analytics"),
-            "datasets.orchestration": env.get("AUDIT_DATASET", "nba_orchestration"),
-            "datasets.precompute": "nba_precompute",
-            "datasets.reference": "nba_reference",
-            "cleanup.ttl_days": _number(env, "TTL_DAYS", int, 7),
-            "cleanup.max_delete_fraction": _number(env, "MAX_DELETE_FRACTION", float, 0.9),
-            "cleanup.backup_retention_days": _number(env, "BACKUP_RETENTION_DAYS", int, 30),
-            "today": env.get("CLEANUP_TODAY") or None,
-        }
-        if backend == "duckdb":
-            overrides["warehouse_dir"] = env.get("WAREHOUSE_DIR", "outputs/local/warehouse")
-        params = parse_params("{}", SOURCE, overrides)
-        return cls(
-            params,
-            _number(env, "ALERT_THRESHOLD_ROWS", int, 10_000),
-            env.get("ALERT_WEBHOOK_URL") or None,
-        )
-
-
-def _number(env: Mapping[str, str], name: str, kind: type, default):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ParamsError(
-            SOURCE,
-            name,
-            f"{raw!r} is not a {kind.__name__}",
-            f"set {name} to a number, e.g. {default}",
-        ) from None
 
 
 def run_cleanup(
@@ -116,24 +42,23 @@ def run_cleanup(
     A scheduled run confirms with its own plan's tokens: nobody is there to type them, and the
     plan still binds the delete to the previewed counts and the cap.
     """
-    params = config.params
     started = dt.datetime.now(dt.UTC)
-    log.info("UPCOMING TABLES TTL CLEANUP - SCHEDULED RUN (project %s)", params.project)
-    wh = connect(params, run_id=run_id)
+    log.info("UPCOMING TABLES TTL CLEANUP - SCHEDULED RUN (project %s)", config.warehouse.project)
+    wh = connect(config.warehouse, run_id=run_id)
     plan = None
     try:
         plan = cleanup.plan_cleanup(
             wh,
-            params.tables,
-            params.effective_today(),
-            params.cleanup.ttl_days,
-            params.cleanup.max_delete_fraction,
-            env=params.env,
+            config.tables,
+            config.effective_today(),
+            config.cleanup.ttl_days,
+            config.cleanup.max_delete_fraction,
+            env=config.env,
         )
         log.info("TTL cutoff date: %s", plan.cutoff)
         result = cleanup.apply_cleanup(
             wh,
-            params.tables,
+            config.tables,
             plan,
             confirm=plan.tokens,
             run_id=run_id,
@@ -154,7 +79,7 @@ def run_cleanup(
         send_alert(config, "Upcoming Tables Cleanup Failed", summary)
         raise
     # Only after a verified, successful run: yesterday's backups are this run's safety net.
-    pruned = cleanup.prune_backups(wh, params.tables, params.cleanup.backup_retention_days, started)
+    pruned = cleanup.prune_backups(wh, config.tables, config.cleanup.backup_retention_days, started)
     summary = {
         **result.to_dict(),
         "backups_pruned": [str(b) for b in pruned],
@@ -163,7 +88,7 @@ def run_cleanup(
         "trigger": trigger,
         "run_id": run_id,
     }
-    if result.total_deleted > config.alert_threshold_rows:
+    if result.total_deleted > config.alerts.large_deletion_rows:
         summary["alerted"] = send_alert(config, "Unusually Large Deletion", summary)
     else:
         log.info("Normal cleanup: %s records deleted", result.total_deleted)
@@ -171,22 +96,21 @@ def run_cleanup(
     return summary
 
 
-def _audit_failed_plan(wh, config, trigger, run_id, started, error) -> None:
-    params = config.params
+def _audit_failed_plan(wh, config: FunctionConfig, trigger, run_id, started, error) -> None:
     try:
-        cutoff = cleanup.cutoff_for(params.effective_today(), params.cleanup.ttl_days)
+        cutoff = cleanup.cutoff_for(config.effective_today(), config.cleanup.ttl_days)
         plan = cleanup.CleanupPlan(
-            params.effective_today(),
-            params.cleanup.ttl_days,
+            config.effective_today(),
+            config.cleanup.ttl_days,
             cutoff,
-            params.cleanup.max_delete_fraction,
+            config.cleanup.max_delete_fraction,
             (),
             pd.DataFrame(),
         )
         result = cleanup.CleanupResult(plan, False, "failed", (), (str(error),))
         cleanup.write_audit(
             wh,
-            params.tables,
+            config.tables,
             result,
             trigger=trigger,
             run_id=run_id,
@@ -199,7 +123,7 @@ def _audit_failed_plan(wh, config, trigger, run_id, started, error) -> None:
 
 def send_alert(config: FunctionConfig, title: str, summary: dict) -> bool:
     """POST an alert as JSON to the webhook; return whether it was delivered."""
-    if not config.webhook_url:
+    if not config.alerts.webhook_url:
         log.warning("ALERT (no webhook configured): %s", title)
         return False
     body = {
@@ -212,7 +136,7 @@ def send_alert(config: FunctionConfig, title: str, summary: dict) -> bool:
         "summary": summary,
     }
     request = urllib.request.Request(
-        config.webhook_url,
+        config.alerts.webhook_url,
         data=json.dumps(body, default=str).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
@@ -256,7 +180,7 @@ def cleanup_upcoming_tables(cloud_event) -> dict:
 def health(request):
     """Answer a health check with the function's name, version and configured project."""
     try:
-        project = FunctionConfig.from_env().params.project
+        project = FunctionConfig.from_env().warehouse.project
     except ParamsError as e:
         return {
             "status": "unhealthy",
