@@ -111,8 +111,17 @@ def test_malformed_cron_is_rejected_before_any_command(gcloud, tmp_path, schedul
     assert calls(gcloud) == []
 
 
+@pytest.mark.parametrize("schedule", ["0 4 31 2 *", "0 4 30 2 *", "0 4 31 4,6,9,11 *"])
+def test_cron_that_never_fires_is_rejected_by_name_before_any_command(gcloud, tmp_path, schedule):
+    params = load_params("staging", {"cloud_function.schedule": schedule})
+    with pytest.raises(DeployError, match="never fires") as e:
+        deploy_plan.build_plan(params, tmp_path)
+    assert "cloud_function.schedule" in str(e.value)
+    assert calls(gcloud) == []
+
+
 def test_valid_cron_forms_are_accepted():
-    for expr in ("0 4 * * *", "*/15 0-23 1,15 JAN-MAR MON-FRI", "0 4 * * 7"):
+    for expr in ("0 4 * * *", "*/15 0-23 1,15 JAN-MAR MON-FRI", "0 4 * * 7", "0 4 29 2 *"):
         assert validate_cron(expr) == expr
 
 

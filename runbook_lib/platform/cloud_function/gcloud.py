@@ -6,6 +6,7 @@ Cloud Run and Cloud Scheduler) for another region, before it runs anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shlex
@@ -13,58 +14,44 @@ import shutil
 import subprocess
 import zoneinfo
 
-from runbook_lib.errors import DeployError, EnvironmentMismatchError
+from cronsim import CronSim, CronSimError
 
-CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
-)
-NAMES = {
-    3: "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(),
-    4: "SUN MON TUE WED THU FRI SAT".split(),
-}
+from runbook_lib.errors import DeployError, EnvironmentMismatchError
 
 
 def validate_cron(expr: str) -> str:
-    """Return `expr` if it is a 5-field cron expression within range, else raise DeployError."""
+    """Return `expr` if it is a 5-field cron expression that fires, else raise DeployError.
+
+    cronsim parses it as Cloud Scheduler's unix-cron does and refuses what never fires
+    (`0 4 31 2 *`: February has no 31st); only the field count is checked here, because
+    cronsim also takes a sixth (seconds) field, which Cloud Scheduler does not.
+    """
     fields = str(expr).split()
     if len(fields) != 5:
         raise DeployError(
             f"cron {expr!r} has {len(fields)} fields, not 5 (to fix this, write "
             f"minute hour day-of-month month day-of-week, e.g. '0 4 * * *')"
         )
-    for i, (text, (name, lo, hi)) in enumerate(zip(fields, CRON_FIELDS, strict=True)):
-        for item in text.split(","):
-            if not _cron_item_ok(item, lo, hi, NAMES.get(i, [])):
-                raise DeployError(
-                    f"cron {expr!r}: {name} field {text!r} is not valid; it takes "
-                    f"*, numbers {lo}-{hi}, ranges a-b, lists and /steps "
-                    f"(to fix this, correct cloud_function.schedule)"
-                )
+    try:
+        CronSim(expr, dt.datetime(2000, 1, 1))
+    except CronSimError as e:
+        raise DeployError(f"cron {expr!r}: {_cron_problem(fields, e)}") from None
     return expr
 
 
-def _cron_item_ok(item: str, lo: int, hi: int, names: list[str]) -> bool:
-    base, _, step = item.partition("/")
-    if step and not (step.isdigit() and int(step) >= 1):
-        return False
-    if base == "*":
-        return True
-    bounds = base.split("-")
-    if len(bounds) > 2:
-        return False
-    values = []
-    for b in bounds:
-        if b.upper() in names:
-            values.append(names.index(b.upper()) + (1 if lo == 1 else 0))
-        elif b.isdigit():
-            values.append(int(b))
-        else:
-            return False
-    return all(lo <= v <= hi for v in values) and values == sorted(values)
+def _cron_problem(fields: list[str], error: CronSimError) -> str:
+    """Say why cronsim refused the fields: a field out of range, or a day no month given has."""
+    try:
+        CronSim(" ".join([*fields[:3], "*", fields[4]]), dt.datetime(2000, 1, 1))
+    except CronSimError:
+        return (
+            f"{str(error).lower()} field (to fix this, correct cloud_function.schedule: each "
+            f"field takes *, numbers in range, ranges a-b, lists and /steps)"
+        )
+    return (
+        f"it never fires: day-of-month {fields[2]!r} never falls in month {fields[3]!r} (to "
+        f"fix this, pick days that the months given have in cloud_function.schedule)"
+    )
 
 
 def validate_time_zone(name: str) -> str:
