@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from runbook_lib.platform import monitoring
+from runbook_lib.platform import monitoring, webhook
 
 D1, D2 = dt.date(2023, 2, 23), dt.date(2023, 2, 25)
 
@@ -89,11 +89,11 @@ def test_alert_should_not_fire_when_coverage_is_complete(empty_wh, local_params)
         assert not result.sent and channel.received_count() == 0
 
 
-def test_send_alert_should_fail_loudly_when_nobody_listens():
+def test_the_alert_sender_should_fail_loudly_when_nobody_listens():
     with monitoring.local_receiver() as receiver:
         url = receiver.url
     with pytest.raises(OSError):
-        monitoring.send_alert(url, {"x": 1}, timeout=2)
+        webhook.send_alert(url, {"x": 1}, timeout=2)
 
 
 def test_monitoring_sql_should_give_the_same_answers_on_both_backends(warehouse):

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import threading
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 
+from runbook_lib.platform import webhook
 from runbook_lib.platform.schema import Tables
 from runbook_lib.warehouse.base import Warehouse
 
@@ -86,18 +86,6 @@ class AlertResult:
     status: int | None = None
 
 
-def send_alert(url: str, payload: dict, timeout: float = 10.0) -> int:
-    """POST an alert as JSON to a webhook and return the HTTP status."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload, default=str).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URL from params
-        return response.status
-
-
 def alert_on_incomplete(
     wh: Warehouse, tables: Tables, today: dt.date, channel, threshold_pct: float, days: int = 1
 ) -> AlertResult:
@@ -129,7 +117,7 @@ class Receiver:
 
     def send(self, payload: dict) -> int:
         """POST a message to the receiver; return the HTTP status."""
-        return send_alert(self.url, payload)
+        return webhook.send_alert(self.url, payload)
 
     def received_count(self) -> int:
         """Return how many messages arrived."""
@@ -145,7 +133,7 @@ class Webhook:
 
     def send(self, payload: dict) -> int:
         """POST a message to the webhook; return the HTTP status."""
-        return send_alert(self.url, payload)
+        return webhook.send_alert(self.url, payload)
 
     def received_count(self) -> int | None:
         """Return None: a remote channel's inbox cannot be read, only its HTTP status."""

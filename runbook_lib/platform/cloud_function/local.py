@@ -18,11 +18,11 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 from runbook_lib.errors import DeployError
+from runbook_lib.platform import webhook
 
 PUBSUB_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 CLOUDEVENT_TARGET = "cleanup_upcoming_tables"
@@ -83,10 +83,8 @@ def encode_event(attributes: dict, data: dict, mode: str = "binary") -> tuple[di
 
 def post(url: str, headers: dict, body: bytes, timeout: float = 120) -> tuple[int, str]:
     """POST to a local URL; return (status, text) for success and error statuses alike."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, response.read().decode()
+        return webhook.post(url, body, headers, timeout)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
 

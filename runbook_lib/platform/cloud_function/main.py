@@ -16,14 +16,13 @@ import datetime as dt
 import json
 import logging
 import re
-import urllib.request
 
 import functions_framework
 import pandas as pd
 
 from runbook_lib import secrets
 from runbook_lib.errors import ParamsError
-from runbook_lib.platform import cleanup
+from runbook_lib.platform import cleanup, webhook
 from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.warehouse import connect
 
@@ -76,7 +75,7 @@ def run_cleanup(
             "cleanup_time": started.isoformat(),
             "trigger": trigger,
         }
-        send_alert(config, "Upcoming Tables Cleanup Failed", summary)
+        alert(config, "Upcoming Tables Cleanup Failed", summary)
         raise
     # Only after a verified, successful run: yesterday's backups are this run's safety net.
     pruned = cleanup.prune_backups(wh, config.tables, config.cleanup.backup_retention_days, started)
@@ -89,7 +88,7 @@ def run_cleanup(
         "run_id": run_id,
     }
     if result.total_deleted > config.alerts.large_deletion_rows:
-        summary["alerted"] = send_alert(config, "Unusually Large Deletion", summary)
+        summary["alerted"] = alert(config, "Unusually Large Deletion", summary)
     else:
         log.info("Normal cleanup: %s records deleted", result.total_deleted)
     log.info("CLEANUP COMPLETE - Duration: %.2fs", result.duration_seconds)
@@ -121,8 +120,8 @@ def _audit_failed_plan(wh, config: FunctionConfig, trigger, run_id, started, err
         log.exception("could not write the audit row of the failed run")
 
 
-def send_alert(config: FunctionConfig, title: str, summary: dict) -> bool:
-    """POST an alert as JSON to the webhook; return whether it was delivered."""
+def alert(config: FunctionConfig, title: str, summary: dict) -> bool:
+    """Send the function's alert about `summary` to its webhook; return whether it was delivered."""
     if not config.alerts.webhook_url:
         log.warning("ALERT (no webhook configured): %s", title)
         return False
@@ -135,15 +134,8 @@ def send_alert(config: FunctionConfig, title: str, summary: dict) -> bool:
         "recommendation": "check the preview per date and the backups listed in the summary",
         "summary": summary,
     }
-    request = urllib.request.Request(
-        config.alerts.webhook_url,
-        data=json.dumps(body, default=str).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - https/http only
-            return 200 <= response.status < 300
+        return 200 <= webhook.send_alert(config.alerts.webhook_url, body) < 300
     except OSError:
         log.exception("alert %r could not be delivered to the webhook", title)
         return False
