@@ -21,6 +21,9 @@ import urllib.error
 import uuid
 from pathlib import Path
 
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
 from runbook_lib.errors import DeployError
 from runbook_lib.platform import webhook
 
@@ -71,14 +74,11 @@ def pubsub_event(body: dict, topic: str, project: str) -> tuple[dict, dict]:
 
 
 def encode_event(attributes: dict, data: dict, mode: str = "binary") -> tuple[dict, bytes]:
-    """Return the HTTP headers and body of a CloudEvent in the binary or structured mode."""
-    if mode == "binary":
-        headers = {f"ce-{k}": v for k, v in attributes.items()}
-        return {**headers, "Content-Type": "application/json"}, json.dumps(data).encode()
-    if mode == "structured":
-        body = json.dumps({**attributes, "datacontenttype": "application/json", "data": data})
-        return {"Content-Type": "application/cloudevents+json"}, body.encode()
-    raise ValueError(f"mode must be 'binary' or 'structured', got {mode!r}")
+    """Return the HTTP headers and body of a JSON CloudEvent in the binary or structured mode."""
+    encoders = {"binary": to_binary, "structured": to_structured}
+    if mode not in encoders:
+        raise ValueError(f"mode must be 'binary' or 'structured', got {mode!r}")
+    return encoders[mode](CloudEvent({**attributes, "datacontenttype": "application/json"}, data))
 
 
 def post(url: str, headers: dict, body: bytes, timeout: float = 120) -> tuple[int, str]:
