@@ -556,8 +556,8 @@ def test_the_audit_row_records_the_backup_suffix_as_run_id_when_none_is_given(wh
     now = dt.datetime(2025, 4, 10, 4, 5, 6, tzinfo=dt.UTC)
     result = cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, now=now)
     run_id = audit_rows(wh, tables)["run_id"].iloc[0]
-    assert run_id == "20250410_040506"
-    assert all(b.endswith(f"_backup_{run_id}") for b in result.backups)
+    assert run_id.startswith("20250410T040506Z-")  # the one run-id form, runbook_lib/clock.py
+    assert all(b.endswith(f"_backup_{run_id.replace('-', '_')}") for b in result.backups)
 
 
 def test_cli_today_that_is_not_a_date_names_the_flag(cli_env, capsys):

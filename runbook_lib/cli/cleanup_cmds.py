@@ -205,7 +205,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             "command line",
             "--backup",
             f"{backup.short} is not a backup of {live.short}",
-            f"name a table listed by the cleanup, e.g. {live.short}_backup_YYYYMMDD_HHMMSS",
+            f"name a table listed by the cleanup, e.g. {live.short}_backup_YYYYMMDDTHHMMSSZ_ab12",
         )
     wh = connect(params)
     _require_backup(wh, params, live, backup)

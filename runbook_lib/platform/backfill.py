@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from runbook_lib import paths
+from runbook_lib.clock import new_run_id
 from runbook_lib.errors import CoverageValidationError
 from runbook_lib.platform import backfill_dates, coverage
 from runbook_lib.platform.backfill_chunk import ChunkContext, process_chunk
@@ -36,11 +36,6 @@ log = logging.getLogger("runbook.backfill")
 # validation still judges each date alone. The cap (about 4.5 seasons of game dates) bounds the
 # date-array parameters and the work of one statement.
 MAX_CHUNK_DATES = 750
-
-
-def new_run_id() -> str:
-    """Return a run id: UTC time plus a short random suffix."""
-    return f"backfill-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 def open_checkpoint(params: Params, first: dt.date, last: dt.date, dates=None) -> Checkpoint:
@@ -81,7 +76,7 @@ def run_backfill(
     if dates is not None:
         dates = backfill_dates.date_list(dates)
     first, last, days = backfill_dates.requested_dates(params, start, end, dates)
-    result = BackfillResult(first, last, run_id or new_run_id(), dry_run=dry_run)
+    result = BackfillResult(first, last, run_id or new_run_id("backfill"), dry_run=dry_run)
     with LogCapture(log, result.log_lines):
         _run(
             wh,

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from runbook_lib.clock import now_iso
 from runbook_lib.errors import CheckpointError
 
 JOB_NAME = "player_composite_factors"
@@ -45,10 +46,6 @@ def checkpoint_path(folder: Path, start: dt.date, end: dt.date, dates: list | No
         digest = hashlib.sha256(",".join(str(d) for d in sorted(dates)).encode()).hexdigest()
         name += f"_dates_{digest[:10]}"
     return Path(folder) / f"{name}.json"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class Checkpoint:
@@ -78,8 +75,8 @@ class Checkpoint:
             "job_name": JOB_NAME,
             "start_date": str(self.start),
             "end_date": str(self.end),
-            "created_at": _now(),
-            "last_updated": _now(),
+            "created_at": now_iso(),
+            "last_updated": now_iso(),
             "successful_dates": {},
             "failed_dates": {},
             "skipped_dates": {},
@@ -96,7 +93,7 @@ class Checkpoint:
         return state
 
     def _write(self, state: dict) -> None:
-        state["last_updated"] = _now()
+        state["last_updated"] = now_iso()
         data = json.dumps(state, indent=2, sort_keys=True)
         with open(self._tmp_path, "w") as fh:
             fh.write(data)
@@ -139,7 +136,7 @@ class Checkpoint:
                 state["failed_dates"].pop(str(day), None)
                 # A date skipped for want of players is processed once they arrive.
                 state["skipped_dates"].pop(str(day), None)
-                state["successful_dates"][str(day)] = {"players": int(players), "at": _now()}
+                state["successful_dates"][str(day)] = {"players": int(players), "at": now_iso()}
             for day, error in (failures or {}).items():
                 state["successful_dates"].pop(str(day), None)
                 state["skipped_dates"].pop(str(day), None)
@@ -147,7 +144,7 @@ class Checkpoint:
                 state["failed_dates"][str(day)] = {
                     "error": str(error),
                     "attempts": previous.get("attempts", 0) + 1,
-                    "at": _now(),
+                    "at": now_iso(),
                 }
             for day, reason in (skips or {}).items():
                 state["skipped_dates"][str(day)] = str(reason)

@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from runbook_lib.clock import new_run_id
 from runbook_lib.errors import (
     CleanupCapExceededError,
     DeleteContentMismatchError,
@@ -144,7 +145,7 @@ def apply_cleanup(
     if dry_run:
         return _dry_run(plan, started)
     # The backups' suffix is also the audit row's run id, so the row names its backups' run.
-    suffix = run_id or now.strftime("%Y%m%d_%H%M%S")
+    suffix = run_id or new_run_id(when=now)
     done: list[TableResult] = []
     messages: list[str] = []
     try:

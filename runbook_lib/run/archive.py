@@ -8,7 +8,6 @@ resumed from, even one killed before anything recorded it.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from pathlib import Path
@@ -18,11 +17,6 @@ from runbook_lib.run import anchor, manifest
 from runbook_lib.run.params import Params
 
 log = logging.getLogger(__name__)
-
-
-def now_iso() -> str:
-    """Return the current UTC time as an ISO string to the second."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 # What an attempt leaves in the run dir: folder and suffix of each kind of file.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from runbook_lib.clock import now_iso
 from runbook_lib.run import journal, manifest
 from runbook_lib.run.archive import (
     JOURNAL,
@@ -20,7 +21,6 @@ from runbook_lib.run.archive import (
     attempt_file,
     attempts_on_disk,
     finalise,
-    now_iso,
     scrub_phase,
 )
 from runbook_lib.run.params import Params

@@ -58,8 +58,7 @@ def confirmation_record(
 
     `given` is the form's Confirmation (who answered it, when and how) or the parameter's text.
     """
-    import datetime as _dt
-
+    from runbook_lib.clock import now_iso
     from runbook_lib.platform.cleanup_confirm import AUTO, SEPARATOR, confirmation_line
     from runbook_lib.run.interact import Confirmation, who
 
@@ -70,5 +69,5 @@ def confirmation_record(
         else (holder.how if holder and holder.how else f"typed ({source or 'given'})"))
     return {"expected": confirmation_line(plan), "given": SEPARATOR.join(tokens), "how": how,
             "source": source, "by": (holder.by if holder else None) or f"{who(phase)} ({source or 'parameter'})",
-            "at": (holder.at if holder else None) or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+            "at": (holder.at if holder else None) or now_iso()}
 

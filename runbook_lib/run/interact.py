@@ -12,11 +12,11 @@ changed; nothing here ever calls sys.exit (papermill counts `sys.exit(0)` as suc
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import os
 from typing import Any
 
+from runbook_lib.clock import now_iso
 from runbook_lib.errors import ConfirmationRequired, SignOffRequired, WaitingForInput
 from runbook_lib.platform.cleanup_confirm import AUTO, FORM, split_line
 from runbook_lib.run.display import in_kernel
@@ -28,10 +28,6 @@ LAB_ENV = "RUNBOOK_LAB"
 # Answers given in this kernel, by what they answer, so re-running a form's cell goes on.
 _ANSWERED: dict[tuple, Any] = {}
 RUN_THE_REST = "now run the rest: Run &gt; Run Selected Cell and All Below (or Run All again)"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def interactive() -> bool:
@@ -75,7 +71,7 @@ class Confirmation:
         self.expected_token = expected_token
         self.value = (given or "").strip()
         self.source = source
-        self.at = _now() if self.value else None
+        self.at = now_iso() if self.value else None
         self.by = by
         self.how = "parameter" if self.value else None
 
@@ -86,7 +82,7 @@ class Confirmation:
 
     def answer(self, value: str, by: str, how: str) -> bool:
         """Store an answer from the form; remember it in this kernel when it matches."""
-        self.value, self.at, self.by, self.how = value.strip(), _now(), by, how
+        self.value, self.at, self.by, self.how = value.strip(), now_iso(), by, how
         self.source = FORM
         if self.confirmed:
             _ANSWERED[("confirm", self.expected_token)] = self
@@ -197,7 +193,7 @@ class Approvals:
     def _on_change(self, item: str, box, name, status):
         def handler(_):
             if box.value and name.value.strip():
-                self.signed[item] = {"item": item, "name": name.value.strip(), "at": _now()}
+                self.signed[item] = {"item": item, "name": name.value.strip(), "at": now_iso()}
             else:
                 self.signed.pop(item, None)
             if not self.missing:
@@ -227,14 +223,14 @@ def _normalise(given: dict | list | None) -> dict[str, dict]:
             out[str(item)] = {
                 "item": str(item),
                 "name": str(name or "").strip(),
-                "at": at or _now(),
+                "at": at or now_iso(),
             }
     elif isinstance(given, list):
         for v in given:
             out[str(v["item"])] = {
                 "item": str(v["item"]),
                 "name": str(v.get("name") or "").strip(),
-                "at": v.get("at") or _now(),
+                "at": v.get("at") or now_iso(),
             }
     return out
 

@@ -10,10 +10,11 @@ runner reads it back into the INTERRUPTED record, the deployment log and the rol
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from pathlib import Path
+
+from runbook_lib.clock import now_iso
 
 JOURNAL_DIR = "journal"
 # The events the cleanup writes (platform/cleanup.py): the intent before anything, each verified
@@ -31,7 +32,7 @@ class Journal:
 
     def __call__(self, entry: dict) -> None:
         """Append `entry` (with the time) and fsync it before returning."""
-        line = json.dumps({"at": _now(), **entry}, sort_keys=True, default=str) + "\n"
+        line = json.dumps({"at": now_iso("milliseconds"), **entry}, sort_keys=True, default=str) + "\n"
         created = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -45,10 +46,6 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _fsync_dir(folder: Path) -> None:

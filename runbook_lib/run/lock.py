@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runbook_lib import clock
 from runbook_lib.errors import LockHeldError, LockIdMismatchError, RunbookError
 
 if TYPE_CHECKING:
@@ -56,10 +57,6 @@ def warehouse_identity(params: Params) -> str:
     return f"bigquery:{params.project}.{params.datasets['orchestration']}"
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -75,7 +72,7 @@ def is_stale(info: dict, now: dt.datetime | None = None) -> bool:
     expires = info.get("expires")
     if expires:
         try:
-            if (now or _now()) > dt.datetime.fromisoformat(expires):
+            if (now or clock.now().replace(microsecond=0)) > dt.datetime.fromisoformat(expires):
                 return True
         except ValueError:
             pass
@@ -89,7 +86,7 @@ def is_stale(info: dict, now: dt.datetime | None = None) -> bool:
 
 
 def _new_info(identity: str, run_id: str, expiry: dt.timedelta | None) -> dict:
-    since = _now()
+    since = clock.now().replace(microsecond=0)
     host = socket.gethostname()
     return {
         "lock_id": secrets.token_hex(6),

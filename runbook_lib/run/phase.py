@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook_lib import paths
+from runbook_lib.clock import now_iso
 from runbook_lib.errors import VerificationFailedError
 from runbook_lib.run import display, phase_view
 from runbook_lib.run.archive import JOURNAL, RESULTS, attempt_file, attempts_on_disk, next_attempt
@@ -47,10 +48,6 @@ STANDALONE = "standalone"
 # Where finish() in an interactive run leaves its request to be sealed (under the working dir).
 SEAL_REQUESTS = ".seal"
 RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -112,7 +109,7 @@ class Phase:
         self.attempt = attempt
         self.results: dict[str, Any] = {}
         self.checks: list[dict] = []
-        self.started_at = _now()
+        self.started_at = now_iso()
         self.finished = False
         self._write(RUNNING)
 
@@ -199,7 +196,7 @@ class Phase:
     def check(self, name: str, ok: bool, detail: Any = "") -> bool:
         """Record a named check; return whether it passed (failed checks fail the phase)."""
         ok = bool(ok)
-        self.checks.append({"check": name, "ok": ok, "detail": detail_text(detail), "at": _now()})
+        self.checks.append({"check": name, "ok": ok, "detail": detail_text(detail), "at": now_iso()})
         self._write(RUNNING)
         (log.info if ok else log.error)("check %s: %s %s", name, "ok" if ok else "FAILED", detail)
         return ok
@@ -219,7 +216,7 @@ class Phase:
         """
         if not str(name).strip():
             raise ValueError(f"sign-off of {item!r} needs the name of the person signing")
-        entry = {"item": item, "name": str(name).strip(), "at": to_jsonable(at) or _now(),
+        entry = {"item": item, "name": str(name).strip(), "at": to_jsonable(at) or now_iso(),
                  "identity": self.signer}  # fmt: skip
         self.results.setdefault("approvals", []).append(entry)
         self._write(RUNNING)
@@ -286,7 +283,7 @@ class Phase:
         request = self.run_dir / WORKING_DIR / SEAL_REQUESTS / f"{self.name}.json"
         request.parent.mkdir(parents=True, exist_ok=True)
         line = (
-            f"sealing (asked {_now()}): this notebook is archived into run {self.run_id} as soon "
+            f"sealing (asked {now_iso()}): this notebook is archived into run {self.run_id} as soon "
             f"as it is saved (autosave does it within seconds; File > Save Notebook to hurry)"
         )
         request.write_text(json.dumps({"phase": self.name, "line": line}))
@@ -301,7 +298,7 @@ class Phase:
             "status": status,
             "today": self.today.isoformat(),
             "started_at": self.started_at,
-            "finished_at": _now() if status != RUNNING else None,
+            "finished_at": now_iso() if status != RUNNING else None,
             "checks": self.checks,
             "results": self.results,
         }

@@ -10,15 +10,14 @@ notebooks run with which parameters is phases.py; what the run leaves on disk is
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import secrets as _secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runbook_lib import paths
+from runbook_lib.clock import new_run_id, now_iso
 from runbook_lib.errors import (
     EnvironmentMismatchError,
     ParamsError,
@@ -30,7 +29,6 @@ from runbook_lib.run.archive import (
     attempt_file,
     finalise,
     next_attempt,
-    now_iso,
     scrub_phase,
     skipped_record,
 )
@@ -98,11 +96,6 @@ class _Ctx:
     def parameters(self, name: str, extra: dict | None = None) -> dict:
         """Return the parameters phase `name` runs with in this run."""
         return phase_parameters(self.params, self.run_dir, name, extra)
-
-
-def new_run_id() -> str:
-    """Return a sortable, unique run id: UTC time plus a random suffix."""
-    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{_secrets.token_hex(2)}"
 
 
 def _make_ctx(env, run_dir, run_id, overrides, notebooks_dir, cell_timeout, progress) -> _Ctx:

@@ -20,7 +20,7 @@ import re
 import functions_framework
 import pandas as pd
 
-from runbook_lib import secrets
+from runbook_lib import clock, secrets
 from runbook_lib.errors import ParamsError
 from runbook_lib.platform import cleanup, webhook
 from runbook_lib.platform.cloud_function.config import FunctionConfig
@@ -152,16 +152,16 @@ def trigger_of(cloud_event) -> str:
     return trigger if trigger in cleanup.TRIGGERS else "scheduled"
 
 
-def _run_id(cloud_event, now: dt.datetime) -> str:
-    event_id = re.sub(r"[^A-Za-z0-9]", "", str(cloud_event["id"]))[:24]
-    return f"{now:%Y%m%d_%H%M%S}_{event_id}" if event_id else f"{now:%Y%m%d_%H%M%S}"
+def _run_id(cloud_event) -> str:
+    """Return the run id of one event: the time, then the event's id (letters and digits)."""
+    return clock.new_run_id(tail=re.sub(r"[^A-Za-z0-9]", "", str(cloud_event["id"]))[:24])
 
 
 @functions_framework.cloud_event
 def cleanup_upcoming_tables(cloud_event) -> dict:
     """Run the scheduled cleanup for one Pub/Sub CloudEvent and log its JSON summary."""
     config = FunctionConfig.from_env()
-    run_id = _run_id(cloud_event, dt.datetime.now(dt.UTC))
+    run_id = _run_id(cloud_event)
     summary = run_cleanup(config, trigger=trigger_of(cloud_event), run_id=run_id)
     # One JSON line: Cloud Logging parses it into jsonPayload for queries and alerts.
     print(json.dumps({"severity": "INFO", "message": "cleanup summary", **summary}, default=str))
