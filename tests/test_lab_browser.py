@@ -106,7 +106,7 @@ def _step_through_02(page, url: str) -> str:
     form.scroll_into_view_if_needed()
     _shot(page, "2_paused_at_the_form")
     assert "Traceback" not in form.inner_text()
-    after = _cell(page, "operations.resolve_dry_run(").locator(".jp-InputPrompt")
+    after = _cell(page, "resolve_dry_run(phase").locator(".jp-InputPrompt")
     assert after.inner_text().strip() == "[ ]:", "Run All went on past the form"
     token = form.locator("code").first.inner_text().strip()
     form.locator("textarea").fill(token)
