@@ -24,6 +24,7 @@ from runbook_lib.platform.backfill_chunk import ChunkContext, process_chunk
 from runbook_lib.platform.backfill_result import BackfillResult, DateOutcome, LogCapture
 from runbook_lib.platform.checkpoint import Checkpoint, checkpoint_path
 from runbook_lib.run.params import Params
+from runbook_lib.statuses import DateStatus
 from runbook_lib.warehouse.base import Warehouse
 
 log = logging.getLogger("runbook.backfill")
@@ -255,7 +256,7 @@ def _record_bootstrap(ctx: ChunkContext, bootstrap: dict, result: BackfillResult
     outcomes = []
     for day, reason in sorted(bootstrap.items()):
         log.info("⏭  %s: skipped (%s)", day, reason)
-        outcomes.append(DateOutcome(day, 0, 0, 0.0, "BOOTSTRAP", "SKIPPED", reason))
+        outcomes.append(DateOutcome(day, 0, 0, 0.0, "BOOTSTRAP", DateStatus.SKIPPED, reason))
     if outcomes and not ctx.dry_run:
         ctx.write_metadata(outcomes)
         ctx.checkpoint.record(skips={o.game_date: o.error for o in outcomes})

@@ -20,6 +20,7 @@ from runbook_lib.platform.checkpoint import Checkpoint
 from runbook_lib.platform.factors import build_staging
 from runbook_lib.platform.schema import PCF, PCF_STAGING
 from runbook_lib.run.params import Params
+from runbook_lib.statuses import PUBLISHED, DateStatus
 from runbook_lib.warehouse.base import Warehouse
 
 log = logging.getLogger("runbook.backfill")
@@ -53,7 +54,7 @@ class ChunkContext:
                 "coverage_pct": [round(o.coverage_pct, 2) for o in outcomes],
                 "data_source": "BACKFILL",
                 "last_created_at": now,
-                "status": [o.status for o in outcomes],
+                "status": [str(o.status) for o in outcomes],
                 "tracked_at": now,
                 "run_id": self.run_id,
                 "context_source": [o.decision for o in outcomes],
@@ -149,7 +150,7 @@ def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> li
 def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int:
     """MERGE the staged rows of the dates that passed into PCF; return rows merged."""
     tables = ctx.params.tables
-    passed = [o.game_date for o in outcomes if o.status != "FAILED"]
+    passed = [o.game_date for o in outcomes if o.status != DateStatus.FAILED]
     if not passed:
         return 0
     try:
@@ -157,7 +158,7 @@ def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int:
     except Exception as e:  # noqa: BLE001 - MERGE is one statement: nothing was published
         for o in outcomes:
             if o.game_date in passed:
-                o.status, o.error = "FAILED", f"publish to PCF failed: {e}"
+                o.status, o.error = DateStatus.FAILED, f"publish to PCF failed: {e}"
         return 0
     log.info("Published %d rows of %d dates to %s", merged, len(passed), tables.pcf.short)
     return merged
@@ -172,7 +173,7 @@ def _outcome(day, counts, upcg_players, decision, verdict) -> DateOutcome:
 
 
 def _failed(day, expected, upcg_players, decision, error) -> DateOutcome:
-    return DateOutcome(day, expected, 0, 0.0, decision, "FAILED", error, upcg_players)
+    return DateOutcome(day, expected, 0, 0.0, decision, DateStatus.FAILED, error, upcg_players)
 
 
 def _would_build(day, counts, decision) -> DateOutcome:
@@ -187,7 +188,7 @@ def _would_build(day, counts, decision) -> DateOutcome:
         pgs,
     )
     pct = players / pgs * 100 if pgs else 0.0
-    return DateOutcome(day, pgs, players, pct, decision, "WOULD_BUILD", None, upcg)
+    return DateOutcome(day, pgs, players, pct, decision, DateStatus.WOULD_BUILD, None, upcg)
 
 
 def _drop_staging(ctx: ChunkContext, dates: list[dt.date]) -> None:
@@ -207,18 +208,18 @@ def _finish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> list[DateOutcome]
         ctx.write_metadata(outcomes)
     except Exception as e:  # noqa: BLE001 - a date without its metadata row is not done
         for o in outcomes:
-            o.status, o.error = "FAILED", o.error or f"metadata write failed: {e}"
+            o.status, o.error = DateStatus.FAILED, o.error or f"metadata write failed: {e}"
     ctx.checkpoint.record(
         successes={
-            o.game_date: o.actual for o in outcomes if o.status in ("COMPLETE", "INCOMPLETE")
+            o.game_date: o.actual for o in outcomes if o.status in PUBLISHED
         },
-        failures={o.game_date: o.error for o in outcomes if o.status == "FAILED"},
-        skips={o.game_date: o.error for o in outcomes if o.status == "SKIPPED"},
+        failures={o.game_date: o.error for o in outcomes if o.status == DateStatus.FAILED},
+        skips={o.game_date: o.error for o in outcomes if o.status == DateStatus.SKIPPED},
     )
     for o in outcomes:
-        if o.status == "FAILED":
+        if o.status == DateStatus.FAILED:
             log.error("✗ %s: %s", o.game_date, o.error)
-        elif o.status == "SKIPPED":
+        elif o.status == DateStatus.SKIPPED:
             log.info("⏭  %s: %s", o.game_date, o.error)
         else:
             log.info("✓ %s: %d players", o.game_date, o.actual)

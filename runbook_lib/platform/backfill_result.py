@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-PUBLISHED = ("COMPLETE", "INCOMPLETE")
+from runbook_lib.statuses import PUBLISHED, DateStatus
+
 _NUMERIC = {
     "expected": "int64",
     "actual": "int64",
@@ -31,7 +32,7 @@ class DateOutcome:
     actual: int
     coverage_pct: float
     decision: str
-    status: str
+    status: DateStatus
     error: str | None = None
     upcg_players: int = 0
 
@@ -62,12 +63,12 @@ class BackfillResult:
     @property
     def failed(self) -> list[DateOutcome]:
         """Return the dates that failed (never published)."""
-        return [o for o in self.outcomes if o.status == "FAILED"]
+        return [o for o in self.outcomes if o.status == DateStatus.FAILED]
 
     @property
     def skipped(self) -> list[DateOutcome]:
         """Return the dates skipped (bootstrap, no expected players)."""
-        return [o for o in self.outcomes if o.status == "SKIPPED"]
+        return [o for o in self.outcomes if o.status == DateStatus.SKIPPED]
 
     @property
     def nothing_to_do(self) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from runbook_lib.errors import PreflightFailedError
+from runbook_lib.statuses import DateStatus
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.ids import TableId
 
@@ -217,7 +218,7 @@ class Verdict:
     """Whether a date may be published, its metadata status and, when it may not, why."""
 
     passed: bool
-    status: str
+    status: DateStatus
     error: str | None = None
 
 
@@ -228,22 +229,22 @@ def judge(
     pct = _pct(actual, expected)
     if expected == 0:
         log.info("ℹ️  No expected players for %s (off-day or bootstrap)", day)
-        return Verdict(True, "SKIPPED", "no expected players (off-day or bootstrap)")
+        return Verdict(True, DateStatus.SKIPPED, "no expected players (off-day or bootstrap)")
     if force:
         log.warning("⚠️  Coverage validation SKIPPED for %s (--force flag used)", day)
-        status = "COMPLETE" if pct >= warn_below else "INCOMPLETE"
+        status = DateStatus.COMPLETE if pct >= warn_below else DateStatus.INCOMPLETE
         return Verdict(True, status)
     if pct < fail_below:
         log.error("❌ COVERAGE VALIDATION FAILED for %s:", day)
         log.error("   Processed: %d/%d players (%.1f%%)", actual, expected, pct)
         log.error("   This indicates partial backfill - likely stale UPCG data")
         return Verdict(
-            False, "FAILED", f"Coverage validation failed: {actual}/{expected} players ({pct:.1f}%)"
+            False, DateStatus.FAILED, f"Coverage validation failed: {actual}/{expected} players ({pct:.1f}%)"
         )
-    status = "COMPLETE"
+    status = DateStatus.COMPLETE
     if pct < warn_below:
         log.warning("⚠️  Low coverage for %s: %d/%d players (%.1f%%)", day, actual, expected, pct)
-        status = "INCOMPLETE"
+        status = DateStatus.INCOMPLETE
     log.info("✅ Coverage validation passed: %d/%d players (%.1f%%)", actual, expected, pct)
     return Verdict(True, status)
 
@@ -251,4 +252,4 @@ def judge(
 def validation_error(day: dt.date, error: Exception) -> Verdict:
     """Log a validation that could not run and fail the date (fail safe)."""
     log.error("❌ Coverage validation error for %s: %s", day, error)
-    return Verdict(False, "FAILED", f"Coverage validation error: {error}")
+    return Verdict(False, DateStatus.FAILED, f"Coverage validation error: {error}")
