@@ -13,6 +13,9 @@ def test_dry_run_should_plan_every_resource_and_change_nothing(gcloud, tmp_path)
     deployment = function_phase.deploy(params, build_bundle(tmp_path / "bundle"), dry_run=True)
     assert not deployment.applied and len(deployment.describe()) == 5
     assert mutating(gcloud) == []
+    assert [c.ok for c in function_phase.deployment_checks(deployment)] == [True]  # planned
+    dry = function_phase.run_checks(deployment, {}, None, None, {})
+    assert [c.name for c in dry] == ["dry run: plan shown, nothing deployed or triggered"]
     assert function_phase.trigger(deployment)["http_status"] is None
 
 
@@ -25,3 +28,8 @@ def test_apply_should_deploy_then_trigger_the_job_and_read_the_summary_from_the_
     assert answer["summary"]["trigger"] == "scheduled"
     again = function_phase.deploy(params, build_bundle(tmp_path / "bundle2"), dry_run=False)
     assert {s.action for s in again.steps} == {"nothing"}
+
+
+def test_deployment_check_should_fail_when_nothing_was_deployed_served_or_planned(tmp_path):
+    nothing = function_phase.Deployment("staging", tmp_path)
+    assert [c.ok for c in function_phase.deployment_checks(nothing)] == [False]

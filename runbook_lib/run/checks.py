@@ -170,6 +170,14 @@ SIGNOFF_ITEMS = (
     "Cloud Function deployment permissions confirmed",
     "Production database access confirmed",
 )
+# Phase 06's sign-offs; the first is the seventh success criterion (validation.success_criteria).
+TEAM_TRAINED = "Team trained on new features"
+POST_DEPLOYMENT_SIGNOFFS = (TEAM_TRAINED, "Deployment verified")
+
+
+def signed_by(signed: list[dict], item: str) -> str | None:
+    """Return the name that signed `item` in `Approvals.require`'s entries, None when nobody did."""
+    return next((entry["name"] for entry in signed if entry["item"] == item), None)
 
 
 def default_approvals(

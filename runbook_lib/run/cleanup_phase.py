@@ -1,4 +1,6 @@
-"""Phase 02's steps around the cleanup: apply a confirmed plan, what it records, its checks.
+"""Phase 02's steps around the cleanup: apply a confirmed plan, and what it records.
+
+Its checks are in phase_checks.py, with every other phase's.
 
 Each function here would otherwise be logic in a notebook cell; keeping it here keeps
 notebook 02 thin and the behaviour tested.
@@ -30,25 +32,6 @@ def cleanup_records(result) -> dict:
                      "cutoff": result.plan.cutoff.isoformat()}
                     for t in result.tables if t.backup_table],
     }
-
-
-def cleanup_checks(plan, result, after) -> list[tuple[str, bool, str]]:
-    """Return phase 02's checks (name, ok, detail) for a plan, what applying it did, and after."""
-    if result.dry_run:
-        return [("dry run changed nothing", after.total_stale == plan.total_stale,
-                 f"{after.total_stale:,} stale rows before and after; would delete {plan.total_stale:,}")]
-    stale_tables = [t for t in result.tables if t.previewed]
-    return [
-        ("rows deleted equal rows previewed", result.total_deleted == plan.total_stale,
-         f"{result.total_deleted:,} deleted of {plan.total_stale:,} previewed"),
-        ("every table with stale rows has a verified backup",
-         all(t.backup_table and t.backup_rows is not None for t in stale_tables),
-         ", ".join(result.backups) or "no stale rows, so no backup needed"),
-        ("verification: nothing older than the cutoff remains, newer rows intact",
-         all(t.verified for t in stale_tables), result.status),
-        ("no stale rows remain (the seed's Step 2.4 query)", after.total_stale == 0,
-         f"{after.total_stale:,} stale rows now"),
-    ]
 
 
 def confirmation_record(

@@ -25,6 +25,7 @@ from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
 from runbook_lib.platform.deployment import DeployPlan
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import Params
+from runbook_lib.run.phase_checks import Check
 from runbook_lib.warehouse.base import Warehouse
 
 ENTRY_POINT = "cleanup_upcoming_tables"
@@ -229,24 +230,39 @@ def audit_row(wh: Warehouse, tables: Tables, run_id: str | None) -> dict:
     return rows.iloc[0].to_dict() if len(rows) else {}
 
 
-def run_checks(deployment: Deployment, answer: dict, expected, after, audit: dict) -> list[tuple]:
-    """Return (check, ok, detail) for one triggered run; none when nothing was deployed."""
+def deployment_checks(deployment: Deployment) -> list[Check]:
+    """Check the function was deployed or served, or (dry run) that its plan was made."""
+    return [
+        Check(
+            "function deployed or served",
+            deployment.applied or deployment.plan is not None,
+            deployment.describe().to_dict("records"),
+        )
+    ]
+
+
+def run_checks(deployment: Deployment, answer: dict, expected, after, audit: dict) -> list[Check]:
+    """Return the checks of one triggered run; only the dry run's own when nothing was deployed."""
     if not deployment.applied:
-        return [("dry run: plan shown, nothing deployed or triggered", True, len(deployment.steps))]
+        return [
+            Check("dry run: plan shown, nothing deployed or triggered", True, len(deployment.steps))
+        ]
     deleted = answer["summary"].get("total_records_deleted")
     return [
-        (
+        Check(
             "function answered the scheduled event",
             answer["http_status"] == 200,
             answer["http_status"],
         ),
-        (
+        Check(
             "function deleted exactly the stale rows it previewed",
             deleted == expected.total_stale,
             f"{deleted} of {expected.total_stale}",
         ),
-        ("no stale row left for its cutoff", after.total_stale == 0, f"{after.total_stale} left"),
-        (
+        Check(
+            "no stale row left for its cutoff", after.total_stale == 0, f"{after.total_stale} left"
+        ),
+        Check(
             "one audit row written",
             audit.get("trigger") == "scheduled"
             and audit.get("total_records_deleted") == expected.total_stale,
@@ -256,7 +272,7 @@ def run_checks(deployment: Deployment, answer: dict, expected, after, audit: dic
     ]
 
 
-def _alert_checks(deployment: Deployment, answer: dict) -> list[tuple]:
+def _alert_checks(deployment: Deployment, answer: dict) -> list[Check]:
     """Check the alert count where it can be seen: the local receiver."""
     titles = answer.get("alerts")
     if titles is None:
@@ -265,7 +281,7 @@ def _alert_checks(deployment: Deployment, answer: dict) -> list[tuple]:
     failed = answer["http_status"] != 200
     expected = 1 if failed or deleted > deployment.alert_threshold_rows else 0
     return [
-        (
+        Check(
             f"alerts sent only for a failure or more than {deployment.alert_threshold_rows:,} rows",
             len(titles) == expected,
             f"{len(titles)} alert(s) received, {expected} expected: {titles}",

@@ -1,0 +1,305 @@
+"""Each phase's checks: named conditions with their evidence, decided here, not in a notebook.
+
+A notebook computes nothing: it passes what a step returned to one of these functions and
+records every `Check` it gets back (`for check in ...: phase.check(*check)`). Each function
+returns a list, so a step may bring any number of checks, and each is tested on its own
+(tests/test_phase_checks.py), not only through a whole run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Check(NamedTuple):
+    """One named check of a phase: whether it holds, and the evidence shown beside it."""
+
+    name: str
+    ok: bool
+    evidence: Any = ""
+
+
+def _all(frame: pd.DataFrame, column: str) -> bool:
+    """Return whether every row of a boolean column holds (an empty table holds vacuously)."""
+    return bool(frame[column].all())
+
+
+def _count(frame: pd.DataFrame, column: str) -> str:
+    return f"{int(frame[column].sum())}/{len(frame)}"
+
+
+# -- 00 pre-flight ----------------------------------------------------------------------------
+def tree_checks(state, must_be_clean: bool) -> list[Check]:
+    """Check the working tree is clean when it must be (phase 00)."""
+    return [
+        Check(
+            f"working tree clean (required: {must_be_clean})",
+            state.clean or not must_be_clean,
+            f"branch {state.branch}, head {state.head[:10]}, {len(state.dirty)} uncommitted file(s)",
+        )
+    ]
+
+
+def access_checks(access: pd.DataFrame) -> list[Check]:
+    """Check every dataset answered, every table exists and the orchestration dataset takes writes."""
+    return [
+        Check(
+            "datasets reachable, tables present, orchestration writable",
+            _all(access, "ok"),
+            f"{_count(access, 'ok')} ok",
+        )
+    ]
+
+
+def signoff_checks(signoffs, signed: list[dict]) -> list[Check]:
+    """Check every sign-off item carries a name and a time (phases 00 and 06)."""
+    return [
+        Check(
+            "every sign-off recorded with name and time",
+            not signoffs.missing,
+            f"{len(signed)} items signed",
+        )
+    ]
+
+
+# -- 01 code deployment -----------------------------------------------------------------------
+def merge_checks(merge: dict) -> list[Check]:
+    """Check the requested fast-forward happened, or that none was requested (phase 01)."""
+    name = "merge " + ("fast-forwarded" if merge["requested"] else "not requested")
+    return [Check(name, merge["ok"], merge["detail"])]
+
+
+def pytest_checks(tests: dict) -> list[Check]:
+    """Check the safeguard tests ran, at least one of them, and all passed."""
+    return [
+        Check(
+            "safeguard tests pass",
+            tests["exit_code"] == 0 and tests["passed"] > 0,
+            tests["summary"],
+        )
+    ]
+
+
+def safeguard_checks(present: pd.DataFrame) -> list[Check]:
+    """Check every safeguard probe found its safeguard working in the imported code."""
+    return [
+        Check(
+            "every safeguard present",
+            _all(present, "present"),
+            f"{_count(present, 'present')} present",
+        )
+    ]
+
+
+def compile_checks(compiled: int) -> list[Check]:
+    """Check the package byte-compiled, and that it held at least one module."""
+    return [Check("every module byte-compiles", compiled > 0, f"{compiled} files")]
+
+
+# -- 02 data cleanup --------------------------------------------------------------------------
+def cleanup_checks(plan, result, after) -> list[Check]:
+    """Check a cleanup against its plan and the plan taken after it (phase 02).
+
+    A dry run must have changed nothing; a real one deleted exactly the previewed rows, each
+    table with stale rows has a verified backup, and nothing stale is left.
+    """
+    if result.dry_run:
+        return [
+            Check(
+                "dry run changed nothing",
+                after.total_stale == plan.total_stale,
+                f"{after.total_stale:,} stale rows before and after; would delete {plan.total_stale:,}",
+            )
+        ]
+    stale_tables = [t for t in result.tables if t.previewed]
+    return [
+        Check(
+            "rows deleted equal rows previewed",
+            result.total_deleted == plan.total_stale,
+            f"{result.total_deleted:,} deleted of {plan.total_stale:,} previewed",
+        ),
+        Check(
+            "every table with stale rows has a verified backup",
+            all(t.backup_table and t.backup_rows is not None for t in stale_tables),
+            ", ".join(result.backups) or "no stale rows, so no backup needed",
+        ),
+        Check(
+            "verification: nothing older than the cutoff remains, newer rows intact",
+            all(t.verified for t in stale_tables),
+            result.status,
+        ),
+        Check(
+            "no stale rows remain (the seed's Step 2.4 query)",
+            after.total_stale == 0,
+            f"{after.total_stale:,} stale rows now",
+        ),
+    ]
+
+
+# -- 04 integration test ----------------------------------------------------------------------
+_COVERAGE_COLUMNS = ["game_date", "expected", "actual", "coverage_pct"]
+
+
+def full_coverage_checks(name: str, outcomes: pd.DataFrame) -> list[Check]:
+    """Check a backfill's outcome table (`BackfillResult.to_frame()`) is 100% on every date."""
+    return [
+        Check(
+            name,
+            bool((outcomes["coverage_pct"] == 100).all()),
+            outcomes[_COVERAGE_COLUMNS].to_dict("records"),
+        )
+    ]
+
+
+def incident_planted_checks(replayed: bool, planted: dict) -> list[Check]:
+    """Check UPCG holds the incident's stale row counts again (`incident.incident_state`)."""
+    return [
+        Check(
+            "UPCG holds the incident's stale rows again",
+            replayed,
+            {str(d): f"{len(p)} planted" for d, p in planted.items()},
+        )
+    ]
+
+
+def preflight_stop_checks(stop) -> list[Check]:
+    """Check the pre-flight stopped the incident's replay (`backfill_steps.expect_preflight_stop`)."""
+    return [Check("pre-flight stops the incident replay before any work", stop is not None, stop)]
+
+
+def incident_removed_checks(planted: dict, removed: dict) -> list[Check]:
+    """Check exactly the planted rows were removed, date by date, and nothing else."""
+    return [
+        Check(
+            "planted rows removed, exactly those planted",
+            removed == {d: len(p) for d, p in planted.items()},
+            {str(d): n for d, n in removed.items()},
+        )
+    ]
+
+
+def coverage_checks(coverage: pd.DataFrame, dates: int) -> list[Check]:
+    """Check the seed's coverage query answers for each of `dates` dates, each at 100%."""
+    return [
+        Check(
+            "100% coverage on every date",
+            len(coverage) == dates and bool((coverage["coverage_pct"] == 100).all()),
+            coverage.to_dict("records"),
+        )
+    ]
+
+
+def log_line_checks(expected: pd.DataFrame) -> list[Check]:
+    """Check every line the runbook tells operators to look for appeared (`backfill_steps.expected_lines`)."""
+    return [
+        Check(
+            "every expected log line appeared", _all(expected, "found"), _count(expected, "found")
+        )
+    ]
+
+
+# -- 05 monitoring ----------------------------------------------------------------------------
+def dashboard_checks(board: pd.DataFrame, days: int) -> list[Check]:
+    """Check the coverage dashboard query returned rows for the last `days` days."""
+    return [
+        Check(
+            "dashboard query returns rows",
+            len(board) > 0,
+            f"{len(board)} dates in the last {days} days",
+        )
+    ]
+
+
+def alert_checks(
+    board: pd.DataFrame,
+    today,
+    threshold_pct: float,
+    test_status,
+    received: int,
+    channel_label: str,
+    alert,
+) -> list[Check]:
+    """Check the test notification arrived and the alert fired exactly when yesterday fell short.
+
+    `test_status` is the HTTP status of the test notification (None when no webhook is set),
+    `received` what the channel counted, `alert` the `AlertResult` of the alert query; the
+    dates the alert should have found are read off the dashboard `board`.
+    """
+    import datetime as dt
+
+    from runbook_lib.platform.monitoring import below_threshold
+
+    expected_alerts = below_threshold(board, today - dt.timedelta(days=1), threshold_pct)
+    return [
+        Check(
+            "alert channel delivers (test notification)",
+            test_status == 200 and received != 0,
+            f"HTTP {test_status}, {received} message(s) received by {channel_label}",
+        ),
+        Check(
+            "alert check agrees with the dashboard and alerted only if needed",
+            alert.incomplete == len(expected_alerts) and alert.sent == (alert.incomplete > 0),
+            f"{alert.incomplete} date(s) below {threshold_pct:.0f}% yesterday; alert sent: {alert.sent}",
+        ),
+    ]
+
+
+# -- 06 post-deployment -----------------------------------------------------------------------
+def post_deployment_window_checks(windows: pd.DataFrame) -> list[Check]:
+    """Check no 1 h / 24 h / first-week check FAILED (PENDING is not a failure: it waits)."""
+    from runbook_lib.run.post_deployment import FAIL
+
+    failed = windows["status"] == FAIL
+    return [
+        Check(
+            "no post-deployment check failed",
+            not failed.any(),
+            windows.loc[failed, "check"].tolist(),
+        )
+    ]
+
+
+def success_criteria_checks(criteria: pd.DataFrame) -> list[Check]:
+    """Check every success criterion is met, counting them rather than assuming seven."""
+    return [
+        Check(
+            f"all {_spelled(len(criteria))} success criteria met",
+            _all(criteria, "met"),
+            f"{_count(criteria, 'met')} met",
+        )
+    ]
+
+
+def _spelled(n: int) -> str:
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+    return words[n] if n < len(words) else str(n)
+
+
+# -- 90 rollback ------------------------------------------------------------------------------
+def backups_found_checks(to_restore: list) -> list[Check]:
+    """Check the rollback found at least one backup to restore."""
+    return [
+        Check("backups to restore found", len(to_restore) > 0, [str(b.backup) for b in to_restore])
+    ]
+
+
+def restore_checks(restored: list, restored_table: pd.DataFrame) -> list[Check]:
+    """Check something was restored and every restore left no deleted row missing."""
+    columns = ["table", "how", "rows", "deleted", "missing_after"]
+    return [
+        Check(
+            "every restore verified (no deleted row still missing)",
+            _all(restored_table, "verified") and len(restored) > 0,
+            restored_table[columns].to_dict("records"),
+        )
+    ]
+
+
+def function_rollback_checks(function_rollback: dict) -> list[Check]:
+    """Check the daily function was stopped or paused (`rollback_phase.rollback_function`)."""
+    return [
+        Check("function stopped or paused", function_rollback["ok"], function_rollback["detail"])
+    ]
