@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
-from runbook_lib.run import checks, rollback_phase
+import pytest
+
+from runbook_lib.errors import ConfirmationRequired
+from runbook_lib.platform import cleanup
+from runbook_lib.run import backfill_steps, checks, cleanup_phase, rollback_phase
+from tests.test_cleanup import plan_of, tables, wh  # noqa: F401 - fixtures
 
 
 def _repo(path):
@@ -102,3 +107,24 @@ def test_merge_should_refuse_a_diverged_branch_and_change_nothing(tmp_path):
 def test_merge_should_do_nothing_unless_asked():
     assert checks.merge_fast_forward("") == {
         "requested": False, "ok": True, "detail": "no merge requested: a reviewed PR merges"}
+
+
+def test_confirmed_tokens_should_be_none_on_a_dry_run_and_the_resolved_line_otherwise(wh, tables):  # noqa: F811
+    from runbook_lib.run.interact import Confirmation
+
+    plan = plan_of(wh, tables)
+    auto = Confirmation(cleanup.confirmation_line(plan), "auto", "notebook default")
+    assert cleanup_phase.confirmed_tokens(plan, auto, dry_run=True, is_local=True) == []
+    tokens = cleanup_phase.confirmed_tokens(plan, auto, dry_run=False, is_local=True)
+    assert tokens == list(plan.tokens.values()) and len(tokens) == 2
+    with pytest.raises(ConfirmationRequired):
+        cleanup_phase.confirmed_tokens(plan, auto, dry_run=False, is_local=False)
+
+
+def test_confirmation_summary_should_show_a_dash_when_nothing_was_given():
+    summary = cleanup_phase.confirmation_summary({"how": "dry run", "given": ""})
+    assert summary == "confirmation (dry run): -"
+
+
+def test_nightly_outcomes_should_say_so_when_no_nightly_backfill_ran():
+    assert backfill_steps.nightly_outcomes(None) == "no nightly backfill run by this phase"

@@ -68,3 +68,7 @@ def nightly_backfill(wh, params: Params, today: dt.date, days: int, run_id: str 
     start, end = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
     return run_backfill(wh, params, start, end, run_id=run_id, resume=False)
 
+
+def nightly_outcomes(nightly):
+    """Return what phase 05 shows of its nightly backfill: the outcome per date, or why none ran."""
+    return nightly.to_frame() if nightly else "no nightly backfill run by this phase"

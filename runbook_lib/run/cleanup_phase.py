@@ -34,6 +34,20 @@ def cleanup_records(result) -> dict:
     }
 
 
+def confirmed_tokens(plan, confirmation, dry_run: bool, is_local: bool) -> list[str]:
+    """Return the tokens phase 02 applies its plan with: none on a dry run, else the resolved ones."""
+    from runbook_lib.platform.cleanup_confirm import resolve_confirmation
+
+    if dry_run:
+        return []
+    return resolve_confirmation(plan, confirmation.value, confirmation.source, is_local)
+
+
+def confirmation_summary(confirmed: dict) -> str:
+    """Return the line phase 02 prints of a `confirmation_record`: how, and what was given."""
+    return f"confirmation ({confirmed['how']}): {confirmed['given'] or '-'}"
+
+
 def confirmation_record(
     plan, given, tokens: list[str], dry_run: bool, source: str = "", phase=None
 ) -> dict:
