@@ -208,6 +208,17 @@ class VerificationFailedError(RunbookError):
     """A post-condition check found the warehouse not in the state it must be in."""
 
 
+class SafeguardMissingError(VerificationFailedError):
+    """Exercising a safeguard in the code that will run showed it missing or broken (phase 01)."""
+
+    def __init__(self, safeguard: str, evidence: str):
+        self.safeguard, self.evidence = safeguard, evidence
+        super().__init__(
+            f"safeguard {safeguard!r} is missing or broken: {evidence} (to fix this, run "
+            f"`pytest -m safeguard` on the code being deployed, fix what fails, then rerun phase 01)"
+        )
+
+
 class PreflightFailedError(RunbookError):
     """The backfill's pre-flight coverage check found partial UPCG dates."""
 

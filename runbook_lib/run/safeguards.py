@@ -14,9 +14,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from runbook_lib.errors import ConfirmationRequired, PreflightFailedError
+from runbook_lib.errors import ConfirmationRequired, PreflightFailedError, SafeguardMissingError
 
 DAY = dt.date(2023, 2, 23)
+
+
+class _Broken(Exception):
+    """A probe's finding: the safeguard answered wrongly; the message is the evidence.
+
+    Raised explicitly, never by `assert`: under `python -O` asserts vanish, and a broken
+    safeguard would then be reported present.
+    """
+
+
+def _require(holds: bool, evidence: str) -> None:
+    """Raise _Broken with `evidence` unless the safeguard's answer `holds`."""
+    if not holds:
+        raise _Broken(evidence)
 
 
 class _Lines(logging.Handler):
@@ -51,7 +65,7 @@ def _preflight() -> str:
         _logged(coverage.preflight, counts, 0.9, allow_partial=False)
     except PreflightFailedError as e:
         return f"1/187 UPCG stops the run: {str(e)[:60]}..."
-    raise AssertionError("pre-flight let 1/187 UPCG through")
+    raise _Broken("pre-flight let 1/187 UPCG through")
 
 
 def _defensive_logging() -> str:
@@ -60,7 +74,7 @@ def _defensive_logging() -> str:
     _, lines = _logged(coverage.decide, DAY, 1, 187, 0.9)
     wanted = ["Data source check", "(UPCG): 1 players", "(PGS): 187 players", "INCOMPLETE DATA DETECTED"]
     missing = [w for w in wanted if not any(w in line for line in lines)]
-    assert not missing, f"log lines missing: {missing}"
+    _require(not missing, f"log lines missing: {missing}")
     return f"{len(lines)} lines logged for 1/187"
 
 
@@ -70,7 +84,8 @@ def _fallback() -> str:
     partial, _ = _logged(coverage.decide, DAY, 1, 187, 0.9)
     empty, _ = _logged(coverage.decide, DAY, 0, 187, 0.9)
     full, _ = _logged(coverage.decide, DAY, 187, 187, 0.9)
-    assert partial == empty == coverage.FALLBACK and full == coverage.UPCG, (partial, empty, full)
+    _require(partial == empty == coverage.FALLBACK and full == coverage.UPCG,
+             f"decisions for 1/187, 0/187, 187/187 UPCG: {partial}, {empty}, {full}")
     return "partial and empty UPCG fall back to PGS; complete UPCG is used"
 
 
@@ -81,7 +96,8 @@ def _validation() -> str:
     incident, _ = _logged(coverage.judge, DAY, 187, 1, **bands)
     warn, _ = _logged(coverage.judge, DAY, 200, 190, **bands)
     full, _ = _logged(coverage.judge, DAY, 187, 187, **bands)
-    assert not incident.passed and warn.passed and full.passed, (incident, warn, full)
+    _require(not incident.passed and warn.passed and full.passed,
+             f"verdicts for 0.5%, 95%, 100%: {incident}, {warn}, {full}")
     return "0.5% fails, 95% warns and passes, 100% passes"
 
 
@@ -91,8 +107,9 @@ def _checkpoint() -> str:
     with tempfile.TemporaryDirectory() as folder:
         cp = Checkpoint(Path(folder) / "cp.json", DAY, DAY + dt.timedelta(days=1))
         cp.record(successes={DAY + dt.timedelta(days=1): 175}, failures={DAY: "Coverage validation failed"})
-        assert cp.summary()["failed_dates"] == {str(DAY): "Coverage validation failed"}
-        assert cp.pending([DAY, DAY + dt.timedelta(days=1)]) == [DAY]
+        failed, pending = cp.summary()["failed_dates"], cp.pending([DAY, DAY + dt.timedelta(days=1)])
+    _require(failed == {str(DAY): "Coverage validation failed"}, f"failed dates kept: {failed}")
+    _require(pending == [DAY], f"dates to retry: {pending}, expected [{DAY}]")
     return "failed date keeps its error and is retried on resume"
 
 
@@ -131,12 +148,13 @@ def _backfill_options() -> str:
         params, wh = _probe_warehouse(Path(folder))
         try:
             _logged(run_backfill, wh, params, dates=[str(DAY)])
-            raise AssertionError("--dates skipped the pre-flight on 1/20 UPCG")
+            raise _Broken("--dates skipped the pre-flight on 1/20 UPCG")
         except PreflightFailedError:
             pass
         result, _ = _logged(run_backfill, wh, params, dates=[str(DAY)], allow_partial_context=True)
         outcome = result.outcome(DAY)
-        assert (outcome.decision, outcome.actual, outcome.status) == ("PGS_FALLBACK", 20, "COMPLETE"), outcome
+        got = (outcome.decision, outcome.actual, outcome.status)
+    _require(got == ("PGS_FALLBACK", 20, "COMPLETE"), f"--allow-partial-context on 1/20 UPCG: {got}")
     return "--dates stops at the pre-flight on 1/20 UPCG; --allow-partial-context falls back to 20/20"
 
 
@@ -150,7 +168,7 @@ def _cleanup_confirmation() -> str:
     except ConfirmationRequired:
         cleanup.check_confirmation(plan, plan.token(preview.table))
         return f"'yes' refused; only '{plan.token(preview.table)}' accepted"
-    raise AssertionError("cleanup accepted 'yes' as a confirmation")
+    raise _Broken("cleanup accepted 'yes' as a confirmation")
 
 
 def _table():
@@ -165,7 +183,7 @@ def _cloud_function() -> str:
     from runbook_lib.platform.cloud_function import main
 
     kind = _function_registry.REGISTRY_MAP.get(main.cleanup_upcoming_tables.__name__)
-    assert kind == "cloudevent", f"entry point registered as {kind!r}, deployed with a Pub/Sub trigger"
+    _require(kind == "cloudevent", f"entry point registered as {kind!r}, deployed with a Pub/Sub trigger")
     return "Pub/Sub CloudEvent entry point, matching its --trigger-topic deployment"
 
 
@@ -181,12 +199,26 @@ PROBES = {
 }
 
 
+def exercise(name: str) -> str:
+    """Exercise the safeguard `name` in the imported code; return the evidence that it works.
+
+    Raises SafeguardMissingError with the name and the evidence when it does not: a wrong
+    answer, or any exception on the way (an import that fails is a missing safeguard too).
+    """
+    try:
+        return PROBES[name]()
+    except _Broken as e:
+        raise SafeguardMissingError(name, str(e)) from e
+    except Exception as e:  # noqa: BLE001 - a missing or broken safeguard is the finding
+        raise SafeguardMissingError(name, f"{type(e).__name__}: {e}") from e
+
+
 def inspect_safeguards() -> pd.DataFrame:
     """Import the code that will run and exercise each safeguard; return one row per safeguard."""
     rows = []
-    for name, probe in PROBES.items():
+    for name in PROBES:
         try:
-            rows.append({"safeguard": name, "present": True, "evidence": probe()})
-        except Exception as e:  # noqa: BLE001 - a missing or broken safeguard is the finding
-            rows.append({"safeguard": name, "present": False, "evidence": f"{type(e).__name__}: {e}"})
+            rows.append({"safeguard": name, "present": True, "evidence": exercise(name)})
+        except SafeguardMissingError as e:
+            rows.append({"safeguard": name, "present": False, "evidence": e.evidence})
     return pd.DataFrame(rows)
