@@ -39,11 +39,13 @@ def start_lab(root: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
         cwd=root,
     )
     run_dir = url = None
+    printed = []
     for line in proc.stdout:
+        printed.append(line)
         if m := re.match(r"run \S+: working copies in (\S+)", line):
             run_dir = Path(m.group(1)).parent
         if line.startswith("JupyterLab: "):
             url = line.split(" ", 1)[1].strip()
             break
-    assert url and run_dir, f"runbook lab printed no URL (exit {proc.poll()})"
+    assert url and run_dir, f"runbook lab printed no URL (exit {proc.wait(30)}): {''.join(printed)}"
     return proc, url, run_dir

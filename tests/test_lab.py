@@ -25,7 +25,7 @@ from runbook_lib.errors import PhaseFailedError, WaitingForInput
 from runbook_lib.run import interactive, manifest, runner
 from runbook_lib.run.engine import kernel_name
 from runbook_lib.run.interact import HEADLESS_ENV
-from runbook_lib.run.lab import lab_command
+from runbook_lib.run.lab import AUTOSAVE_SECONDS, lab_command
 from tests import lab_process
 from tests.lab_process import RUNBOOK, start_lab
 from tests.phase_notebooks import write_phase
@@ -73,6 +73,10 @@ def test_lab_should_serve_the_printed_url_hold_the_lock_and_stop_clean_on_a_sign
         }  # not notebooks/
         specs = json.loads(_get(f"{base}api/kernelspecs?token={token}")[1])
         assert specs["default"] == kernel_name()
+        docmanager = "lab/api/settings/@jupyterlab/docmanager-extension:plugin"
+        saving = json.loads(_get(f"{base}{docmanager}?token={token}")[1])
+        interval = saving["schema"]["properties"]["autosaveInterval"]["default"]  # our override
+        assert interval == AUTOSAVE_SECONDS  # sealing waits for a save
         assert json.loads(lock_file.read_text())["run_id"] == run_dir.name
         headless = subprocess.run(
             [RUNBOOK, "run", "--env", "local", "--phases", "02"],
@@ -178,6 +182,28 @@ def test_a_finished_working_copy_should_seal_like_a_headless_phase(tmp_path, mon
     archived = run_dir / "00_first.ipynb"
     archived.write_text(archived.read_text().replace("fine", "forged"))
     assert "00_first.ipynb" in manifest.verify(run_dir).first
+
+
+def test_a_seal_that_fails_should_be_reported_once_and_tried_again_after_the_next_save(
+    tmp_path, monkeypatch
+):
+    """The serve loop must outlive a failed seal: the person's kernels and work live in it."""
+    session = _lab_session(tmp_path, monkeypatch, ['phase.check("first", True)'])
+    _execute(session.copies[0])
+    chain = session.ctx.run_dir / "manifest.json"
+    aside = chain.rename(chain.with_suffix(".aside"))  # the chain cannot be read: sealing fails
+    events: list[dict] = []
+    for _ in range(3):  # the loop polls the same saved copy again and again
+        interactive._seal_pending(session, events.append)
+    assert [e["event"] for e in events] == ["seal_failed"]
+    assert events[0]["phase"] == "00_first" and "manifest.json" in events[0]["error"]
+    assert interactive.pending_seals(session.ctx.run_dir) == ["00_first"]  # still asked for
+    aside.rename(chain)
+    copy = session.copies[0]
+    os.utime(copy, (copy.stat().st_atime, copy.stat().st_mtime + 5))  # the next save
+    interactive._seal_pending(session, events.append)
+    assert [e["event"] for e in events] == ["seal_failed", "sealed"]
+    assert session.sealed[0]["status"] == "SUCCEEDED"
 
 
 def test_an_abandoned_phase_sealed_by_hand_should_be_failed_and_resume_should_redo_it(

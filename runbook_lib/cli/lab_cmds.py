@@ -26,6 +26,12 @@ def _events(e: dict) -> None:
             f"sealed {e['phase']}: {e['status']} as {e['notebook']} (record {e['seq']}){why}",
             flush=True,
         )
+    elif e["event"] == "seal_failed":
+        print(
+            f"could not seal {e['phase']}: {e['error']} (it is tried again at the notebook's next "
+            f"save; `runbook seal RUN_DIR {e['phase']}` seals it by hand after the lab closes)",
+            flush=True,
+        )
     elif e["event"] == "stopping":
         name = signal.Signals(e["signal"]).name if e.get("signal") else "server exit"
         print(f"stopping JupyterLab ({name}) ...", flush=True)

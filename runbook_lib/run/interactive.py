@@ -64,6 +64,7 @@ class Session:
     ctx: runner._Ctx
     copies: list[Path]
     sealed: list[dict] = field(default_factory=list)
+    failed: dict[str, float] = field(default_factory=dict)  # phase -> mtime of the copy that failed
     new: bool = False  # this session created the run (nothing else is in it yet)
 
     @property
@@ -174,9 +175,14 @@ def _sealed_attempt(run_dir: Path, name: str) -> tuple[int, str]:
     time it is sealed its results file is on disk: the sealed notebook must take that number,
     not the one after it. With no unrecorded attempt on disk, the next one is used.
     """
-    recorded = {r.get("attempt") for r in manifest.load(run_dir)["records"] if r.get("phase") == name}
-    open_ = [n for n in attempts_on_disk(run_dir, name)
-             if n not in recorded and not (run_dir / attempt_file(name, n)).exists()]
+    recorded = {
+        r.get("attempt") for r in manifest.load(run_dir)["records"] if r.get("phase") == name
+    }
+    open_ = [
+        n
+        for n in attempts_on_disk(run_dir, name)
+        if n not in recorded and not (run_dir / attempt_file(name, n)).exists()
+    ]
     if open_:
         return max(open_), attempt_file(name, max(open_))
     return attempt_name(run_dir, name)
@@ -232,8 +238,22 @@ def serve(session: Session, port: int | None = None, events: Events | None = Non
 
 
 def _seal_pending(session: Session, events: Events) -> None:
+    """Seal every phase whose saved copy shows finish(); a phase that fails is reported, not fatal.
+
+    A failure to seal must not end the session (the person's kernels and unsaved work live in
+    it): it is reported once per saved version of the copy and tried again after the next save.
+    """
     for name in pending_seals(session.ctx.run_dir):
-        rec = seal(session.ctx, name)
+        saved = (working_dir(session.ctx.run_dir) / f"{name}.ipynb").stat().st_mtime
+        if session.failed.get(name) == saved:
+            continue
+        try:
+            rec = seal(session.ctx, name)
+        except Exception as e:  # noqa: BLE001 - reported to the person; the session goes on
+            session.failed[name] = saved
+            events({"event": "seal_failed", "phase": name, "error": f"{type(e).__name__}: {e}"})
+            continue
+        session.failed.pop(name, None)
         session.sealed.append(rec)
         events(
             {
