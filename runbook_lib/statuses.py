@@ -32,6 +32,8 @@ class PhaseStatus(StrEnum):
     SKIPPED = "SKIPPED"
     # Killed before anything recorded its outcome; recorded by the next runner entry on the run.
     INTERRUPTED = "INTERRUPTED"
+    # The record a resume or rollback chains when it reopens a sealed run (not a phase).
+    STARTED = "STARTED"
 
 
 class Verification(StrEnum):

@@ -21,6 +21,7 @@ import pytest
 from runbook_lib import paths
 from runbook_lib.run import manifest
 from runbook_lib.run.params import load_params
+from runbook_lib.statuses import PhaseStatus
 from runbook_lib.warehouse import connect
 from tests.test_cleanup_restore import content
 
@@ -136,13 +137,13 @@ def test_a_cleanup_killed_at_each_step_is_archived_resumed_and_rolled_back_exact
     resumed = runbook(root, "resume", str(run_dir), "--break-stale-lock")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     first, second = attempts_of(run_dir)
-    status = manifest.INTERRUPTED if target == "runner" else manifest.FAILED
+    status = PhaseStatus.INTERRUPTED if target == "runner" else PhaseStatus.FAILED
     phrase = phrase.replace("failed", status.lower())
     assert (first["attempt"], first["status"], second["attempt"], second["status"]) == (
         1,
         status,
         2,
-        manifest.SUCCEEDED,
+        PhaseStatus.SUCCEEDED,
     )
     assert first["journal"]["rows_deleted"] == deleted and first["journal"]["unknown"] == unknown
     assert (f"deleted {deleted:,} rows" if deleted else "deleted nothing") in first["reason"]

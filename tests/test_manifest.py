@@ -8,6 +8,7 @@ import pytest
 
 from runbook_lib import secrets
 from runbook_lib.run import manifest
+from runbook_lib.statuses import Verification
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def run_dir(tmp_path):
 def test_verify_says_an_unsealed_run_is_intact_but_incomplete(run_dir):
     """Two untouched records and no archive record: nothing changed, the run is not sealed."""
     result = manifest.verify(run_dir, anchored=False)
-    assert result.intact and result.records == 2 and result.verdict == manifest.INCOMPLETE
+    assert result.intact and result.records == 2 and result.verdict == Verification.INCOMPLETE
     assert result.first.startswith("the chain ends in record 2 (01_b), not in an archive record")
 
 
@@ -208,7 +209,7 @@ def test_a_reopened_run_reports_files_it_rewrote_as_not_sealed_again(archived):
     manifest.append(archived, manifest.reopen_record("resume"))
     (archived / "results" / "00_a.json").unlink()
     result = manifest.verify(archived, anchored=False)
-    assert result.intact and result.verdict == manifest.INCOMPLETE
+    assert result.intact and result.verdict == Verification.INCOMPLETE
     assert "file results/00_a.json of record 3 (archive) is missing (not sealed again yet)" in (
         result.missing
     )

@@ -18,6 +18,7 @@ from runbook_lib.errors import AuditChainError, PhaseFailedError
 from runbook_lib.platform.schema import RUNBOOK_RUNS
 from runbook_lib.run import manifest, runner
 from runbook_lib.run.params import load_params
+from runbook_lib.statuses import PhaseStatus, Verification
 from runbook_lib.warehouse import connect
 from tests.phase_notebooks import FAULTS, write_phase
 from tests.test_anchor import rehash
@@ -117,7 +118,7 @@ def test_removed_last_records_and_their_files_are_reported(root):
     manifest.save(run_dir, man)
 
     alone = manifest.verify(run_dir, anchored=False)  # the chain alone: incomplete, named
-    assert alone.verdict == manifest.INCOMPLETE
+    assert alone.verdict == Verification.INCOMPLETE
     assert alone.first == "no record for planned phase(s) 02_last"
     done = _runbook(root, "verify", str(run_dir))  # with the anchor: tampered
     assert done.returncode == 1
@@ -144,7 +145,7 @@ def test_resume_refuses_a_failed_record_edited_to_succeeded(root, how):
     run_dir = caught.value.result.run_dir
     if how == "edited":
         man = manifest.load(run_dir)
-        man["records"][1]["status"] = manifest.SUCCEEDED
+        man["records"][1]["status"] = PhaseStatus.SUCCEEDED
         manifest.save(run_dir, man)
     else:
         rehash(run_dir, "2", 'status="SUCCEEDED"', "reason=null")
@@ -188,7 +189,7 @@ def test_run_killed_mid_phase_is_incomplete_and_resume_completes_it(root):
     (run_dir,) = (root / "outputs" / "local").glob("2*")
 
     result = runner.verify(run_dir)
-    assert result.verdict == manifest.INCOMPLETE and result.intact
+    assert result.verdict == Verification.INCOMPLETE and result.intact
     assert result.missing[0] == "no record for planned phase(s) 01_cleanup, 02_last"
     assert "not in an archive record" in result.missing[1]
     assert result.anchor.state == "unavailable"  # never sealed: not even a warehouse file yet
@@ -210,7 +211,7 @@ def test_a_resume_killed_before_its_first_record_stays_resumable(root):
     assert "results/01_cleanup.json" in manifest.load(run_dir)["records"][-1]["files"]
     _kill_in_phase(root, "resume", str(run_dir))
     result = runner.verify(run_dir)
-    assert result.intact and result.verdict == manifest.INCOMPLETE, result.problems
+    assert result.intact and result.verdict == Verification.INCOMPLETE, result.problems
     assert result.anchor.state == "behind"
     assert any(m.startswith("file 01_cleanup.attempt2.ipynb is not sealed") for m in result.missing)
     assert runner.resume(run_dir, break_stale_lock=True).ok
@@ -246,7 +247,7 @@ def test_verify_reads_the_warehouse_read_only_and_never_waits_for_a_writer(root)
     try:
         assert writer.stdout.readline().strip() == "held"
         result = runner.verify(run_dir)
-        assert result.anchor.state == "unavailable" and result.verdict == manifest.INCOMPLETE
+        assert result.anchor.state == "unavailable" and result.verdict == Verification.INCOMPLETE
         assert "could not be read" in result.anchor.detail
         out, _ = writer.communicate("go\n", timeout=60)
         assert out.strip() == "1"  # the writer was not disturbed

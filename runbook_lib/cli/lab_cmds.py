@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 from runbook_lib.run import interactive, runner
+from runbook_lib.statuses import PhaseStatus
 
 PORT_HELP = (
     "port JupyterLab listens on, on 127.0.0.1 (default: a free port); a busy port is an error, "
@@ -105,7 +106,7 @@ def _seal(args) -> int:
             rec = interactive.seal(ctx, name)
             why = f": {rec['reason']}" if rec["reason"] else ""
             print(f"sealed {name}: {rec['status']} as {rec['notebook']} (record {rec['seq']}){why}")
-            failed += rec["status"] != "SUCCEEDED"
+            failed += rec["status"] != PhaseStatus.SUCCEEDED
     print(f"check it with: runbook verify {ctx.run_dir}")
     return 1 if failed else 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from runbook_lib import secrets
 from runbook_lib.run import anchor, manifest
 from runbook_lib.run.params import Params
+from runbook_lib.statuses import PhaseStatus
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def skipped_record(name: str, reason: str) -> dict:
     return {
         "phase": name,
         "kind": "phase",
-        "status": manifest.SKIPPED,
+        "status": PhaseStatus.SKIPPED,
         "reason": reason,
         "started_at": None,
         "ended_at": None,

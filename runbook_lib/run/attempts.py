@@ -24,6 +24,7 @@ from runbook_lib.run.archive import (
     scrub_phase,
 )
 from runbook_lib.run.params import Params
+from runbook_lib.statuses import PhaseStatus
 
 ROLLBACK_KIND = "rollback"
 
@@ -76,7 +77,7 @@ def _interrupted(run_dir: Path, phase: str, attempt: int, kind: str, params: Par
         "phase": phase,
         "kind": kind,
         "attempt": attempt,
-        "status": manifest.INTERRUPTED,
+        "status": PhaseStatus.INTERRUPTED,
         "reason": (
             f"killed before its outcome was recorded (its runner or kernel died; found "
             f"{now_iso()}); {said}"
@@ -133,7 +134,7 @@ def phase_attempts(man: dict, phase: str) -> list[dict]:
     return [
         r
         for r in man["records"]
-        if r.get("phase") == phase and r.get("kind") == "phase" and r["status"] != manifest.SKIPPED
+        if r.get("phase") == phase and r.get("kind") == "phase" and r["status"] != PhaseStatus.SKIPPED
     ]
 
 

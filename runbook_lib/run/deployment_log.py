@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runbook_lib.run import attempts, manifest
+from runbook_lib.statuses import PhaseStatus
 
 LOG_NAME = "deployment_log.md"
 
@@ -34,7 +35,7 @@ class _Run:
         r = self.rec(prefix)
         if r is None:
             return f"n/a (no {prefix}* phase in this run)"
-        if r["status"] == manifest.SKIPPED:
+        if r["status"] == PhaseStatus.SKIPPED:
             return f"n/a ({r['phase']} skipped: {r.get('reason')})"
         if key and key not in (r.get("results") or {}):
             return f"n/a ({r['phase']} {r['status'].lower()} without recording {key})"
@@ -46,7 +47,7 @@ class _Run:
 
     def ok(self, prefix: str) -> bool:
         r = self.rec(prefix)
-        return bool(r and r["status"] == manifest.SUCCEEDED)
+        return bool(r and r["status"] == PhaseStatus.SUCCEEDED)
 
 
 def _approval(run: _Run, *words: str) -> dict | None:
@@ -144,7 +145,7 @@ def _cleanup_line(run: _Run) -> str:
         else run.why_not("02", "rows_deleted")
     )
     tries = attempts.phase_attempts(run.man, run.rec("02")["phase"]) if run.rec("02") else []
-    if len(tries) < 2 and all(r["status"] == manifest.SUCCEEDED for r in tries):
+    if len(tries) < 2 and all(r["status"] == PhaseStatus.SUCCEEDED for r in tries):
         return latest
     made = attempts.run_backups(run.man)
     return (
@@ -201,9 +202,9 @@ def _post_deployment(run: _Run) -> list[str]:
 
 def _issues(run: _Run) -> list[str]:
     out = [f"- {r['phase']} attempt {r.get('attempt')} {r['status']}: {r.get('reason')}"
-           for r in run.man["records"] if r["status"] == manifest.INTERRUPTED]
+           for r in run.man["records"] if r["status"] == PhaseStatus.INTERRUPTED]
     for name, r in run.latest.items():
-        if r["status"] == manifest.FAILED:
+        if r["status"] == PhaseStatus.FAILED:
             out.append(f"- {name} FAILED: {r.get('reason')}")
         for c in r.get("checks", []):
             if not c["ok"]:

@@ -27,6 +27,7 @@ from runbook_lib.run import manifest, runner
 from runbook_lib.run.archive import attempt_file, attempt_name, attempts_on_disk, finalise
 from runbook_lib.run.interact import HEADLESS_ENV, LAB_ENV
 from runbook_lib.run.phase import SEAL_REQUESTS, read_results
+from runbook_lib.statuses import PhaseStatus
 
 Events = Callable[[dict], None]
 
@@ -96,7 +97,7 @@ def open_existing(ctx, phases: list[str] | None = None) -> Session:
     """Write working copies of the named phases, or of every planned phase not yet SUCCEEDED."""
     man = manifest.load(ctx.run_dir)
     planned = man["header"]["planned"]
-    done = {k for k, r in manifest.latest_status(man).items() if r["status"] == manifest.SUCCEEDED}
+    done = {k for k, r in manifest.latest_status(man).items() if r["status"] == PhaseStatus.SUCCEEDED}
     names = _named(planned, phases, "--phases") if phases else [n for n in planned if n not in done]
     runner.require_preflight(ctx.params, names, done, f"lab --run {ctx.run_dir}")
     nbs = [ctx.notebooks_dir / f"{n}.ipynb" for n in names]

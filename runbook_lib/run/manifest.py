@@ -19,21 +19,17 @@ from typing import Any
 
 from runbook_lib import secrets
 from runbook_lib.errors import RunDirError
+from runbook_lib.statuses import PhaseStatus, Verification
 
 MANIFEST = "manifest.json"
 # What looks secret is defined once, in runbook_lib/secrets.py.
 REDACTED = secrets.REDACTED
 redact = secrets.redact_mapping
-SUCCEEDED, FAILED, SKIPPED = "SUCCEEDED", "FAILED", "SKIPPED"
-# An attempt killed before anything recorded its outcome, recorded by the next runner entry on
-# the run from what the attempt left on disk (attempts.py).
-INTERRUPTED = "INTERRUPTED"
 ARCHIVE = "archive"
 # A resume or rollback reopens a sealed run with this record before it changes anything, so a
 # killed continuation reads as unsealed (incomplete), never as files changed behind the seal.
 REOPEN = "reopen"
 MARKERS = (ARCHIVE, REOPEN)  # kinds of record that are not a phase
-VERIFIED, INCOMPLETE, TAMPERED = "VERIFIED", "INCOMPLETE", "TAMPERED"
 # The working copies a person steps through in an interactive run (`runbook lab`): JupyterLab
 # keeps saving them, so they are never hashed; sealing archives a copy as the phase's notebook.
 WORKING_DIR = "lab"
@@ -162,7 +158,7 @@ def append_archive(
     record = {
         "phase": ARCHIVE,
         "kind": ARCHIVE,
-        "status": SUCCEEDED,
+        "status": PhaseStatus.SUCCEEDED,
         "files": files,
         "secrets_redacted": secrets_redacted,
     }
@@ -195,13 +191,13 @@ class VerifyResult:
     def verdict(self) -> str:
         """Return VERIFIED, INCOMPLETE or TAMPERED."""
         if self.problems:
-            return TAMPERED
-        return INCOMPLETE if self.missing else VERIFIED
+            return Verification.TAMPERED
+        return Verification.INCOMPLETE if self.missing else Verification.VERIFIED
 
     @property
     def ok(self) -> bool:
         """Return whether the run is VERIFIED: intact, complete and (when read) anchored."""
-        return self.verdict == VERIFIED
+        return self.verdict == Verification.VERIFIED
 
     @property
     def first(self) -> str | None:
@@ -345,7 +341,7 @@ def reopen_record(command: str) -> dict:
     return {
         "phase": command,
         "kind": REOPEN,
-        "status": "STARTED",
+        "status": PhaseStatus.STARTED,
         "reason": f"reopened by `runbook {command}` ({getpass.getuser()}@{socket.gethostname()})",
     }
 

@@ -30,6 +30,7 @@ from runbook_lib.run import display, phase_view
 from runbook_lib.run.archive import JOURNAL, RESULTS, attempt_file, attempts_on_disk, next_attempt
 from runbook_lib.run.journal import Journal
 from runbook_lib.run.params import Params, load_params
+from runbook_lib.statuses import PhaseStatus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,7 +48,6 @@ ATTEMPT_ENV = "RUNBOOK_ATTEMPT"
 STANDALONE = "standalone"
 # Where finish() in an interactive run leaves its request to be sealed (under the working dir).
 SEAL_REQUESTS = ".seal"
-RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
 
 
 def to_jsonable(value: Any) -> Any:
@@ -111,7 +111,7 @@ class Phase:
         self.checks: list[dict] = []
         self.started_at = now_iso()
         self.finished = False
-        self._write(RUNNING)
+        self._write(PhaseStatus.RUNNING)
 
     # -- what the notebook reads ----------------------------------------------------------
     @property
@@ -169,7 +169,7 @@ class Phase:
     def record(self, key: str, value: Any) -> Any:
         """Store a result under `key` (JSON-serialised) and return the value for display."""
         self.results[key] = to_jsonable(value)
-        self._write(RUNNING)
+        self._write(PhaseStatus.RUNNING)
         return value
 
     def parameter_source(self, key: str) -> str:
@@ -197,7 +197,7 @@ class Phase:
         """Record a named check; return whether it passed (failed checks fail the phase)."""
         ok = bool(ok)
         self.checks.append({"check": name, "ok": ok, "detail": detail_text(detail), "at": now_iso()})
-        self._write(RUNNING)
+        self._write(PhaseStatus.RUNNING)
         (log.info if ok else log.error)("check %s: %s %s", name, "ok" if ok else "FAILED", detail)
         return ok
 
@@ -219,7 +219,7 @@ class Phase:
         entry = {"item": item, "name": str(name).strip(), "at": to_jsonable(at) or now_iso(),
                  "identity": self.signer}  # fmt: skip
         self.results.setdefault("approvals", []).append(entry)
-        self._write(RUNNING)
+        self._write(PhaseStatus.RUNNING)
         return entry
 
     @contextmanager
@@ -248,7 +248,7 @@ class Phase:
     def finish(self) -> None:
         """End the phase: write its results, show its checks; raise if one failed or none ran."""
         failed = [c["check"] for c in self.checks if not c["ok"]]
-        status = SUCCEEDED if self.checks and not failed else FAILED
+        status = PhaseStatus.SUCCEEDED if self.checks and not failed else PhaseStatus.FAILED
         self.finished = True
         self._write(status)
         sealing = self._request_seal()
@@ -298,7 +298,7 @@ class Phase:
             "status": status,
             "today": self.today.isoformat(),
             "started_at": self.started_at,
-            "finished_at": now_iso() if status != RUNNING else None,
+            "finished_at": now_iso() if status != PhaseStatus.RUNNING else None,
             "checks": self.checks,
             "results": self.results,
         }

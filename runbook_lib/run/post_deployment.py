@@ -15,9 +15,11 @@ import pandas as pd
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run import attempts, manifest
 from runbook_lib.run.phase import read_results
+from runbook_lib.statuses import CheckStatus, DateStatus, PhaseStatus
 from runbook_lib.warehouse.base import Warehouse
 
-PASS, FAIL, PENDING = "PASS", "FAIL", "PENDING"
+# Notebook 06 reads the statuses by these names.
+PASS, FAIL, PENDING = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.PENDING
 PHASES = ("00_preflight", "01_code_deployment", "02_data_cleanup", "03_cloud_function",
           "04_integration_test", "05_monitoring")
 
@@ -28,7 +30,7 @@ def phase_results(run_dir: Path) -> dict[str, dict]:
 
 
 def _ok(doc: dict | None) -> bool:
-    return bool(doc) and doc.get("status") == "SUCCEEDED"
+    return bool(doc) and doc.get("status") == PhaseStatus.SUCCEEDED
 
 
 def backfills_after(wh: Warehouse, tables: Tables, today: dt.date, days: int,
@@ -67,9 +69,9 @@ def _row(window: str, check: str, status: str, evidence: str) -> dict:
 
 def _later(df: pd.DataFrame, need: int, what: str) -> tuple[str, str]:
     """Return (status, evidence) for evidence that only later runs can give."""
-    if (df["status"] == "FAILED").any():
+    if (df["status"] == DateStatus.FAILED).any():
         return FAIL, _describe(df)
-    if len(df) >= need and (df["status"] == "COMPLETE").all():
+    if len(df) >= need and (df["status"] == DateStatus.COMPLETE).all():
         return PASS, _describe(df)
     return PENDING, (f"{_describe(df)}; " if len(df) else "") + f"waiting for {what} after the deployment"
 
@@ -93,7 +95,7 @@ def post_deployment_checks(wh: Warehouse, tables: Tables, today: dt.date, run_di
     # False positives: any backfill since the deployment began, its own included, that blocked a
     # date whose every PGS player was built.
     since_deploy = backfills_after(wh, tables, today, 3650, since, "")
-    blocked = (since_deploy["status"] == "FAILED") & (
+    blocked = (since_deploy["status"] == DateStatus.FAILED) & (
         since_deploy["actual_players"] >= since_deploy["expected_players"])
     bad = week[week["coverage_pct"] < 90]
     rows = [
@@ -138,7 +140,7 @@ def cleanup_evidence(run_dir: Path, cleaned: dict) -> str:
 def _describe(df: pd.DataFrame) -> str:
     if df.empty:
         return ""
-    done = int((df["status"] == "COMPLETE").sum())
+    done = int((df["status"] == DateStatus.COMPLETE).sum())
     return f"{done}/{len(df)} dates COMPLETE ({df['analysis_date'].min()} .. {df['analysis_date'].max()})"
 
 

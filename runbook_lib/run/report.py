@@ -17,6 +17,7 @@ from pathlib import Path
 
 from runbook_lib.run import deployment_log, manifest, static_widgets
 from runbook_lib.run.display import esc, status_html, table_html
+from runbook_lib.statuses import CheckStatus, PhaseStatus, RunVerdict
 
 REPORT_NAME = "report.html"
 # Everything wraps inside the page: at 1,280 px nothing scrolls sideways and nothing is cut.
@@ -73,27 +74,27 @@ def verdict(man: dict) -> tuple[str, str]:
     no post-deployment check still PENDING (the evidence comes from later runs).
     """
     latest = manifest.latest_status(man)
-    failed = [r for r in latest.values() if r["status"] == manifest.FAILED]
+    failed = [r for r in latest.values() if r["status"] == PhaseStatus.FAILED]
     if failed:
-        return "FAILED", "; ".join(f"{r['phase']}: {r.get('reason')}" for r in failed)
+        return RunVerdict.FAILED, "; ".join(f"{r['phase']}: {r.get('reason')}" for r in failed)
     planned = man["header"].get("planned") or list(latest)
-    missing = [p for p in planned if latest.get(p, {}).get("status") != manifest.SUCCEEDED]
+    missing = [p for p in planned if latest.get(p, {}).get("status") != PhaseStatus.SUCCEEDED]
     if missing or not latest:
-        return "INCOMPLETE", f"not run or skipped: {', '.join(missing) or 'every phase'}"
+        return RunVerdict.INCOMPLETE, f"not run or skipped: {', '.join(missing) or 'every phase'}"
     post = _post_deployment(man)
     results = (post or {}).get("results") or {}
     criteria = results.get("success_criteria") or []
-    pending = [w for w in results.get("checks_by_window") or [] if w.get("status") == "PENDING"]
+    pending = [w for w in results.get("checks_by_window") or [] if w.get("status") == CheckStatus.PENDING]
     unmet = [c for c in criteria if not c.get("met")]
     if post is None or not criteria:
-        return "DEPLOYED", "every phase succeeded; no post-deployment validation in this run"
+        return RunVerdict.DEPLOYED, "every phase succeeded; no post-deployment validation in this run"
     if unmet or pending:
-        return "DEPLOYED", (
+        return RunVerdict.DEPLOYED, (
             f"every phase succeeded; {len(criteria) - len(unmet)} of {len(criteria)} success "
             f"criteria met, {len(pending)} post-deployment check(s) PENDING until later runs "
             f"give evidence (`runbook resume outputs/{man['header']['env']}/{man['header']['run_id']} --rerun 06`)"
         )
-    return "VERIFIED", "every phase succeeded and every success criterion is met"
+    return RunVerdict.VERIFIED, "every phase succeeded and every success criterion is met"
 
 
 def _header(man: dict) -> str:

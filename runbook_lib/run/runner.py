@@ -44,6 +44,7 @@ from runbook_lib.run.phases import (
     select_phases,
 )
 from runbook_lib.run.verdict import failure_reason
+from runbook_lib.statuses import PhaseStatus
 
 __all__ = [
     "ROLLBACK",
@@ -79,7 +80,7 @@ class RunResult:
     @property
     def status(self) -> str:
         """Return SUCCEEDED or FAILED."""
-        return manifest.SUCCEEDED if self.ok else manifest.FAILED
+        return PhaseStatus.SUCCEEDED if self.ok else PhaseStatus.FAILED
 
 
 @dataclass
@@ -249,7 +250,7 @@ def prepare_resume(run_dir: Path, overrides=None, progress=None, rerun=None) -> 
     man = manifest.load(run_dir)
     header = man["header"]
     ctx = _stored_ctx(run_dir, header, overrides, header["notebooks_dir"], progress)
-    done = {k for k, r in manifest.latest_status(man).items() if r["status"] == manifest.SUCCEEDED}
+    done = {k for k, r in manifest.latest_status(man).items() if r["status"] == PhaseStatus.SUCCEEDED}
     again = {n for n in header["planned"] if any(n == r or n.startswith(f"{r}_") for r in rerun or [])}
     unknown = [r for r in rerun or [] if not any(n == r or n.startswith(f"{r}_") for n in header["planned"])]
     if unknown:
@@ -363,7 +364,7 @@ def _chain(
         result.records.append(stored)
         ctx.progress({"event": "phase_end", **where, **_outcome(rec)})
         kernel = upcoming
-        if rec["status"] != manifest.SUCCEEDED:
+        if rec["status"] != PhaseStatus.SUCCEEDED:
             _skip_rest(ctx, result, notebooks[i + 1 :], nb.stem, kernel)
             result.failed = stored
             break
@@ -427,7 +428,7 @@ def phase_record(
         "kind": kind,
         "mode": mode,
         "attempt": attempt,
-        "status": manifest.FAILED if reason else manifest.SUCCEEDED,
+        "status": PhaseStatus.FAILED if reason else PhaseStatus.SUCCEEDED,
         "reason": reason,
         "started_at": started,
         "ended_at": now_iso(),

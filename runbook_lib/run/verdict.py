@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runbook_lib.run import manifest
+from runbook_lib.statuses import PhaseStatus
 
 
 def failure_reason(
@@ -39,7 +39,7 @@ def failure_reason(
         return "phase.finish() never ran: the phase wrote no results file"
     if doc.get("run_id") != run_id:
         return f"the results file belongs to run {doc.get('run_id')!r}, not this run"
-    if doc.get("status") != manifest.SUCCEEDED:
+    if doc.get("status") != PhaseStatus.SUCCEEDED:
         failed = [c["check"] for c in doc.get("checks", []) if not c["ok"]]
         if failed:
             return f"checks failed: {', '.join(failed)}"
