@@ -170,7 +170,7 @@ SIGNOFF_ITEMS = (
     "Cloud Function deployment permissions confirmed",
     "Production database access confirmed",
 )
-# Phase 06's sign-offs; the first is the seventh success criterion (validation.success_criteria).
+# Phase 06's sign-offs; the first is the seventh success criterion (post_deployment.success_criteria).
 TEAM_TRAINED = "Team trained on new features"
 POST_DEPLOYMENT_SIGNOFFS = (TEAM_TRAINED, "Deployment verified")
 
