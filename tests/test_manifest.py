@@ -69,12 +69,12 @@ def test_each_record_chains_to_the_previous_one(run_dir):
 
 def test_redact_hides_secret_named_keys_at_any_depth():
     """Keys containing token, secret, password or webhook lose their value."""
-    out = manifest.redact(
+    out = secrets.redact_mapping(
         {"webhook_url": "http://x", "a": {"api_token": "t"}, "limit": 5, "password": None}
     )
     assert out == {
-        "webhook_url": manifest.REDACTED,
-        "a": {"api_token": manifest.REDACTED},
+        "webhook_url": secrets.REDACTED,
+        "a": {"api_token": secrets.REDACTED},
         "limit": 5,
         "password": None,
     }
@@ -86,7 +86,7 @@ def test_scrub_file_removes_secret_values_from_an_archive(tmp_path):
     path.write_text(json.dumps({"source": 'url = "https://hooks.example/abc123"'}))
     known = secrets.secret_values({"alerts": {"webhook_url": "https://hooks.example/abc123"}})
     assert secrets.scrub_file(path, known) == 1
-    assert "abc123" not in path.read_text() and manifest.REDACTED in path.read_text()
+    assert "abc123" not in path.read_text() and secrets.REDACTED in path.read_text()
 
 
 @pytest.fixture

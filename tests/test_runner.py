@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from runbook_lib import cli, paths
+from runbook_lib import cli, paths, secrets
 from runbook_lib.errors import (
     EnvironmentMismatchError,
     LockHeldError,
@@ -128,7 +128,7 @@ def test_declared_phase_parameter_reaches_the_notebook(tmp_path):
     assert not [p for p in result.run_dir.rglob("*") if p.is_file() and secret in p.read_text()]
     assert (
         manifest.load(result.run_dir)["header"]["overrides"]["alerts.webhook_url"]
-        == manifest.REDACTED
+        == secrets.REDACTED
     )
 
 

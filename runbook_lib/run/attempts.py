@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from runbook_lib import secrets
 from runbook_lib.clock import now_iso
 from runbook_lib.run import journal, manifest
 from runbook_lib.run.archive import (
@@ -85,7 +86,7 @@ def _interrupted(run_dir: Path, phase: str, attempt: int, kind: str, params: Par
         "started_at": doc.get("started_at"),
         "ended_at": None,
         "seconds": None,
-        "parameters": manifest.redact(parameters),
+        "parameters": secrets.redact_mapping(parameters),
         "results": doc.get("results", {}),
         "checks": doc.get("checks", []),
         "notebook": nb_name if nb.exists() else None,

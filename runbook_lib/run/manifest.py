@@ -22,9 +22,6 @@ from runbook_lib.errors import RunDirError
 from runbook_lib.statuses import PhaseStatus, Verification
 
 MANIFEST = "manifest.json"
-# What looks secret is defined once, in runbook_lib/secrets.py.
-REDACTED = secrets.REDACTED
-redact = secrets.redact_mapping
 ARCHIVE = "archive"
 # A resume or rollback reopens a sealed run with this record before it changes anything, so a
 # killed continuation reads as unsealed (incomplete), never as files changed behind the seal.

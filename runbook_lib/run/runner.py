@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runbook_lib import paths
+from runbook_lib import paths, secrets
 from runbook_lib.clock import new_run_id, now_iso
 from runbook_lib.errors import (
     EnvironmentMismatchError,
@@ -215,7 +215,7 @@ def _header(ctx: _Ctx, env: str, selected: list[Path]) -> dict:
         "run_id": ctx.run_id,
         "env": env,
         "created_at": now_iso(),
-        "overrides": manifest.redact(ctx.overrides),
+        "overrides": secrets.redact_mapping(ctx.overrides),
         "notebooks_dir": str(ctx.notebooks_dir),
         "planned": [p.stem for p in selected],
         "cell_timeout": ctx.cell_timeout,
@@ -323,7 +323,7 @@ def verify(run_dir: Path) -> manifest.VerifyResult:
 
 def _restore_overrides(stored: dict, given: dict) -> dict:
     merged = {**stored, **given}
-    missing = [k for k, v in merged.items() if manifest.REDACTED in str(v)]
+    missing = [k for k, v in merged.items() if secrets.REDACTED in str(v)]
     if missing:
         raise ParamsError(
             "resume",
@@ -433,7 +433,7 @@ def phase_record(
         "started_at": started,
         "ended_at": now_iso(),
         "seconds": seconds,
-        "parameters": manifest.redact(parameters),
+        "parameters": secrets.redact_mapping(parameters),
         "results": (doc or {}).get("results", {}),
         "checks": (doc or {}).get("checks", []),
         "notebook": out_name if out.exists() else None,
