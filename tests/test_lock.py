@@ -59,7 +59,7 @@ def seeded(params_dir, seeded_file, tmp_path):
 def _lock_file(params) -> Path:
     from runbook_lib.warehouse import connect
 
-    return Path(f"{connect(params).path.resolve()}.lock")
+    return lock.lock_file(connect(params).path)
 
 
 def _forge(params, **changes) -> dict:

@@ -181,7 +181,7 @@ def test_stale_lock_is_reported_and_broken_on_request(nbdir, tmp_path):
     """A lock whose process is gone is named stale, and broken only when asked."""
     params = load_params("local")
     held = lock.acquire(params, "dead-run")
-    path = Path(f"{lock.warehouse_identity(params).removeprefix('duckdb:')}.lock")
+    path = lock.lock_file(Path(lock.warehouse_identity(params).removeprefix("duckdb:")))
     path.write_text(json.dumps(dict(held, pid=2**22 + 7)))  # no such process
     assert not os.path.exists(f"/proc/{2**22 + 7}")
     with pytest.raises(LockHeldError, match="stale"):

@@ -57,6 +57,11 @@ def warehouse_identity(params: Params) -> str:
     return f"bigquery:{params.project}.{params.datasets['orchestration']}"
 
 
+def lock_file(warehouse_file: Path) -> Path:
+    """Return where the lock of a DuckDB warehouse file lives: `<warehouse file>.lock`."""
+    return Path(f"{Path(warehouse_file).resolve()}.lock")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -109,7 +114,7 @@ class _FileStore:
     expiry = None
 
     def __init__(self, warehouse_file: Path):
-        self.path = Path(f"{warehouse_file}.lock")
+        self.path = lock_file(warehouse_file)
         self.where = str(self.path)
 
     def create(self, info: dict) -> bool:
