@@ -19,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from runbook_lib import paths
 from runbook_lib.clock import new_run_id
 from runbook_lib.errors import CoverageValidationError
+from runbook_lib.log_capture import capture_logs
 from runbook_lib.platform import backfill_dates, coverage
 from runbook_lib.platform.backfill_chunk import ChunkContext, process_chunk
-from runbook_lib.platform.backfill_result import BackfillResult, DateOutcome, LogCapture
+from runbook_lib.platform.backfill_result import BackfillResult, DateOutcome
 from runbook_lib.platform.checkpoint import Checkpoint, checkpoint_path
 from runbook_lib.run.params import Params
 from runbook_lib.statuses import DateStatus
@@ -78,7 +79,7 @@ def run_backfill(
         dates = backfill_dates.date_list(dates)
     first, last, days = backfill_dates.requested_dates(params, start, end, dates)
     result = BackfillResult(first, last, run_id or new_run_id("backfill"), dry_run=dry_run)
-    with LogCapture(log, result.log_lines):
+    with capture_logs(log.name, into=result.log_lines):
         _run(
             wh,
             params,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -96,27 +95,3 @@ class BackfillResult:
         )
         # Typed even when empty (a rerun with nothing left), so callers can round and compare.
         return frame.astype(_NUMERIC)
-
-
-class LogCapture(logging.Handler):
-    """Collect a logger's formatted messages into a list for the duration of a block."""
-
-    def __init__(self, logger: logging.Logger, into: list[str]):
-        super().__init__(logging.INFO)
-        self.logger, self.into = logger, into
-        self._old_level = logger.level
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.into.append(record.getMessage())
-
-    def __enter__(self) -> LogCapture:
-        # The operator's lines are INFO; make sure they reach handlers even when nobody
-        # configured logging (the library never configures the root logger itself).
-        if self.logger.getEffectiveLevel() > logging.INFO:
-            self.logger.setLevel(logging.INFO)
-        self.logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.logger.removeHandler(self)
-        self.logger.setLevel(self._old_level)

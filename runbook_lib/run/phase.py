@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from runbook_lib import paths
 from runbook_lib.clock import now_iso
 from runbook_lib.errors import VerificationFailedError
+from runbook_lib.log_capture import CapturedLog, capture_logs
 from runbook_lib.run import display, phase_view
 from runbook_lib.run.archive import JOURNAL, RESULTS, attempt_file, attempts_on_disk, next_attempt
 from runbook_lib.run.journal import Journal
@@ -225,19 +226,9 @@ class Phase:
     @contextmanager
     def capture_logs(self, *prefixes: str, level: int = logging.INFO) -> Iterator[CapturedLog]:
         """Collect the log lines of loggers whose name starts with a prefix (default runbook)."""
-        captured = CapturedLog()
-        handler = _ListHandler(captured, prefixes or ("runbook",))
-        root = logging.getLogger()
-        old_level = root.level
-        # Library loggers inherit the root's WARNING level in a kernel; lower it for the block.
-        root.setLevel(min(old_level, level) if old_level else level)
-        handler.setLevel(level)
-        root.addHandler(handler)
-        try:
+        # On the root: library loggers inherit its WARNING level in a kernel, lowered for the block.
+        with capture_logs("", prefixes or ("runbook",), level) as captured:
             yield captured
-        finally:
-            root.removeHandler(handler)
-            root.setLevel(old_level)
 
     def checks_table(self) -> pd.DataFrame:
         """Return the checks run so far as a table."""
@@ -312,37 +303,6 @@ class Phase:
 
     def _repr_html_(self) -> str:
         return phase_view.header(self)._repr_html_()
-
-
-class CapturedLog(list):
-    """Log lines captured by `Phase.capture_logs`: the messages, in order."""
-
-    def __init__(self):
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def find(self, text: str) -> bool:
-        """Return whether any captured line contains `text`."""
-        return any(text in line for line in self)
-
-    def expect(self, expected: list[str]) -> pd.DataFrame:
-        """Return a table of the expected lines (substrings) and whether each appeared."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            [{"line": e, "found": self.find(e)} for e in expected], columns=["line", "found"]
-        )
-
-
-class _ListHandler(logging.Handler):
-    def __init__(self, sink: CapturedLog, prefixes: tuple[str, ...]):
-        super().__init__()
-        self.sink, self.prefixes = sink, prefixes
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(self.prefixes):
-            self.sink.records.append(record)
-            self.sink.append(record.getMessage())
 
 
 def run_overrides() -> dict:

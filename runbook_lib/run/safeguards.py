@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from runbook_lib.errors import ConfirmationRequired, PreflightFailedError, SafeguardMissingError
+from runbook_lib.log_capture import capture_logs
 
 DAY = dt.date(2023, 2, 23)
 
@@ -33,28 +34,10 @@ def _require(holds: bool, evidence: str) -> None:
         raise _Broken(evidence)
 
 
-class _Lines(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
 def _logged(func, *args, **kwargs) -> tuple[object, list[str]]:
     # Capture the probe's log lines instead of letting them reach the phase's output.
-    handler, logger = _Lines(), logging.getLogger("runbook")
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
-        return func(*args, **kwargs), handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-        logger.propagate = old_propagate
+    with capture_logs("runbook", level=logging.DEBUG, silence=True) as lines:
+        return func(*args, **kwargs), lines
 
 
 def _preflight() -> str:
