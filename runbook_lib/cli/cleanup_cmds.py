@@ -127,17 +127,9 @@ def _ttl_days(args: argparse.Namespace, params, today: dt.date) -> int:
     else:
         source, key, days = "command line", "--days", args.days
         fix = "pass the number of days of upcoming rows to keep, e.g. --days 7"
-    top = cleanup.max_ttl_days(today)
-    if days < 1:
-        raise ParamsError(source, key, f"must be 1 or more, got {days}", fix)
-    if days > top:
-        raise ParamsError(
-            source,
-            key,
-            f"must be at most {top:,} (today {today} minus that many days is {dt.date.min}, "
-            f"the earliest date), got {days:,}",
-            fix,
-        )
+    problem = cleanup.ttl_days_problem(today, days)
+    if problem:
+        raise ParamsError(source, key, problem, fix)
     return days
 
 

@@ -64,8 +64,8 @@ from runbook_lib.platform.cleanup_plan import (
     CleanupPlan,
     TablePreview,
     cutoff_for,
-    max_ttl_days,
     plan_cleanup,
+    ttl_days_problem,
     upcoming_tables,
 )
 from runbook_lib.platform.cleanup_result import CleanupResult, TableResult, write_audit
@@ -91,12 +91,12 @@ __all__ = [
     "confirmation_line",
     "cutoff_for",
     "list_backups",
-    "max_ttl_days",
     "plan_cleanup",
     "prune_backups",
     "resolve_confirmation",
     "restore_from_backup",
     "split_line",
+    "ttl_days_problem",
     "upcoming_tables",
     "write_audit",
 ]

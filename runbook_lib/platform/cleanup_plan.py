@@ -119,25 +119,31 @@ def upcoming_tables(tables: Tables) -> list[TableId]:
     return [tables.id(s) for s in UPCOMING_TABLES]
 
 
-def cutoff_for(today: dt.date, ttl_days: int) -> dt.date:
-    """Return the first kept date: rows older than `today - ttl_days` are stale."""
+def ttl_days_problem(today: dt.date, ttl_days) -> str | None:
+    """Return what is wrong with `ttl_days` as a TTL on `today`, or None when it gives a cutoff.
+
+    The one rule for every way a TTL comes in (params, `--days`, the function's TTL_DAYS).
+    """
     if not isinstance(ttl_days, int) or isinstance(ttl_days, bool) or ttl_days < 1:
-        raise ValueError(
-            f"ttl_days must be a whole number of days >= 1, got {ttl_days!r} "
+        return (
+            f"must be a whole number of days, 1 or more, got {ttl_days!r} "
             f"(0 or less would make today's and future rows stale)"
         )
-    try:
-        return today - dt.timedelta(days=ttl_days)
-    except OverflowError:
-        raise ValueError(
-            f"ttl_days must be at most {max_ttl_days(today):,} (back to {dt.date.min}), "
-            f"got {ttl_days:,}"
-        ) from None
+    top = (today - dt.date.min).days
+    if ttl_days > top:
+        return (
+            f"must be at most {top:,} (today {today} minus that many days is {dt.date.min}, "
+            f"the earliest date), got {ttl_days:,}"
+        )
+    return None
 
 
-def max_ttl_days(today: dt.date) -> int:
-    """Return the largest ttl_days whose cutoff is still a date (0001-01-01)."""
-    return (today - dt.date.min).days
+def cutoff_for(today: dt.date, ttl_days: int) -> dt.date:
+    """Return the first kept date: rows older than `today - ttl_days` are stale."""
+    problem = ttl_days_problem(today, ttl_days)
+    if problem:
+        raise ValueError(f"ttl_days {problem}")
+    return today - dt.timedelta(days=ttl_days)
 
 
 def plan_cleanup(
