@@ -32,10 +32,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runbook_lib.platform.backfill import run_backfill  # noqa: E402
 from runbook_lib.platform.backfill_chunk import merge_sql  # noqa: E402
 from runbook_lib.platform.checkpoint import Checkpoint  # noqa: E402
 from runbook_lib.platform.schema import PCF_STAGING  # noqa: E402
+from runbook_lib.run.backfill_steps import run_backfill  # noqa: E402
 from runbook_lib.run.params import load_params  # noqa: E402
 from runbook_lib.warehouse import connect  # noqa: E402
 from runbook_lib.warehouse.dialect import to_duckdb  # noqa: E402

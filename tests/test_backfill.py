@@ -10,10 +10,10 @@ import pytest
 
 from runbook_lib.errors import CoverageValidationError, DateRangeError, PreflightFailedError
 from runbook_lib.platform import backfill_chunk
-from runbook_lib.platform.backfill import run_backfill
 from runbook_lib.platform.backfill_chunk import ChunkContext, publish, validate_staged
 from runbook_lib.platform.coverage import FALLBACK, UPCG
 from runbook_lib.platform.schema import PCF_STAGING
+from runbook_lib.run.backfill_steps import run_backfill
 from tests.test_factors import load, pgs_row, upcg_row
 
 SEASON_START = dt.date(2023, 1, 2)
@@ -99,7 +99,7 @@ def _validate(wh, params, expected: int, staged: int, force=False):
             params.tables.id(PCF_STAGING),
             [{k: r[k] for k in ("player_lookup", "game_date", "game_id", "run_id")} for r in rows],
         )
-    ctx = ChunkContext(wh, params, "r1", force=force)
+    ctx = ChunkContext(wh, params.tables, params.backfill, "r1", force=force)
     outcomes = validate_staged(ctx, [D1], {D1: (expected, 0)}, {D1: FALLBACK})
     publish(ctx, outcomes)
     return outcomes[0]
@@ -481,7 +481,7 @@ def test_validation_counts_only_staged_players_that_are_pgs_players(empty_wh, lo
         t.id(PCF_STAGING),
         [{"player_lookup": p, "game_date": D1, "game_id": "g", "run_id": "r1"} for p in staged],
     )
-    ctx = ChunkContext(empty_wh, local_params, "r1")
+    ctx = ChunkContext(empty_wh, local_params.tables, local_params.backfill, "r1")
     (o,) = validate_staged(ctx, [D1], {D1: (20, 22)}, {D1: UPCG})
     assert (o.expected, o.actual, o.status) == (20, 17, "FAILED")
     assert o.coverage_pct == pytest.approx(85.0)
@@ -496,7 +496,7 @@ def test_coverage_never_exceeds_100_percent_with_extra_staged_players(empty_wh, 
         t.id(PCF_STAGING),
         [{"player_lookup": p, "game_date": D1, "game_id": "g", "run_id": "r1"} for p in staged],
     )
-    ctx = ChunkContext(empty_wh, local_params, "r1")
+    ctx = ChunkContext(empty_wh, local_params.tables, local_params.backfill, "r1")
     (o,) = validate_staged(ctx, [D1], {D1: (20, 23)}, {D1: UPCG})
     assert (o.actual, o.coverage_pct, o.status) == (20, 100.0, "COMPLETE")
 

@@ -83,7 +83,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if args.status:
         return _status(params, args)
     # Bad dates are bad input (exit 2) even while another writer holds the lock.
-    requested_dates(params, args.start_date, args.end_date, args.dates)
+    today = params.effective_today()
+    requested_dates(params.backfill, today, args.start_date, args.end_date, args.dates)
     with env_lock(params, "backfill", args, needed=not args.dry_run):
         return _run_backfill(params, args)
 
@@ -93,7 +94,9 @@ def _run_backfill(params, args: argparse.Namespace) -> int:
     try:
         result = backfill.run_backfill(
             connect(params, run_id=args.run_id),
-            params,
+            params.tables,
+            params.backfill,
+            params.effective_today(),
             args.start_date,
             args.end_date,
             dates=args.dates,
@@ -140,9 +143,11 @@ def _status(params, args) -> int:
     from runbook_lib.platform.checkpoint import Checkpoint
 
     if args.start_date or args.end_date or args.dates:
-        first, last, _ = requested_dates(params, args.start_date, args.end_date, args.dates)
+        first, last, _ = requested_dates(
+            params.backfill, params.effective_today(), args.start_date, args.end_date, args.dates
+        )
         dates = date_list(args.dates) if args.dates else None
-        checkpoints = [backfill.open_checkpoint(params, first, last, dates)]
+        checkpoints = [backfill.open_checkpoint(params.backfill, first, last, dates)]
     else:
         folder = paths.resolve(params.backfill.checkpoint_dir)
         checkpoints = [Checkpoint(p, None, None) for p in sorted(folder.glob("*.json"))]

@@ -18,13 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from runbook_lib import paths
 from runbook_lib.clock import new_run_id
+from runbook_lib.config import BackfillConfig
 from runbook_lib.errors import CoverageValidationError
 from runbook_lib.log_capture import capture_logs
 from runbook_lib.platform import backfill_dates, coverage
 from runbook_lib.platform.backfill_chunk import ChunkContext, process_chunk
 from runbook_lib.platform.backfill_result import BackfillResult, DateOutcome
 from runbook_lib.platform.checkpoint import Checkpoint, checkpoint_path
-from runbook_lib.run.params import Params
+from runbook_lib.platform.schema import Tables
 from runbook_lib.statuses import DateStatus
 from runbook_lib.warehouse.base import Warehouse
 
@@ -40,9 +41,11 @@ log = logging.getLogger("runbook.backfill")
 MAX_CHUNK_DATES = 750
 
 
-def open_checkpoint(params: Params, first: dt.date, last: dt.date, dates=None) -> Checkpoint:
-    """Return the checkpoint of a range (or of a date list) in the params' checkpoint_dir."""
-    folder = paths.resolve(params.backfill.checkpoint_dir)
+def open_checkpoint(
+    config: BackfillConfig, first: dt.date, last: dt.date, dates=None
+) -> Checkpoint:
+    """Return the checkpoint of a range (or of a date list) in the config's checkpoint_dir."""
+    folder = paths.resolve(config.checkpoint_dir)
     explicit = sorted(backfill_dates.as_date(d, "date") for d in dates) if dates else None
     return Checkpoint(checkpoint_path(folder, first, last, explicit), first, last)
 
@@ -57,7 +60,9 @@ def chunks(dates: list[dt.date], workers: int) -> list[list[dt.date]]:
 
 def run_backfill(
     wh: Warehouse,
-    params: Params,
+    tables: Tables,
+    config: BackfillConfig,
+    today: dt.date,
     start=None,
     end=None,
     *,
@@ -77,19 +82,20 @@ def run_backfill(
     """
     if dates is not None:
         dates = backfill_dates.date_list(dates)
-    first, last, days = backfill_dates.requested_dates(params, start, end, dates)
+    first, last, days = backfill_dates.requested_dates(config, today, start, end, dates)
     result = BackfillResult(first, last, run_id or new_run_id("backfill"), dry_run=dry_run)
     with capture_logs(log.name, into=result.log_lines):
         _run(
             wh,
-            params,
+            tables,
+            config,
             days,
             result,
             dates=dates,
             force=force,
             allow_partial=allow_partial_context,
             resume=resume,
-            workers=workers or params.backfill.workers,
+            workers=workers or config.workers,
         )
     if result.failed and not dry_run:
         error = CoverageValidationError(
@@ -100,7 +106,7 @@ def run_backfill(
     return result
 
 
-def _run(wh, params, days, result, *, dates, force, allow_partial, resume, workers) -> None:
+def _run(wh, tables, config, days, result, *, dates, force, allow_partial, resume, workers) -> None:
     mode = "DRY RUN - nothing will be written" if result.dry_run else "writing"
     log.info("PCF backfill %s .. %s (run %s, %s)", result.start, result.end, result.run_id, mode)
     if force:
@@ -109,13 +115,14 @@ def _run(wh, params, days, result, *, dates, force, allow_partial, resume, worke
     # between chunks, so each chunk's connection is cheap (opening it cold costs ~10 ms).
     with wh.session():
         todo, bootstrap, checkpoint, skipped_before = _select_dates(
-            wh, params, days, result, dates, resume
+            wh, tables, config, days, result, dates, resume
         )
-        plan = _count_and_preflight(wh, params, todo, result, force, allow_partial)
+        plan = _count_and_preflight(wh, tables, config, todo, result, force, allow_partial)
         todo = _drop_repeat_skips(todo, plan, skipped_before, result)
         ctx = ChunkContext(
             wh,
-            params,
+            tables,
+            config,
             result.run_id,
             force=force,
             dry_run=result.dry_run,
@@ -128,10 +135,12 @@ def _run(wh, params, days, result, *, dates, force, allow_partial, resume, worke
     _log_summary(result)
 
 
-def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, Checkpoint, dict]:
+def _select_dates(
+    wh, tables, config, days, result, dates, resume
+) -> tuple[list, dict, Checkpoint, dict]:
     """Return (game dates to process, new bootstrap skips, checkpoint, its skipped dates)."""
-    schedule = backfill_dates.game_dates(wh, params.tables, days)
-    todo, bootstrap = backfill_dates.split_bootstrap(schedule, params.backfill.bootstrap_days)
+    schedule = backfill_dates.game_dates(wh, tables, days)
+    todo, bootstrap = backfill_dates.split_bootstrap(schedule, config.bootstrap_days)
     result.requested, result.without_games = len(days), len(days) - len(schedule)
     log.info(
         "%d requested dates: %d game dates, %d in a bootstrap window, %d without games",
@@ -140,12 +149,12 @@ def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, 
         len(bootstrap),
         result.without_games,
     )
-    checkpoint = open_checkpoint(params, result.start, result.end, dates)
+    checkpoint = open_checkpoint(config, result.start, result.end, dates)
     result.checkpoint_path = str(checkpoint.path)
     pending, skipped_before = _apply_checkpoint(
         checkpoint, todo, resume=resume, dry_run=result.dry_run
     )
-    pending = sorted(set(pending) | set(_unpublished(wh, params, checkpoint, pending, todo)))
+    pending = sorted(set(pending) | set(_unpublished(wh, tables, checkpoint, pending, todo)))
     left = set(pending)
     result.already_successful = [d for d in todo if d not in left]
     # A bootstrap skip depends on the schedule alone: recorded once, it stays true.
@@ -154,7 +163,7 @@ def _select_dates(wh, params, days, result, dates, resume) -> tuple[list, dict, 
     return pending, bootstrap, checkpoint, skipped_before
 
 
-def _unpublished(wh, params, checkpoint: Checkpoint, pending: list, todo: list) -> list:
+def _unpublished(wh, tables, checkpoint: Checkpoint, pending: list, todo: list) -> list:
     """Return dates the checkpoint calls successful whose players are no longer all in PCF.
 
     A checkpoint is a file; the warehouse can be reseeded, restored or cleaned under it. Trust
@@ -166,7 +175,7 @@ def _unpublished(wh, params, checkpoint: Checkpoint, pending: list, todo: list) 
         return []
     recorded = checkpoint.load()["successful_dates"]
     sql = (
-        f"SELECT game_date, COUNT(DISTINCT player_lookup) AS n FROM {params.tables.pcf.sql} "
+        f"SELECT game_date, COUNT(DISTINCT player_lookup) AS n FROM {tables.pcf.sql} "
         f"WHERE game_date IN UNNEST(@dates) GROUP BY game_date"
     )
     have = {str(r.game_date): int(r.n) for r in wh.query(sql, {"dates": done}).itertuples()}
@@ -192,7 +201,7 @@ def _drop_repeat_skips(todo: list, plan: dict, skipped_before: dict, result) -> 
     return [d for d in todo if d not in repeat]
 
 
-def _count_and_preflight(wh, params, todo, result, force, allow_partial) -> dict:
+def _count_and_preflight(wh, tables, config, todo, result, force, allow_partial) -> dict:
     """Count PGS and UPCG players of every date in one query; run the pre-flight on them.
 
     The same counts drive each date's context decision later, so the range is counted once
@@ -201,7 +210,6 @@ def _count_and_preflight(wh, params, todo, result, force, allow_partial) -> dict
     """
     if not todo:
         return {}
-    tables = params.tables
     counts = coverage.distinct_players(
         wh, {"pgs_players": (tables.pgs, "TRUE"), "upcg_players": (tables.upcg, "TRUE")}, todo
     )
@@ -210,7 +218,7 @@ def _count_and_preflight(wh, params, todo, result, force, allow_partial) -> dict
     else:
         result.preflight_issues = coverage.preflight(
             counts,
-            params.backfill.fallback_threshold,
+            config.fallback_threshold,
             allow_partial=allow_partial,
             stop=not result.dry_run,
         )

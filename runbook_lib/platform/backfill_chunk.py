@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from runbook_lib.config import BackfillConfig
 from runbook_lib.platform import coverage
 from runbook_lib.platform.backfill_result import DateOutcome
 from runbook_lib.platform.checkpoint import Checkpoint
 from runbook_lib.platform.factors import build_staging
-from runbook_lib.platform.schema import PCF, PCF_STAGING
-from runbook_lib.run.params import Params
+from runbook_lib.platform.schema import PCF, PCF_STAGING, Tables
 from runbook_lib.statuses import PUBLISHED, DateStatus
 from runbook_lib.warehouse.base import Warehouse
 
@@ -36,7 +36,8 @@ class ChunkContext:
     """
 
     wh: Warehouse
-    params: Params
+    tables: Tables
+    config: BackfillConfig
     run_id: str
     force: bool = False
     dry_run: bool = False
@@ -62,7 +63,7 @@ class ChunkContext:
                 "error": [o.error for o in outcomes],
             }
         )
-        self.wh.load_dataframe(self.params.tables.backfill_metadata, rows)
+        self.wh.load_dataframe(self.tables.backfill_metadata, rows)
 
 
 def merge_sql(tables) -> str:
@@ -83,7 +84,7 @@ def merge_sql(tables) -> str:
 def process_chunk(ctx: ChunkContext, dates: list[dt.date]) -> list[DateOutcome]:
     """Backfill one chunk of game dates and return their outcomes."""
     plan = {d: ctx.plan[d] for d in dates}
-    threshold = ctx.params.backfill.fallback_threshold
+    threshold = ctx.config.fallback_threshold
     decisions = {d: coverage.decide(d, u, p, threshold) for d, (p, u) in plan.items()}
     if ctx.dry_run:
         return [_would_build(d, plan[d], decisions[d]) for d in dates]
@@ -100,7 +101,7 @@ def _build_validate_publish(ctx, dates, plan, decisions) -> list[DateOutcome]:
     upcg = [d for d in dates if decisions[d] == coverage.UPCG]
     fallback = [d for d in dates if decisions[d] == coverage.FALLBACK]
     try:
-        built = build_staging(ctx.wh, ctx.params.tables, ctx.run_id, upcg, fallback)
+        built = build_staging(ctx.wh, ctx.tables, ctx.run_id, upcg, fallback)
         log.info("Built %d rows for %d dates into staging (run %s)", built, len(dates), ctx.run_id)
     except Exception as e:  # noqa: BLE001
         # The build is one statement for the whole chunk, so its error is no verdict on any
@@ -125,7 +126,7 @@ def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> li
         plan: date -> (PGS players, UPCG players) as counted before the build.
         decisions: date -> UPCG or PGS_FALLBACK.
     """
-    tables, cfg = ctx.params.tables, ctx.params.backfill
+    tables, cfg = ctx.tables, ctx.config
     try:
         staged = coverage.staged_coverage(
             ctx.wh, tables.pgs, tables.id(PCF_STAGING), ctx.run_id, dates
@@ -149,7 +150,7 @@ def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> li
 
 def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int:
     """MERGE the staged rows of the dates that passed into PCF; return rows merged."""
-    tables = ctx.params.tables
+    tables = ctx.tables
     passed = [o.game_date for o in outcomes if o.status != DateStatus.FAILED]
     if not passed:
         return 0
@@ -192,7 +193,7 @@ def _would_build(day, counts, decision) -> DateOutcome:
 
 
 def _drop_staging(ctx: ChunkContext, dates: list[dt.date]) -> None:
-    table = ctx.params.tables.id(PCF_STAGING)
+    table = ctx.tables.id(PCF_STAGING)
     try:
         ctx.wh.execute(
             f"DELETE FROM {table.sql} WHERE run_id = @run_id AND game_date IN UNNEST(@dates)",

@@ -11,9 +11,9 @@ import logging
 
 import pandas as pd
 
+from runbook_lib.config import BackfillConfig
 from runbook_lib.errors import DateRangeError
 from runbook_lib.platform.schema import Tables
-from runbook_lib.run.params import Params
 from runbook_lib.warehouse.base import Warehouse
 
 log = logging.getLogger("runbook.backfill")
@@ -50,14 +50,15 @@ def date_list(dates) -> list:
     return [d for d in entries if d]
 
 
-def requested_dates(params: Params, start, end, dates=None) -> tuple[dt.date, dt.date, list]:
+def requested_dates(
+    config: BackfillConfig, today: dt.date, start, end, dates=None
+) -> tuple[dt.date, dt.date, list]:
     """Validate a range or a date list; return (first, last, every requested calendar date).
 
     Raises DateRangeError for a malformed, reversed, future or too wide request; nothing has
     touched the warehouse yet.
     """
-    today = params.effective_today()
-    limit = params.backfill.max_range_days
+    limit = config.max_range_days
     if dates is not None:
         if start is not None or end is not None:
             raise DateRangeError(

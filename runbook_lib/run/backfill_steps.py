@@ -12,14 +12,20 @@ from runbook_lib.errors import PreflightFailedError
 from runbook_lib.run.params import Params
 
 
+def run_backfill(wh, params: Params, start=None, end=None, **options):
+    """Run the platform's backfill with one environment's sections (tables, backfill, today)."""
+    from runbook_lib.platform import backfill
+
+    today = params.effective_today()
+    return backfill.run_backfill(wh, params.tables, params.backfill, today, start, end, **options)
+
+
 def expect_preflight_stop(wh, params: Params, start: dt.date, end: dt.date, run_id: str | None = None):
     """Run the backfill on `start`..`end` and return the PreflightFailedError it must raise.
 
     Returns None when the pre-flight did not stop the run (which the phase then reports as a
     failed check; the backfill will have run its validation).
     """
-    from runbook_lib.platform.backfill import run_backfill
-
     try:
         run_backfill(wh, params, start, end, run_id=run_id, resume=False)
     except PreflightFailedError as e:
@@ -63,8 +69,6 @@ def nightly_backfill(wh, params: Params, today: dt.date, days: int, run_id: str 
     """
     if days <= 0:
         return None
-    from runbook_lib.platform.backfill import run_backfill
-
     start, end = today - dt.timedelta(days=days), today - dt.timedelta(days=1)
     return run_backfill(wh, params, start, end, run_id=run_id, resume=False)
 

@@ -125,7 +125,7 @@ def _probe_warehouse(folder: Path):
 
 
 def _backfill_options() -> str:
-    from runbook_lib.platform.backfill import run_backfill
+    from runbook_lib.run.backfill_steps import run_backfill
 
     with tempfile.TemporaryDirectory() as folder:
         params, wh = _probe_warehouse(Path(folder))
