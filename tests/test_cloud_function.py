@@ -32,8 +32,8 @@ CUTOFF = dt.date(2025, 4, 3)
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    """The function's source bundle, built once for the module."""
-    return build_bundle(tmp_path_factory.mktemp("bundle"))
+    """The function's source bundle for the local warehouse, built once for the module."""
+    return build_bundle(tmp_path_factory.mktemp("bundle"), "duckdb")
 
 
 @pytest.fixture
@@ -181,12 +181,16 @@ def test_health_endpoint_reports_healthy_with_the_project(bundle, local_params, 
 
 
 def test_bundle_holds_main_pinned_requirements_and_the_library(bundle):
+    # The bundle served locally: the DuckDB backend instead of BigQuery's (the deployed one is
+    # checked in a clean venv by tests/test_function_bundle.py).
     assert "cleanup_upcoming_tables, health" in (bundle / "main.py").read_text()
     reqs = (bundle / "requirements.txt").read_text().split()
-    for dist in ("functions-framework", "google-cloud-bigquery", "pandas"):
+    for dist in ("functions-framework", "duckdb", "pandas"):
         assert f"{dist}=={metadata.version(dist)}" in reqs
-    for module in ("platform/cleanup.py", "warehouse/bigquery_backend.py", "config.py"):
+    assert not any(r.startswith("google-cloud-bigquery==") for r in reqs)
+    for module in ("platform/cleanup.py", "warehouse/duckdb_backend.py", "config.py"):
         assert (bundle / "runbook_lib" / module).exists()
+    assert not (bundle / "runbook_lib" / "warehouse" / "bigquery_backend.py").exists()
     assert not (bundle / "runbook_lib" / "cli").exists()
     assert not (bundle / "runbook_lib" / "run").exists()  # the function has its own config
 
@@ -197,7 +201,7 @@ def test_rebuilding_the_bundle_drops_stale_files_and_keeps_its_digest(bundle, tm
     digest = bundle_digest(copy)
     (copy / "runbook_lib" / "stale.py").write_text("x = 1\n")
     assert bundle_digest(copy) != digest
-    build_bundle(copy)
+    build_bundle(copy, "duckdb")
     assert not (copy / "runbook_lib" / "stale.py").exists()
     assert bundle_digest(copy) == digest == bundle_digest(bundle)
 

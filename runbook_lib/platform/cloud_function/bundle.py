@@ -1,9 +1,12 @@
 """Build the Cloud Function's source folder: exactly what `gcloud functions deploy --source` uploads.
 
 The bundle is built, never hand-kept: the library modules are the import closure of the entry
-module (plus the warehouse backends `connect` imports lazily), found by importing them in a fresh
-interpreter; requirements.txt pins every third-party import of those files to the version
-installed here, and a file importing a package this module does not know is an error.
+module plus the one warehouse backend `connect` imports (lazily) for the bundle's backend, found
+by importing them in a fresh interpreter; requirements.txt pins every third-party import of those
+files to the version installed here, and a file importing a package this module does not know is
+an error. The deployed bundle has the BigQuery backend; the one served locally (`runbook
+function serve`, phase 03 on local) the DuckDB backend instead. So the function carries only
+what it imports where it runs: no run/, no pyyaml, and no duckdb or sqlglot on GCP.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from runbook_lib import paths
 from runbook_lib.errors import DeployError
 
 ENTRY_MODULE = "runbook_lib.platform.cloud_function.main"
-# `warehouse.connect` imports its backend inside the function, so name both here.
-LAZY_MODULES = ("runbook_lib.warehouse.duckdb_backend", "runbook_lib.warehouse.bigquery_backend")
+# `warehouse.connect` imports the backend it needs inside the function: name each here.
+BACKEND_MODULES = {
+    "bigquery": "runbook_lib.warehouse.bigquery_backend",
+    "duckdb": "runbook_lib.warehouse.duckdb_backend",
+}
 # Top-level import name -> distribution that provides it.
 DISTRIBUTIONS = {
     "functions_framework": "functions-framework",
@@ -52,10 +58,16 @@ print(json.dumps(files))
 """
 
 
-def module_files() -> list[Path]:
-    """Return the runbook_lib source files the function imports, found in a fresh interpreter."""
+def module_files(backend: str = "bigquery") -> list[Path]:
+    """Return the runbook_lib source files the function imports on `backend`, found in a fresh
+    interpreter."""
+    if backend not in BACKEND_MODULES:
+        raise DeployError(
+            f"unknown warehouse backend {backend!r} for the bundle (to fix this, use one of "
+            f"{', '.join(BACKEND_MODULES)})"
+        )
     proc = subprocess.run(
-        [sys.executable, "-c", _CLOSURE, ENTRY_MODULE, *LAZY_MODULES],
+        [sys.executable, "-c", _CLOSURE, ENTRY_MODULE, BACKEND_MODULES[backend]],
         capture_output=True,
         text=True,
         cwd=paths.PACKAGE_DIR.parent,
@@ -95,13 +107,14 @@ def requirements(files: list[Path]) -> list[str]:
     return [f"{d}=={metadata.version(d)}" for d in dists]
 
 
-def build_bundle(dest_dir: str | Path) -> Path:
-    """Write main.py, requirements.txt and the needed runbook_lib modules to `dest_dir`."""
+def build_bundle(dest_dir: str | Path, backend: str = "bigquery") -> Path:
+    """Write main.py, requirements.txt and the runbook_lib modules the function imports on
+    `backend` (bigquery: what is deployed; duckdb: what is served locally) to `dest_dir`."""
     dest = Path(dest_dir).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(dest / "runbook_lib", ignore_errors=True)  # a rebuild never keeps stale files
     root = paths.PACKAGE_DIR.parent
-    files = module_files()
+    files = module_files(backend)
     for src in files:
         target = dest / src.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
