@@ -154,9 +154,15 @@ class CloudFunctionConfig(Section):
     memory: str = "512MB"
 
 
-def config_error(e: ValidationError, source: str) -> ParamsError:
-    """Return the ParamsError for a section's first broken rule, naming source and key."""
-    err = e.errors()[0]
+def config_error(e: ValidationError, source: str, order: tuple[str, ...] = ()) -> ParamsError:
+    """Return the ParamsError for the first broken rule, naming source and key.
+
+    First by `order` (top-level keys; the others after them), then in pydantic's order.
+    """
+    rank = {key: i for i, key in enumerate(order)}
+    err = min(
+        e.errors(), key=lambda err: rank.get(str(err["loc"][0]) if err["loc"] else "", len(rank))
+    )
     key = ".".join(str(p) for p in err["loc"]) or "<top>"
     if err["type"] == "extra_forbidden":
         return ParamsError(

@@ -213,3 +213,19 @@ def test_a_shipped_params_file_is_named_relative_to_the_project():
         load_params("local", {"cleanup.ttl_days": 0})
     assert err.value.source == "params/local.yaml"
 
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("{}", "env"),
+        ("backend: sqlite\nenv: BAD\n", "env"),
+        ("env: local\nbackend: duckdb\nproject: p-roject\ntoday: '2025-13-01'\ndatasets: {a: b}\n", "today"),
+        ("zzz: 1\nenv: local\nbackend: duckdb\nproject: nba-props-platform\ncleanup: {ttl_days: 0}\n", "cleanup.ttl_days"),
+    ],
+)
+def test_a_file_breaking_several_rules_is_told_the_first_in_key_order(text, key):
+    # The sections live in runbook_lib/config.py; the first error named is still by file order.
+    with pytest.raises(ParamsError) as e:
+        parse_params(text, "f.yaml")
+    assert e.value.key == key

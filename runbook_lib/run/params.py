@@ -32,6 +32,9 @@ from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.platform.schema import Tables
 
 ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
+# Which broken rule a params file is told about first: its keys in the order of params/local.yaml.
+KEY_ORDER = ("env", "backend", "project", "location", "warehouse_dir", "today", "datasets",
+             "maximum_bytes_billed", "backfill", "cleanup", "alerts", "cloud_function", "phases")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -149,7 +152,7 @@ def parse_params(text: str, source: str = "<string>", overrides: dict | None = N
     try:
         return Params.model_validate({**data, "source": source})
     except ValidationError as e:
-        raise config_error(e, source) from None
+        raise config_error(e, source, KEY_ORDER) from None
 
 
 KEY_PART_RE = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
