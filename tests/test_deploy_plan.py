@@ -115,7 +115,7 @@ def test_malformed_cron_is_rejected_before_any_command(gcloud, tmp_path, schedul
 def test_cron_that_never_fires_is_rejected_by_name_before_any_command(gcloud, tmp_path, schedule):
     params = load_params("staging", {"cloud_function.schedule": schedule})
     with pytest.raises(DeployError, match="never fires") as e:
-        deploy_plan.build_plan(params, tmp_path)
+        plan_for(params, tmp_path)
     assert "cloud_function.schedule" in str(e.value)
     assert calls(gcloud) == []
 
