@@ -179,8 +179,30 @@ ALL_TABLES: tuple[TableSchema, ...] = (
 UPCOMING_TABLES: tuple[TableSchema, ...] = (UPCG, UTCG)
 
 
+class _Declared:
+    """A `Tables` attribute: the TableId of one declared table, in that Tables' project."""
+
+    def __init__(self, schema: TableSchema):
+        self.schema = schema
+
+    def __get__(self, tables: Tables | None, owner=None):
+        return self if tables is None else tables.id(self.schema)
+
+
 class Tables:
     """Resolve declared schemas to TableIds for one project and its dataset names."""
+
+    schedule = _Declared(SCHEDULE)
+    pgs = _Declared(PGS)
+    upcg = _Declared(UPCG)
+    utcg = _Declared(UTCG)
+    psza = _Declared(PSZA)
+    tdza = _Declared(TDZA)
+    pcf = _Declared(PCF)
+    pcf_staging = _Declared(PCF_STAGING)
+    backfill_metadata = _Declared(BACKFILL_METADATA)
+    cleanup_operations = _Declared(CLEANUP_OPERATIONS)
+    runbook_runs = _Declared(RUNBOOK_RUNS)
 
     def __init__(self, project: str, datasets: dict[str, str]):
         self.project = project
@@ -189,9 +211,3 @@ class Tables:
     def id(self, schema: TableSchema) -> TableId:
         """Return the TableId of a declared table."""
         return TableId(self.project, self.datasets[schema.dataset_key], schema.name)
-
-    def __getattr__(self, name: str) -> TableId:
-        schema = globals().get(name.upper())
-        if isinstance(schema, TableSchema):
-            return self.id(schema)
-        raise AttributeError(name)
