@@ -11,7 +11,7 @@ import pytest
 from runbook_lib.errors import CoverageValidationError, DateRangeError, PreflightFailedError
 from runbook_lib.platform import backfill_chunk
 from runbook_lib.platform.backfill_chunk import ChunkContext, publish, validate_staged
-from runbook_lib.platform.coverage import FALLBACK, UPCG
+from runbook_lib.platform.coverage import FALLBACK, UPCG, PlayerCounts
 from runbook_lib.platform.schema import PCF_STAGING
 from runbook_lib.run.backfill_steps import run_backfill
 from tests.test_factors import load, pgs_row, upcg_row
@@ -100,7 +100,7 @@ def _validate(wh, params, expected: int, staged: int, force=False):
             [{k: r[k] for k in ("player_lookup", "game_date", "game_id", "run_id")} for r in rows],
         )
     ctx = ChunkContext(wh, params.tables, params.backfill, "r1", force=force)
-    outcomes = validate_staged(ctx, [D1], {D1: (expected, 0)}, {D1: FALLBACK})
+    outcomes = validate_staged(ctx, [D1], {D1: PlayerCounts(expected, 0)}, {D1: FALLBACK})
     publish(ctx, outcomes)
     return outcomes[0]
 
@@ -482,7 +482,7 @@ def test_validation_counts_only_staged_players_that_are_pgs_players(empty_wh, lo
         [{"player_lookup": p, "game_date": D1, "game_id": "g", "run_id": "r1"} for p in staged],
     )
     ctx = ChunkContext(empty_wh, local_params.tables, local_params.backfill, "r1")
-    (o,) = validate_staged(ctx, [D1], {D1: (20, 22)}, {D1: UPCG})
+    (o,) = validate_staged(ctx, [D1], {D1: PlayerCounts(20, 22)}, {D1: UPCG})
     assert (o.expected, o.actual, o.status) == (20, 17, "FAILED")
     assert o.coverage_pct == pytest.approx(85.0)
 
@@ -497,7 +497,7 @@ def test_coverage_never_exceeds_100_percent_with_extra_staged_players(empty_wh, 
         [{"player_lookup": p, "game_date": D1, "game_id": "g", "run_id": "r1"} for p in staged],
     )
     ctx = ChunkContext(empty_wh, local_params.tables, local_params.backfill, "r1")
-    (o,) = validate_staged(ctx, [D1], {D1: (20, 23)}, {D1: UPCG})
+    (o,) = validate_staged(ctx, [D1], {D1: PlayerCounts(20, 23)}, {D1: UPCG})
     assert (o.actual, o.coverage_pct, o.status) == (20, 100.0, "COMPLETE")
 
 

@@ -117,8 +117,8 @@ def _run(wh, tables, config, days, result, *, dates, force, allow_partial, resum
         todo, bootstrap, checkpoint, skipped_before = _select_dates(
             wh, tables, config, days, result, dates, resume
         )
-        plan = _count_and_preflight(wh, tables, config, todo, result, force, allow_partial)
-        todo = _drop_repeat_skips(todo, plan, skipped_before, result)
+        counts = _count_and_preflight(wh, tables, config, todo, result, force, allow_partial)
+        todo = _drop_repeat_skips(todo, counts, skipped_before, result)
         ctx = ChunkContext(
             wh,
             tables,
@@ -127,7 +127,7 @@ def _run(wh, tables, config, days, result, *, dates, force, allow_partial, resum
             force=force,
             dry_run=result.dry_run,
             checkpoint=None if result.dry_run else checkpoint,
-            plan=plan,
+            counts=counts,
         )
         _record_bootstrap(ctx, bootstrap, result)
         _run_chunks(ctx, chunks(todo, workers), workers, result)
@@ -188,20 +188,22 @@ def _unpublished(wh, tables, checkpoint: Checkpoint, pending: list, todo: list) 
     return redo
 
 
-def _drop_repeat_skips(todo: list, plan: dict, skipped_before: dict, result) -> list:
+def _drop_repeat_skips(todo: list, counts: dict, skipped_before: dict, result) -> list:
     """Leave out dates the checkpoint records as skipped that still have no PGS players.
 
     Processing them again would only append another SKIPPED metadata row per rerun; a date
     whose players have arrived since is processed like any other.
     """
-    repeat = [d for d in todo if str(d) in skipped_before and plan[d][0] == 0]
+    repeat = [d for d in todo if str(d) in skipped_before and counts[d].pgs == 0]
     if repeat:
         result.already_skipped.extend(repeat)
         log.info("⏭  %d dates still without PGS players, already recorded as skipped", len(repeat))
     return [d for d in todo if d not in repeat]
 
 
-def _count_and_preflight(wh, tables, config, todo, result, force, allow_partial) -> dict:
+def _count_and_preflight(
+    wh, tables, config, todo, result, force, allow_partial
+) -> dict[dt.date, coverage.PlayerCounts]:
     """Count PGS and UPCG players of every date in one query; run the pre-flight on them.
 
     The same counts drive each date's context decision later, so the range is counted once
@@ -222,7 +224,10 @@ def _count_and_preflight(wh, tables, config, todo, result, force, allow_partial)
             allow_partial=allow_partial,
             stop=not result.dry_run,
         )
-    return {r.game_date: (int(r.pgs_players), int(r.upcg_players)) for r in counts.itertuples()}
+    return {
+        r.game_date: coverage.PlayerCounts(int(r.pgs_players), int(r.upcg_players))
+        for r in counts.itertuples()
+    }
 
 
 def _run_chunks(ctx: ChunkContext, parts: list, workers: int, result: BackfillResult) -> None:

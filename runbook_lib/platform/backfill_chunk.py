@@ -31,7 +31,7 @@ _KEY = ("game_date", "player_lookup")
 class ChunkContext:
     """What every chunk of one run shares.
 
-    `plan` maps each game date to its (PGS players, UPCG players), counted once for the whole
+    `counts` maps each game date to its PlayerCounts (PGS, UPCG), counted once for the whole
     run by the pre-flight query; the chunks decide from it instead of counting again.
     """
 
@@ -42,7 +42,7 @@ class ChunkContext:
     force: bool = False
     dry_run: bool = False
     checkpoint: Checkpoint | None = None
-    plan: dict[dt.date, tuple[int, int]] = field(default_factory=dict)
+    counts: dict[dt.date, coverage.PlayerCounts] = field(default_factory=dict)
 
     def write_metadata(self, outcomes: list[DateOutcome]) -> None:
         """Append one backfill_processing_metadata row per outcome, in one load."""
@@ -83,21 +83,21 @@ def merge_sql(tables) -> str:
 
 def process_chunk(ctx: ChunkContext, dates: list[dt.date]) -> list[DateOutcome]:
     """Backfill one chunk of game dates and return their outcomes."""
-    plan = {d: ctx.plan[d] for d in dates}
+    counts = {d: ctx.counts[d] for d in dates}
     threshold = ctx.config.fallback_threshold
-    decisions = {d: coverage.decide(d, u, p, threshold) for d, (p, u) in plan.items()}
+    decisions = {d: coverage.decide(d, c.upcg, c.pgs, threshold) for d, c in counts.items()}
     if ctx.dry_run:
-        return [_would_build(d, plan[d], decisions[d]) for d in dates]
+        return [_would_build(d, counts[d], decisions[d]) for d in dates]
     # One connection for the chunk's statements (per thread: workers each hold their own).
     with ctx.wh.session():
         try:
-            outcomes = _build_validate_publish(ctx, dates, plan, decisions)
+            outcomes = _build_validate_publish(ctx, dates, counts, decisions)
         finally:
             _drop_staging(ctx, dates)
         return _finish(ctx, outcomes)
 
 
-def _build_validate_publish(ctx, dates, plan, decisions) -> list[DateOutcome]:
+def _build_validate_publish(ctx, dates, counts, decisions) -> list[DateOutcome]:
     upcg = [d for d in dates if decisions[d] == coverage.UPCG]
     fallback = [d for d in dates if decisions[d] == coverage.FALLBACK]
     try:
@@ -113,17 +113,17 @@ def _build_validate_publish(ctx, dates, plan, decisions) -> list[DateOutcome]:
         log.error(
             "❌ Staging build of %d dates (%s .. %s) failed: %s", len(dates), dates[0], dates[-1], e
         )
-        return [_failed(d, plan[d][0], plan[d][1], decisions[d], error) for d in dates]
-    outcomes = validate_staged(ctx, dates, plan, decisions)
+        return [_failed(d, counts[d].pgs, counts[d].upcg, decisions[d], error) for d in dates]
+    outcomes = validate_staged(ctx, dates, counts, decisions)
     publish(ctx, outcomes)
     return outcomes
 
 
-def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> list[DateOutcome]:
+def validate_staged(ctx: ChunkContext, dates, before: dict, decisions: dict) -> list[DateOutcome]:
     """Compare staged and PGS player sets per date (one query); return verdicts.
 
     Args:
-        plan: date -> (PGS players, UPCG players) as counted before the build.
+        before: date -> PlayerCounts (PGS, UPCG) as counted before the build.
         decisions: date -> UPCG or PGS_FALLBACK.
     """
     tables, cfg = ctx.tables, ctx.config
@@ -143,9 +143,9 @@ def validate_staged(ctx: ChunkContext, dates, plan: dict, decisions: dict) -> li
             for d in dates
         }
     except Exception as e:  # noqa: BLE001 - fail safe: no verdict means no publish
-        counts = {d: (plan[d][0], 0) for d in dates}
+        counts = {d: (before[d].pgs, 0) for d in dates}
         verdicts = {d: coverage.validation_error(d, e) for d in dates}
-    return [_outcome(d, counts[d], plan[d][1], decisions[d], verdicts[d]) for d in dates]
+    return [_outcome(d, counts[d], before[d].upcg, decisions[d], verdicts[d]) for d in dates]
 
 
 def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int:
@@ -177,8 +177,8 @@ def _failed(day, expected, upcg_players, decision, error) -> DateOutcome:
     return DateOutcome(day, expected, 0, 0.0, decision, DateStatus.FAILED, error, upcg_players)
 
 
-def _would_build(day, counts, decision) -> DateOutcome:
-    pgs, upcg = counts
+def _would_build(day, counts: coverage.PlayerCounts, decision) -> DateOutcome:
+    pgs, upcg = counts.pgs, counts.upcg
     players = pgs if decision == coverage.FALLBACK else upcg
     source = "the PGS fallback" if decision == coverage.FALLBACK else "UPCG"
     log.info(

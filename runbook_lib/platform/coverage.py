@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -93,6 +94,13 @@ def _pct(part: int, whole: int) -> float:
 
 
 # -- pre-flight (fact sheet 2.3) ---------------------------------------------------------------
+class PlayerCounts(NamedTuple):
+    """A game date's distinct players in PGS and in UPCG, as the pre-flight counted them."""
+
+    pgs: int
+    upcg: int
+
+
 def preflight(
     counts: pd.DataFrame, threshold: float, *, allow_partial: bool, stop: bool = True
 ) -> list[dict]:
