@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from runbook_lib import paths
+from runbook_lib import clock, paths
 from runbook_lib.errors import ParamsError
 
 # BigQuery project ids: 6-30 chars, lowercase letters, digits and hyphens, starting with a letter.
@@ -47,6 +47,18 @@ class Section(BaseModel):
     """A section: unknown keys are errors, values are not coerced, and it never changes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Dated(Section):
+    """A config with an optional fixed `today` (YYYY-MM-DD); without one, today is the UTC date."""
+
+    today: dt.date | None = None
+
+    _check_today = field_validator("today", mode="before")(parse_date)
+
+    def effective_today(self) -> dt.date:
+        """Return the fixed `today`, or the current UTC date when none is set."""
+        return self.today or clock.now().date()
 
 
 class WarehouseConfig(Section):

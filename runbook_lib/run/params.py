@@ -10,7 +10,6 @@ model parses them (bigquery-etl's UniqueKeyLoader, papermill's NoDatesSafeLoader
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from runbook_lib.config import (
     BackfillConfig,
     CleanupConfig,
     CloudFunctionConfig,
+    Dated,
     WarehouseConfig,
     config_error,
-    parse_date,
 )
 from runbook_lib.errors import ParamsError, UnknownEnvironmentError
 from runbook_lib.platform.cloud_function.config import FunctionConfig
@@ -79,20 +78,17 @@ _UniqueKeyLoader.yaml_implicit_resolvers = {
 }
 
 
-class Params(WarehouseConfig):
+class Params(WarehouseConfig, Dated):
     """One environment's parameters, validated: its warehouse (the top-level keys), the sections
     of the platform's parts, and the phases' own parameters."""
 
     env: str
-    today: dt.date | None = None
     backfill: BackfillConfig = BackfillConfig()
     cleanup: CleanupConfig = CleanupConfig()
     alerts: AlertsConfig = AlertsConfig()
     cloud_function: CloudFunctionConfig = CloudFunctionConfig()
     phases: dict[str, dict] = Field(default_factory=dict)
     source: str = Field("<memory>", exclude=True)
-
-    _check_today = field_validator("today", mode="before")(parse_date)
 
     @field_validator("env")
     @classmethod
@@ -110,10 +106,6 @@ class Params(WarehouseConfig):
     def tables(self) -> Tables:
         """Return the declared tables resolved to this environment's project and datasets."""
         return Tables(self.project, self.datasets)
-
-    def effective_today(self) -> dt.date:
-        """Return the params' `today`, or the current UTC date when none is set."""
-        return self.today or dt.datetime.now(dt.UTC).date()
 
     def function_config(self, webhook_url: str | None = None) -> FunctionConfig:
         """Return the config the Cloud Function runs with here (its env vars: `.to_env()`)."""

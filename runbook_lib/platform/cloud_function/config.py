@@ -26,16 +26,15 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError
 
 from runbook_lib.config import (
     DEFAULT_DATASETS,
     AlertsConfig,
     CleanupConfig,
-    Section,
+    Dated,
     WarehouseConfig,
     config_error,
-    parse_date,
 )
 from runbook_lib.errors import ParamsError
 from runbook_lib.platform.schema import Tables
@@ -60,15 +59,12 @@ ENV_VARS: dict[str, tuple[str, bool]] = {
 }
 
 
-class FunctionConfig(Section):
+class FunctionConfig(Dated):
     """What the daily cleanup needs: its warehouse, the cleanup's limits, alerts, a fixed today."""
 
     warehouse: WarehouseConfig
     cleanup: CleanupConfig = CleanupConfig()
     alerts: AlertsConfig = AlertsConfig()
-    today: dt.date | None = None
-
-    _check_today = field_validator("today", mode="before")(parse_date)
 
     @property
     def env(self) -> str:
@@ -79,10 +75,6 @@ class FunctionConfig(Section):
     def tables(self) -> Tables:
         """Return the declared tables in the function's project and datasets."""
         return Tables(self.warehouse.project, self.warehouse.datasets)
-
-    def effective_today(self) -> dt.date:
-        """Return the fixed `today`, or the current UTC date when none is set."""
-        return self.today or dt.datetime.now(dt.UTC).date()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FunctionConfig:
