@@ -115,7 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Print the deployment plan; with --apply, run it after the gcloud preflight."""
+    """Print the deployment plan; with --apply, run it after the gcloud access check."""
     params = params_from(args)
     if args.bundle:
         return _plan(args, params, args.bundle)
@@ -138,7 +138,7 @@ def _plan(args: argparse.Namespace, params, bundle) -> int:
         )
         return 0
     try:
-        steps = deploy_plan.resolve(plan, runner, deploy_plan.preflight(plan, runner))
+        steps = deploy_plan.resolve(plan, runner, deploy_plan.check_gcloud_access(plan, runner))
     except DeployError as e:
         print(f"(cannot describe the current state: {redact_known(str(e), plan.env_vars)})")
         steps = deploy_plan.static_steps(plan)

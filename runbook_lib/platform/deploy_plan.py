@@ -94,7 +94,7 @@ class Step:
     reason: str = ""
 
 
-def preflight(plan: DeployPlan, runner: GcloudRunner) -> str:
+def check_gcloud_access(plan: DeployPlan, runner: GcloudRunner) -> str:
     """Check gcloud, credentials and project access before anything changes; return the number."""
     if shutil.which(runner.gcloud) is None:
         raise DeployError(
@@ -277,8 +277,8 @@ class ApplyResult:
 
 
 def apply(plan: DeployPlan, runner: GcloudRunner) -> ApplyResult:
-    """Run the plan: preflight, describe everything, then run each create, update or resume."""
-    number = preflight(plan, runner)
+    """Run the plan: check gcloud access, describe everything, then run each create, update or resume."""
+    number = check_gcloud_access(plan, runner)
     steps = resolve(plan, runner, number)
     previous = serving_revision(plan, runner)
     executed = []
@@ -314,8 +314,8 @@ def serving_revision(plan: DeployPlan, runner: GcloudRunner) -> str | None:
 def rollback(
     plan: DeployPlan, runner: GcloudRunner, action: str, revision: str | None = None
 ) -> tuple[str, ...]:
-    """Run one rollback action after the preflight; return the command run."""
-    preflight(plan, runner)
+    """Run one rollback action after the gcloud access check; return the command run."""
+    check_gcloud_access(plan, runner)
     command = rollback_commands(plan, action, revision)
     proc = runner.run(command)
     if proc.returncode != 0:

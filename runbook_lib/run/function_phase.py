@@ -106,7 +106,7 @@ def deploy(
         params.env, params.cloud_function, params.function_config(webhook_url), bundle
     )
     runner = GcloudRunner(plan.project, plan.region)
-    number = deploy_plan.preflight(plan, runner)
+    number = deploy_plan.check_gcloud_access(plan, runner)
     steps = deploy_plan.resolve(plan, runner, number)
     channel = monitoring.remote_channel(webhook_url)
     threshold = params.alerts.large_deletion_rows
