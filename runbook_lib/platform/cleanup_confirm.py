@@ -59,9 +59,14 @@ def token(short: str, rows: int, plan: str) -> str:
     return f"delete {rows} rows from {short} (plan {plan})"
 
 
+def join_tokens(tokens) -> str:
+    """Return tokens as the one line a person types or reads: joined by "; "."""
+    return SEPARATOR.join(tokens)
+
+
 def confirmation_line(plan: CleanupPlan) -> str:
     """Return the one line a person types to confirm `plan` (empty when nothing is stale)."""
-    return SEPARATOR.join(plan.tokens.values())
+    return join_tokens(plan.tokens.values())
 
 
 def split_line(text) -> list[str]:
@@ -82,7 +87,7 @@ def resolve_confirmation(plan: CleanupPlan, given, source: str, is_local: bool) 
     nobody to ask). Outside local a token read from a params file is refused: a file can be
     committed, copied or left over, so it proves nobody looked at this preview.
     """
-    value = _norm(";".join(split_line(given)))
+    value = join_tokens(split_line(given))
     line = confirmation_line(plan)
     if value == AUTO:
         if not is_local:
@@ -132,7 +137,7 @@ def check_confirmation(plan: CleanupPlan, confirm) -> None:
     if isinstance(confirm, Mapping):
         # Each answer is bound to its table: ask again only for the tables answered wrongly.
         raise ConfirmationRequired(
-            SEPARATOR.join(expected[s] for s in wrong), shown, problem=problem
+            join_tokens(expected[s] for s in wrong), shown, problem=problem
         )
     raise ConfirmationRequired(confirmation_line(plan), shown, problem=problem)
 

@@ -56,7 +56,7 @@ def confirmation_record(
     `given` is the form's Confirmation (who answered it, when and how) or the parameter's text.
     """
     from runbook_lib.clock import now_iso
-    from runbook_lib.platform.cleanup_confirm import AUTO, SEPARATOR, confirmation_line
+    from runbook_lib.platform.cleanup_confirm import AUTO, confirmation_line, join_tokens
     from runbook_lib.run.interact import Confirmation, who
 
     holder = given if isinstance(given, Confirmation) else None
@@ -64,7 +64,7 @@ def confirmation_record(
     how = "dry run: no confirmation needed" if dry_run else (
         "auto (local: the previewed plan accepted)" if text.strip() == AUTO
         else (holder.how if holder and holder.how else f"typed ({source or 'given'})"))
-    return {"expected": confirmation_line(plan), "given": SEPARATOR.join(tokens), "how": how,
+    return {"expected": confirmation_line(plan), "given": join_tokens(tokens), "how": how,
             "source": source, "by": (holder.by if holder else None) or f"{who(phase)} ({source or 'parameter'})",
             "at": (holder.at if holder else None) or now_iso()}
 
