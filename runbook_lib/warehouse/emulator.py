@@ -1,7 +1,7 @@
 """A local BigQuery-API server (bqemulator 1.4.0) started in-process, for tests and benches.
 
 The BigQuery backend is tested through the real `google-cloud-bigquery` client against this
-server. bqemulator needs two patches to start offline; both are applied here and nowhere else:
+server. bqemulator needs three patches to work offline; they are applied here and nowhere else:
 
 1. It runs `INSTALL spatial` at start-up, which downloads DuckDB's spatial extension and fails
    without network. The runbook never uses GEOGRAPHY, so the spatial (and avro) loads are skipped.
@@ -12,6 +12,11 @@ server. bqemulator needs two patches to start offline; both are applied here and
    which `query_and_wait` treats as a warning: a query on a missing table would return no rows
    instead of raising. Real BigQuery answers a failed `jobs.query` with a non-success status
    (see google-cloud-bigquery `_job_helpers`), so the response is turned into that status.
+
+It ships in the package, not under tests/, on purpose: `warehouse.connect` builds its client
+with `client_for` whenever RUNBOOK_BIGQUERY_EMULATOR names an endpoint, and the emulator
+environment (`--env emulator`, issue 10) starts this same patched server for a whole run.
+bqemulator itself stays a dev extra, imported only when a server is started.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ _patched = False
 
 
 def _patch_bqemulator() -> None:
-    """Apply the two offline start-up patches (idempotent)."""
+    """Apply the offline patches (idempotent)."""
     global _patched
     if _patched:
         return
