@@ -27,16 +27,26 @@ def local_params(tmp_path):
     )
 
 
-@pytest.fixture
-def empty_wh(local_params):
-    """A local warehouse with every declared table created and empty."""
+@pytest.fixture(scope="session")
+def empty_file(tmp_path_factory):
+    """Create every declared table once per session, empty; tests get copies of the file."""
     from runbook_lib.platform.schema import ALL_TABLES
 
-    wh = connect(local_params)
+    folder = tmp_path_factory.mktemp("empty")
+    params = load_params("local", {"warehouse_dir": str(folder), "today": TODAY})
+    wh = connect(params)
     with wh.session():
         for schema in ALL_TABLES:
-            wh.ensure_table(local_params.tables.id(schema), schema)
-    return wh
+            wh.ensure_table(params.tables.id(schema), schema)
+    return wh.path
+
+
+@pytest.fixture
+def empty_wh(local_params, empty_file):
+    """A local warehouse with every declared table created and empty (a copy of `empty_file`)."""
+    local_params.warehouse_path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(empty_file, local_params.warehouse_path / empty_file.name)
+    return connect(local_params)
 
 
 @pytest.fixture(scope="session")
