@@ -49,6 +49,21 @@ def empty_wh(local_params, empty_file):
     return connect(local_params)
 
 
+@pytest.fixture(autouse=True)
+def _one_connection_per_safeguard_test(request):
+    """Hold one connection to a safeguard test's warehouse for the whole test.
+
+    Phase 01 waits for the safeguard tests, and opening and closing the DuckDB file around each
+    statement was half their time. They run in this process only, so nothing else needs the file
+    meanwhile; the code under test opens its sessions inside this one, as it would in a kernel.
+    """
+    if request.node.get_closest_marker("safeguard") is None or "empty_wh" not in request.fixturenames:
+        yield
+        return
+    with request.getfixturevalue("empty_wh").session():
+        yield
+
+
 @pytest.fixture(scope="session")
 def seeded_file(tmp_path_factory):
     """Seed the synthetic league once per session; tests get copies of the file."""
