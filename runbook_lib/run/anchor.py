@@ -206,6 +206,6 @@ def check(man: dict, header_hash: str) -> AnchorCheck:
 
 def _plain_overrides(overrides: dict) -> dict:
     """Drop redacted values: they name secrets (webhooks), never where the warehouse is."""
-    from runbook_lib.run.manifest import REDACTED
+    from runbook_lib.secrets import REDACTED
 
     return {k: v for k, v in overrides.items() if v != REDACTED}
