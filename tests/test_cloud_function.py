@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import queue
 import shutil
 import signal
@@ -19,6 +20,7 @@ import functions_framework
 import pandas as pd
 import pytest
 
+from runbook_lib import paths
 from runbook_lib.errors import ParamsError
 from runbook_lib.platform import cleanup, monitoring
 from runbook_lib.platform.cloud_function import local
@@ -244,13 +246,16 @@ def listening(url: str) -> bool:
     return True
 
 
-def start_serve() -> tuple[subprocess.Popen, dict]:
-    """Run `runbook function serve --env local`; return it and the URLs and bundle it printed."""
+def start_serve(root: Path) -> tuple[subprocess.Popen, dict]:
+    """Run `runbook function serve --env local` with its warehouse under `root` (its own lock);
+    return it and the URLs and bundle it printed."""
     code = "import sys; from runbook_lib.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "RUNBOOK_ROOT": str(root), "RUNBOOK_PARAMS_DIR": str(paths.PARAMS_DIR)}
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "function", "serve", "--env", "local"],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
@@ -268,9 +273,9 @@ def start_serve() -> tuple[subprocess.Popen, dict]:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_serve_answers_health_and_a_stop_signal_stops_both_servers_and_removes_the_bundle(
-    stop_signal,
+    stop_signal, tmp_path
 ):
-    proc, printed = start_serve()
+    proc, printed = start_serve(tmp_path)
     try:
         health = printed["health"]
         events = printed["pub/sub"].split()[-1]
