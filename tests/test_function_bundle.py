@@ -18,7 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib.platform.cloud_function.bundle import build_bundle
+from runbook_lib.platform.cloud_function.bundle import (
+    BACKEND_MODULES,
+    ENTRY_MODULE,
+    build_bundle,
+    module_files,
+)
 
 # pip's words when no index answers: only then does the test skip.
 NO_INDEX = (
@@ -99,3 +104,25 @@ def test_the_deployed_bundle_imports_in_a_plain_venv_with_only_its_requirements(
     assert seen["health"]["project"] == "nba-props-platform"
     assert Path(seen["library"]).is_relative_to(deployed_bundle)
     assert seen["absent"] == list(NOT_SHIPPED)
+
+
+# What a fresh interpreter holds after importing the entry module and a backend: the oracle for
+# the closure build_bundle reads from the sources.
+IMPORTED = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())
+                        if n.split(".")[0] == "runbook_lib" and getattr(m, "__file__", None))))
+"""
+
+
+@pytest.mark.parametrize("backend", sorted(BACKEND_MODULES))
+def test_the_closure_read_from_the_sources_is_what_a_fresh_interpreter_imports(backend):
+    imported = subprocess.run(
+        [sys.executable, "-c", IMPORTED, ENTRY_MODULE, BACKEND_MODULES[backend]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [str(p) for p in module_files(backend)] == json.loads(imported.stdout)

@@ -1,8 +1,9 @@
 """Build the Cloud Function's source folder: exactly what `gcloud functions deploy --source` uploads.
 
 The bundle is built, never hand-kept: the library modules are the import closure of the entry
-module plus the one warehouse backend `connect` imports (lazily) for the bundle's backend, found
-by importing them in a fresh interpreter; requirements.txt pins every third-party import of those
+module plus the one warehouse backend `connect` imports (lazily) for the bundle's backend, read
+from the sources (the imports run when a module is imported; a fresh interpreter would take
+seconds to import them all, and phase 03 builds the bundle each run); requirements.txt pins every third-party import of those
 files to the version installed here, and a file importing a package this module does not know is
 an error. The deployed bundle has the BigQuery backend; the one served locally (`runbook
 function serve`, phase 03 on local) the DuckDB backend instead. So the function carries only
@@ -13,10 +14,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import shutil
-import subprocess
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -48,37 +48,80 @@ MAIN_PY = '''"""Entry points of the upcoming-tables cleanup function (generated 
 from runbook_lib.platform.cloud_function.main import cleanup_upcoming_tables, health  # noqa: F401
 '''
 
-_CLOSURE = """
-import importlib, json, sys
-for name in sys.argv[1:]:
-    importlib.import_module(name)
-files = sorted({m.__file__ for n, m in list(sys.modules.items())
-                if (n == "runbook_lib" or n.startswith("runbook_lib.")) and getattr(m, "__file__", None)})
-print(json.dumps(files))
-"""
-
 
 def module_files(backend: str = "bigquery") -> list[Path]:
-    """Return the runbook_lib source files the function imports on `backend`, found in a fresh
-    interpreter."""
+    """Return the runbook_lib source files the function imports on `backend`: the closure of its
+    entry module's imports, read from the sources (no interpreter, so nothing is imported)."""
     if backend not in BACKEND_MODULES:
         raise DeployError(
             f"unknown warehouse backend {backend!r} for the bundle (to fix this, use one of "
             f"{', '.join(BACKEND_MODULES)})"
         )
-    proc = subprocess.run(
-        [sys.executable, "-c", _CLOSURE, ENTRY_MODULE, BACKEND_MODULES[backend]],
-        capture_output=True,
-        text=True,
-        cwd=paths.PACKAGE_DIR.parent,
-        check=False,
-    )
-    if proc.returncode != 0:
+    todo, seen = [ENTRY_MODULE, BACKEND_MODULES[backend]], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _source(name)
+        todo += [p for p in _parents(name) if p not in seen]
+        todo += [m for m in _imported(path, name) if m not in seen]
+    return sorted(_source(n) for n in seen)
+
+
+def _source(module: str) -> Path:
+    """Return the file of a runbook_lib module or package."""
+    base = paths.PACKAGE_DIR.parent.joinpath(*module.split("."))
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    if not path.exists():
         raise DeployError(
-            f"the function's modules do not import: {proc.stderr.strip()[-800:]} "
-            f"(to fix this, run `python -c 'import {ENTRY_MODULE}'` and fix it)"
+            f"the function imports {module}, which has no source file {path} (to fix this, "
+            f"run `python -c 'import {ENTRY_MODULE}'` and fix the import)"
         )
-    return [Path(f) for f in json.loads(proc.stdout)]
+    return path
+
+
+def _parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _imported(path: Path, module: str) -> list[str]:
+    """Return the runbook_lib modules `path` imports when it is imported (not in a function's
+    body, not under TYPE_CHECKING); a `from pkg import name` may name a module."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in _import_time(ast.parse(path.read_text(), str(path)).body):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            found += [base, *(f"{base}.{a.name}" for a in node.names)]
+    return [m for m in found if m.split(".")[0] == "runbook_lib" and _exists(m)]
+
+
+def _import_time(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Yield the statements run when a module is imported: function bodies and
+    `if TYPE_CHECKING:` blocks are not."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _import_time(node.orelse)
+            continue
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                yield from _import_time(inner)
+
+
+def _exists(module: str) -> bool:
+    base = paths.PACKAGE_DIR.parent.joinpath(*module.split("."))
+    return (base / "__init__.py").exists() or base.with_suffix(".py").exists()
 
 
 def third_party_imports(files: list[Path]) -> set[str]:
