@@ -16,6 +16,7 @@ BENCHES = [
     ["bench_backfill.py", "--sample", "40"],
     ["bench_cleanup.py", "--runs", "5"],
     ["bench_run.py", "--skip-cli"],
+    ["bench_function.py", "--runs", "5"],
     ["bench_lab.py", "--runs", "2"],
 ]
 
