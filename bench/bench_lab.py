@@ -34,16 +34,8 @@ from bench_run import _fresh, _seed, time_direct  # noqa: E402
 
 from runbook_lib import paths  # noqa: E402
 from runbook_lib.run import runner  # noqa: E402
+from tests.lab_process import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHASE = "02_data_cleanup"
 
 
@@ -90,7 +82,7 @@ def time_lab(folder: Path, overrides: dict) -> dict:
     proc, url, run_dir, to_url = _lab(folder, overrides)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.get_by_text(re.compile(r"\| Idle")).wait_for(timeout=120_000)
@@ -130,7 +122,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args()
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         print("skipped: no /usr/bin/chromium (apt-get install -y chromium fonts-noto-color-emoji)")
         return 0
     base = Path(tempfile.mkdtemp(prefix="bench_lab_"))

@@ -8,10 +8,36 @@ from pathlib import Path
 
 import pytest
 
+from runbook_lib import paths
+from runbook_lib.run import lock
 from runbook_lib.run.params import load_params
 from runbook_lib.warehouse import connect
 
 TODAY = "2025-04-10"
+SOURCE_PARAMS = paths.PARAMS_DIR  # the project's own params, before any test points elsewhere
+# The `runbook` command in a process of its own, from this interpreter.
+RUNBOOK_PROCESS = [
+    sys.executable,
+    "-c",
+    "import sys; from runbook_lib.cli import main; sys.exit(main())",
+]
+
+
+@pytest.fixture
+def tmp_params_dir(tmp_path, monkeypatch):
+    """A params folder whose local.yaml keeps the warehouse, checkpoints and outputs under
+    tmp_path, used by this process and by the `runbook` processes it starts; return it."""
+    folder = tmp_path / "params"
+    folder.mkdir()
+    text = (SOURCE_PARAMS / "local.yaml").read_text()
+    text = text.replace("outputs/local/warehouse", str(tmp_path / "warehouse"))
+    text = text.replace("outputs/local/checkpoints", str(tmp_path / "checkpoints"))
+    (folder / "local.yaml").write_text(text)
+    monkeypatch.setattr(paths, "PARAMS_DIR", folder)
+    monkeypatch.setenv("RUNBOOK_PARAMS_DIR", str(folder))
+    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "outputs")
+    monkeypatch.delenv(lock.RUN_ID_ENV, raising=False)
+    return folder
 
 
 @pytest.fixture
@@ -57,7 +83,10 @@ def _one_connection_per_safeguard_test(request):
     statement was half their time. They run in this process only, so nothing else needs the file
     meanwhile; the code under test opens its sessions inside this one, as it would in a kernel.
     """
-    if request.node.get_closest_marker("safeguard") is None or "empty_wh" not in request.fixturenames:
+    if (
+        request.node.get_closest_marker("safeguard") is None
+        or "empty_wh" not in request.fixturenames
+    ):
         yield
         return
     with request.getfixturevalue("empty_wh").session():

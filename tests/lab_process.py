@@ -14,6 +14,16 @@ from runbook_lib import paths
 from tests.conftest import TODAY
 
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
+# Debian's chromium, driven by Playwright (its own browser download cannot work offline).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture

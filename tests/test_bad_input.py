@@ -4,31 +4,20 @@ written: not a run folder, not a lock, not the warehouse (every path points into
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-from runbook_lib import paths
 from runbook_lib.cli import main
 from runbook_lib.run import lock
+from tests.conftest import RUNBOOK_PROCESS
 
-RUNBOOK = [sys.executable, "-c", "import sys; from runbook_lib.cli import main; sys.exit(main())"]
+RUNBOOK = RUNBOOK_PROCESS
 
 
 @pytest.fixture
-def sandbox(tmp_path, monkeypatch):
+def sandbox(tmp_params_dir):
     """Params, outputs and the warehouse all under tmp_path; return the params folder."""
-    folder = tmp_path / "params"
-    folder.mkdir()
-    text = (paths.PARAMS_DIR / "local.yaml").read_text()
-    text = text.replace("outputs/local/warehouse", str(tmp_path / "warehouse"))
-    text = text.replace("outputs/local/checkpoints", str(tmp_path / "checkpoints"))
-    (folder / "local.yaml").write_text(text)
-    monkeypatch.setattr(paths, "PARAMS_DIR", folder)
-    monkeypatch.setenv("RUNBOOK_PARAMS_DIR", str(folder))
-    monkeypatch.setattr(paths, "OUTPUTS_DIR", tmp_path / "outputs")
-    monkeypatch.delenv(lock.RUN_ID_ENV, raising=False)
-    return folder
+    return tmp_params_dir
 
 
 def _tree(root) -> dict:

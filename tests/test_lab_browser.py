@@ -21,21 +21,12 @@ import pytest
 
 from runbook_lib import paths
 from tests import lab_process
-from tests.lab_process import RUNBOOK, start_lab
+from tests.lab_process import CHROMIUM, CHROMIUM_ARGS, RUNBOOK, start_lab
 
 lab_root = lab_process.lab_root  # the fixture
 
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT = 300_000  # ms: a ceiling for a loaded 2-core machine, not a timing assertion
 SHOTS = paths.SOURCE_ROOT / "outputs" / "screenshots"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -148,7 +139,7 @@ def test_a_person_should_step_through_phase_02_in_jupyterlab_and_seal_it(lab_roo
     proc, url, run_dir = start_lab(lab_root, "--phases", "02")
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             try:
                 token = _step_through_02(page, url)

@@ -21,31 +21,23 @@ from pathlib import Path
 
 import pytest
 
-from runbook_lib import paths
 from runbook_lib.cli import main
 from runbook_lib.errors import LockHeldError, LockIdMismatchError
 from runbook_lib.run import lock
 from runbook_lib.run.params import load_params
+from tests.conftest import RUNBOOK_PROCESS, SOURCE_PARAMS
 
-RUNBOOK = [sys.executable, "-c", "import sys; from runbook_lib.cli import main; sys.exit(main())"]
+RUNBOOK = RUNBOOK_PROCESS
 DEAD_PID = 2**22 + 7  # above Linux's default pid_max: no such process
 
 
 @pytest.fixture
-def params_dir(tmp_path, monkeypatch):
+def params_dir(tmp_params_dir):
     """A params folder with local.yaml and `copy.yaml` (the same file under another name)."""
-    folder = tmp_path / "params"
-    folder.mkdir()
-    text = (paths.PARAMS_DIR / "local.yaml").read_text()
-    text = text.replace("outputs/local/warehouse", str(tmp_path / "warehouse"))
-    text = text.replace("outputs/local/checkpoints", str(tmp_path / "checkpoints"))
-    (folder / "local.yaml").write_text(text)
-    (folder / "copy.yaml").write_text(text.replace("env: local", "env: copy"))
-    shutil.copy(paths.PARAMS_DIR / "staging.yaml", folder / "staging.yaml")
-    monkeypatch.setattr(paths, "PARAMS_DIR", folder)
-    monkeypatch.setenv("RUNBOOK_PARAMS_DIR", str(folder))
-    monkeypatch.delenv(lock.RUN_ID_ENV, raising=False)
-    return folder
+    text = (tmp_params_dir / "local.yaml").read_text()
+    (tmp_params_dir / "copy.yaml").write_text(text.replace("env: local", "env: copy"))
+    shutil.copy(SOURCE_PARAMS / "staging.yaml", tmp_params_dir / "staging.yaml")
+    return tmp_params_dir
 
 
 @pytest.fixture

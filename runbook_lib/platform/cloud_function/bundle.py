@@ -71,14 +71,22 @@ def module_files(backend: str = "bigquery") -> list[Path]:
 
 def _source(module: str) -> Path:
     """Return the file of a runbook_lib module or package."""
-    base = paths.PACKAGE_DIR.parent.joinpath(*module.split("."))
-    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
-    if not path.exists():
+    path = _file(module)
+    if path is None:
         raise DeployError(
-            f"the function imports {module}, which has no source file {path} (to fix this, "
+            f"the function imports {module}, which has no source file (to fix this, "
             f"run `python -c 'import {ENTRY_MODULE}'` and fix the import)"
         )
     return path
+
+
+def _file(module: str) -> Path | None:
+    """Return the source file of a runbook_lib module or package, or None if there is none."""
+    base = paths.PACKAGE_DIR.parent.joinpath(*module.split("."))
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.exists():
+            return path
+    return None
 
 
 def _parents(module: str) -> list[str]:
@@ -100,7 +108,7 @@ def _imported(path: Path, module: str) -> list[str]:
                 anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{anchor}.{base}" if base else anchor
             found += [base, *(f"{base}.{a.name}" for a in node.names)]
-    return [m for m in found if m.split(".")[0] == "runbook_lib" and _exists(m)]
+    return [m for m in found if m.split(".")[0] == "runbook_lib" and _file(m)]
 
 
 def _import_time(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -117,11 +125,6 @@ def _import_time(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             inner = getattr(node, field, None)
             if isinstance(inner, list):
                 yield from _import_time(inner)
-
-
-def _exists(module: str) -> bool:
-    base = paths.PACKAGE_DIR.parent.joinpath(*module.split("."))
-    return (base / "__init__.py").exists() or base.with_suffix(".py").exists()
 
 
 def third_party_imports(files: list[Path]) -> set[str]:
