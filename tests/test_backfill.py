@@ -137,10 +137,11 @@ def test_validation_fails_at_50_and_0_5_percent_and_publishes_nothing(
 
 
 @pytest.mark.safeguard
-def test_validation_allows_dates_without_expected_players(empty_wh, local_params, caplog_info):
+def test_validation_fails_a_scheduled_game_day_with_no_box_scores(empty_wh, local_params, caplog_info):
     o = _validate(empty_wh, local_params, 0, 0)
-    assert o.status == "SKIPPED"
-    assert f"ℹ️  No expected players for {D1} (off-day or bootstrap)" in caplog_info.text
+    assert o.status == "FAILED"
+    assert "scheduled game day with no box scores: 0 PGS players" in o.error
+    assert f"❌ NO BOX SCORES for {D1}" in caplog_info.text
 
 
 @pytest.mark.safeguard
@@ -347,18 +348,17 @@ def test_dry_run_reports_decisions_and_changes_nothing(empty_wh, local_params):
 
 def test_parallel_workers_publish_the_same_rows_as_one_worker(empty_wh, local_params):
     t = local_params.tables
-    make_league(empty_wh, t, {D1: 20, D2: 21, D3: 22, D4: 23, EMPTY_DAY: 0})
-    result = run_backfill(empty_wh, local_params, EMPTY_DAY, D4, workers=2)
+    make_league(empty_wh, t, {D1: 20, D2: 21, D3: 22, D4: 23})
+    result = run_backfill(empty_wh, local_params, D1, D4, workers=2)
     assert pcf_counts(empty_wh, t) == {str(D1): 20, str(D2): 21, str(D3): 22, str(D4): 23}
-    assert result.outcome(EMPTY_DAY).status == "SKIPPED"
     meta = metadata(empty_wh, t)
-    assert len(meta) == 5 and set(meta["run_id"]) == {result.run_id}
+    assert len(meta) == 4 and set(meta["run_id"]) == {result.run_id}
 
 
 def test_bootstrap_dates_are_skipped_and_recorded(empty_wh, local_params):
     t = local_params.tables
     make_league(empty_wh, t, {D1: 20})
-    result = run_backfill(empty_wh, local_params, SEASON_START, D1)
+    result = run_backfill(empty_wh, local_params, SEASON_START, EMPTY_DAY - dt.timedelta(days=1))
     skipped = {str(o.game_date) for o in result.skipped}
     assert {str(SEASON_START), str(BOOT_DAY)} <= skipped
     assert str(BOOT_DAY) not in pcf_counts(empty_wh, t)
@@ -514,23 +514,31 @@ def test_allow_partial_context_logs_preflight_issues_as_handled_warnings(
 
 
 def test_rerun_does_not_rewrite_metadata_of_dates_already_skipped(empty_wh, local_params):
-    """Bootstrap and no-player dates recorded SKIPPED get one metadata row, not one per rerun."""
+    """Bootstrap dates recorded SKIPPED get one metadata row, not one per rerun."""
     t = local_params.tables
     make_league(empty_wh, t, {D1: 20})
-    first = run_backfill(empty_wh, local_params, SEASON_START, D1)
+    first = run_backfill(empty_wh, local_params, SEASON_START, EMPTY_DAY - dt.timedelta(days=1))
+    run_backfill(empty_wh, local_params, D1, D1)
     skipped = {o.game_date for o in first.skipped}
-    assert {SEASON_START, BOOT_DAY, EMPTY_DAY} <= skipped
-    again = run_backfill(empty_wh, local_params, SEASON_START, D1)
+    assert {SEASON_START, BOOT_DAY} <= skipped
+    again = run_backfill(empty_wh, local_params, SEASON_START, EMPTY_DAY - dt.timedelta(days=1))
     assert again.outcomes == [] and set(again.already_skipped) == skipped
     meta = metadata(empty_wh, t)
     assert meta.groupby("analysis_date").size().max() == 1
     assert len(meta) == len(skipped) + 1
 
 
-def test_a_skipped_date_whose_players_arrived_is_processed_on_rerun(empty_wh, local_params):
+@pytest.mark.safeguard
+def test_a_scheduled_game_day_with_no_box_scores_fails_the_run_and_is_retried(empty_wh, local_params):
+    """Issue 11: the original skipped it as an off-day and exited 0; once PGS arrives, a rerun repairs it."""
     t = local_params.tables
     make_league(empty_wh, t, {D1: 20})
-    run_backfill(empty_wh, local_params, EMPTY_DAY, D1)
+    with pytest.raises(CoverageValidationError) as err:
+        run_backfill(empty_wh, local_params, EMPTY_DAY, D1)
+    assert list(err.value.failed) == [str(EMPTY_DAY)]
+    assert pcf_counts(empty_wh, t) == {str(D1): 20}
+    failed = metadata(empty_wh, t).query("status == 'FAILED'")
+    assert [str(d) for d in failed["analysis_date"]] == [str(EMPTY_DAY)]
     load(empty_wh, t.pgs, [pgs_row(p, EMPTY_DAY) for p in players(12)])
     again = run_backfill(empty_wh, local_params, EMPTY_DAY, D1)
     assert [(o.game_date, o.status) for o in again.outcomes] == [(EMPTY_DAY, "COMPLETE")]

@@ -114,11 +114,10 @@ def _run(wh, tables, config, days, result, *, dates, force, allow_partial, resum
     # One connection for the run's own statements; on DuckDB it also keeps the database open
     # between chunks, so each chunk's connection is cheap (opening it cold costs ~10 ms).
     with wh.session():
-        todo, bootstrap, checkpoint, skipped_before = _select_dates(
+        todo, bootstrap, checkpoint = _select_dates(
             wh, tables, config, days, result, dates, resume
         )
         counts = _count_and_preflight(wh, tables, config, todo, result, force, allow_partial)
-        todo = _drop_repeat_skips(todo, counts, skipped_before, result)
         ctx = ChunkContext(
             wh,
             tables,
@@ -137,8 +136,8 @@ def _run(wh, tables, config, days, result, *, dates, force, allow_partial, resum
 
 def _select_dates(
     wh, tables, config, days, result, dates, resume
-) -> tuple[list, dict, Checkpoint, dict]:
-    """Return (game dates to process, new bootstrap skips, checkpoint, its skipped dates)."""
+) -> tuple[list, dict, Checkpoint]:
+    """Return (game dates to process, new bootstrap skips, checkpoint)."""
     schedule = backfill_dates.game_dates(wh, tables, days)
     todo, bootstrap = backfill_dates.split_bootstrap(schedule, config.bootstrap_days)
     result.requested, result.without_games = len(days), len(days) - len(schedule)
@@ -160,7 +159,7 @@ def _select_dates(
     # A bootstrap skip depends on the schedule alone: recorded once, it stays true.
     result.already_skipped = [d for d in bootstrap if str(d) in skipped_before]
     bootstrap = {d: r for d, r in bootstrap.items() if str(d) not in skipped_before}
-    return pending, bootstrap, checkpoint, skipped_before
+    return pending, bootstrap, checkpoint
 
 
 def _unpublished(wh, tables, checkpoint: Checkpoint, pending: list, todo: list) -> list:
@@ -186,19 +185,6 @@ def _unpublished(wh, tables, checkpoint: Checkpoint, pending: list, todo: list) 
             d, recorded[str(d)]["players"], have.get(str(d), 0),
         )
     return redo
-
-
-def _drop_repeat_skips(todo: list, counts: dict, skipped_before: dict, result) -> list:
-    """Leave out dates the checkpoint records as skipped that still have no PGS players.
-
-    Processing them again would only append another SKIPPED metadata row per rerun; a date
-    whose players have arrived since is processed like any other.
-    """
-    repeat = [d for d in todo if str(d) in skipped_before and counts[d].pgs == 0]
-    if repeat:
-        result.already_skipped.extend(repeat)
-        log.info("⏭  %d dates still without PGS players, already recorded as skipped", len(repeat))
-    return [d for d in todo if d not in repeat]
 
 
 def _count_and_preflight(

@@ -117,7 +117,7 @@ def preflight(
     for row in counts.itertuples():
         p, u = int(row.pgs_players), int(row.upcg_players)
         if p == 0:
-            log.debug("%s: no PGS players (off-day or bootstrap)", row.game_date)
+            log.warning("⚠️  %s: scheduled game day with no box scores (0 PGS players)", row.game_date)
         elif 0 < u < threshold * p:
             log.warning(
                 "⚠️  %s: UPCG has partial data (%d/%d = %.1f%%, missing %d players)",
@@ -236,8 +236,11 @@ def judge(
     """Log the coverage validation of one date and return its verdict."""
     pct = _pct(actual, expected)
     if expected == 0:
-        log.info("ℹ️  No expected players for %s (off-day or bootstrap)", day)
-        return Verdict(True, DateStatus.SKIPPED, "no expected players (off-day or bootstrap)")
+        # Only scheduled game dates outside the bootstrap window reach validation, so no box
+        # scores means the PGS load failed upstream: the original called it an off-day, skipped
+        # it and exited 0, the same silence as the incident (issue 11).
+        log.error("❌ NO BOX SCORES for %s: games are scheduled but PGS has 0 players", day)
+        return Verdict(False, DateStatus.FAILED, no_box_scores_error(day))
     if force:
         log.warning("⚠️  Coverage validation SKIPPED for %s (--force flag used)", day)
         status = DateStatus.COMPLETE if pct >= warn_below else DateStatus.INCOMPLETE
@@ -255,6 +258,14 @@ def judge(
         status = DateStatus.INCOMPLETE
     log.info("✅ Coverage validation passed: %d/%d players (%.1f%%)", actual, expected, pct)
     return Verdict(True, status)
+
+
+def no_box_scores_error(day: dt.date) -> str:
+    """Return the error of a scheduled game day with no PGS rows, with the way to repair it."""
+    return (
+        f"scheduled game day with no box scores: 0 PGS players for {day} (to fix this, load "
+        f"player_game_summary for {day} upstream, then rerun the backfill of {day})"
+    )
 
 
 def validation_error(day: dt.date, error: Exception) -> Verdict:

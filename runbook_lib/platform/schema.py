@@ -161,6 +161,28 @@ RUNBOOK_RUNS = TableSchema(
     description="One row per sealed head of a runbook run's audit chain (run/anchor.py).",
 )
 
+MONITOR_RUNS = TableSchema(
+    "orchestration",
+    "monitor_runs",
+    fields_of("""
+        monitor_day DATE REQUIRED, checked_at TIMESTAMP REQUIRED, window_days INT64 REQUIRED,
+        game_dates INT64 REQUIRED, problems INT64 REQUIRED, problem_keys STRING,
+        alerts_sent INT64, channel STRING, run_id STRING"""),
+    partition_by="monitor_day",
+    description="One row per monitor run: what it checked and found (platform/monitor.py).",
+)
+
+MONITOR_ALERTS = TableSchema(
+    "orchestration",
+    "monitor_alerts",
+    fields_of("""
+        monitor_day DATE REQUIRED, alert_key STRING REQUIRED, check_name STRING REQUIRED,
+        problem_date DATE, text STRING REQUIRED, channel STRING, http_status INT64,
+        sent_at TIMESTAMP REQUIRED, run_id STRING"""),
+    partition_by="monitor_day",
+    description="One row per alert delivered: one alert per problem per day (platform/monitor.py).",
+)
+
 # The platform's tables: seeded, probed by pre-flight. The runbook's own runs table is not
 # among them: the first archive of a run creates it (run/anchor.py), so a fresh project passes
 # pre-flight before any run was ever anchored.
@@ -203,6 +225,8 @@ class Tables:
     backfill_metadata = _Declared(BACKFILL_METADATA)
     cleanup_operations = _Declared(CLEANUP_OPERATIONS)
     runbook_runs = _Declared(RUNBOOK_RUNS)
+    monitor_runs = _Declared(MONITOR_RUNS)
+    monitor_alerts = _Declared(MONITOR_ALERTS)
 
     def __init__(self, project: str, datasets: dict[str, str]):
         self.project = project
@@ -211,3 +235,7 @@ class Tables:
     def id(self, schema: TableSchema) -> TableId:
         """Return the TableId of a declared table."""
         return TableId(self.project, self.datasets[schema.dataset_key], schema.name)
+
+    def view(self, name: str) -> TableId:
+        """Return the TableId of a view of the orchestration dataset (the monitoring views)."""
+        return TableId(self.project, self.datasets["orchestration"], check_name(name))
