@@ -166,6 +166,90 @@ class CloudFunctionConfig(Section):
     memory: str = "512MB"
 
 
+def readable_reason(value: str | None) -> str | None:
+    """Return a recorded reason unchanged; a blank one is an error (a validator)."""
+    if value is not None and not value.strip():
+        raise ValueError("is empty: give a reason a reviewer can read, or leave it null")
+    return value
+
+
+class PromotionConfig(Section):
+    """Which environment gates this one: a run here needs a VERIFIED run there of the same commit.
+
+    prod names staging: a prod run refuses to start unless a staging run of the commit it
+    deploys verifies and every phase of it SUCCEEDED. `skip_staging_reason` is the only way
+    past, recorded in the manifest and the deployment log. No `gated_by` (local): no gate.
+    """
+
+    gated_by: str | None = None
+    skip_staging_reason: str | None = None
+
+    _reason = field_validator("skip_staging_reason")(lambda v: readable_reason(v))
+
+
+class ContactsConfig(Section):
+    """Whom to call when a phase fails or an alert fires: on-call first, then the escalation."""
+
+    on_call: list[str] = Field(default_factory=list)
+    escalation: str | None = None
+
+    def named(self) -> str:
+        """Return the contacts in one line; with none in params, the OS user (a local run)."""
+        import getpass
+
+        on_call = ", ".join(self.on_call) or f"{getpass.getuser()} (the OS user: no contacts in params)"
+        return f"on-call {on_call}; escalate to {self.escalation or 'nobody named'}"
+
+
+# A span of local wall-clock time, "HH:MM-HH:MM" (24:00 ends a day; a span may cross midnight).
+SPAN_RE = r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class DeploymentWindowConfig(Section):
+    """When a run may start: allowed days and hours, minus blackout spans, in one time zone.
+
+    `blackouts` maps a span to why it is closed (the nightly backfill, the 04:00 cleanup);
+    `override_reason` opens the window anyway and is recorded. Phase 00 checks it.
+    """
+
+    time_zone: str = "America/New_York"
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(WEEKDAYS)
+    )
+    hours: str = "00:00-24:00"
+    blackouts: dict[str, str] = Field(default_factory=dict)
+    override_reason: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, v):
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. America/New_York)") from None
+        return v
+
+    @field_validator("hours")
+    @classmethod
+    def _hours_span(cls, v):
+        if not re.fullmatch(SPAN_RE, v):
+            raise ValueError(f"{v!r} is not a span HH:MM-HH:MM (e.g. 09:00-17:00)")
+        return v
+
+    @field_validator("blackouts")
+    @classmethod
+    def _blackout_spans(cls, v):
+        bad = [span for span in v if not re.fullmatch(SPAN_RE, span)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a span HH:MM-HH:MM (e.g. '03:45-04:30')")
+        return v
+
+    _reason = field_validator("override_reason")(lambda v: readable_reason(v))
+
+
 def config_error(e: ValidationError, source: str, order: tuple[str, ...] = ()) -> ParamsError:
     """Return the ParamsError for the first broken rule, naming source and key.
 

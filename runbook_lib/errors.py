@@ -349,3 +349,19 @@ class AnchorError(RunbookError):
 
 class DeployError(RunbookError):
     """A Cloud Function deployment plan cannot be built or applied."""
+
+
+class PromotionRefusedError(RunbookError):
+    """A run of a gated environment has no VERIFIED run of the same commit in its gating one."""
+
+    def __init__(self, env: str, gated_by: str, commit: str, rejected: list[str]):
+        self.env, self.gated_by, self.commit, self.rejected = env, gated_by, commit, list(rejected)
+        seen = "; ".join(rejected) if rejected else f"no {gated_by} run at all"
+        super().__init__(
+            f"refusing to start a {env} run of commit {commit[:12]}: no {gated_by} run of that "
+            f"commit verifies with every phase SUCCEEDED ({seen}); nothing was written or locked "
+            f"(to fix this, run `runbook run --env {gated_by}` on this commit and check it with "
+            f"`runbook verify`, then run {env} again; or, only with a reason a reviewer accepts, "
+            f"--set promotion.skip_staging_reason='...', which the manifest and the deployment "
+            f"log record)"
+        )

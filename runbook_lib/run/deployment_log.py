@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook_lib.run import attempts, manifest
+from runbook_lib.run import attempts, deploy_window, manifest, promotion
 from runbook_lib.statuses import PhaseStatus
 
 LOG_NAME = "deployment_log.md"
@@ -209,11 +209,25 @@ def _issues(run: _Run) -> list[str]:
         for c in r.get("checks", []):
             if not c["ok"]:
                 out.append(f"- {name}: check {c['check']} failed {c.get('detail', '')}".rstrip())
+    window = run.get("00", "deployment_window") or {}
+    if window.get("override_reason"):
+        out.append(f"- deployment window overridden: {window.get('closed_because')} at "
+                   f"{window.get('at')}; reason: {window['override_reason']}")
+    gate = run.header.get("promotion") or {}
+    if gate.get("state") == "skipped":
+        out.append(f"- promotion gate skipped: no VERIFIED {gate['gated_by']} run of this commit "
+                   f"was required; reason: {gate['reason']}")
     dirty = (run.get("00", "git") or {}).get("dirty") or []
     if dirty:
         out.append(f"- deployed from a tree with {len(dirty)} uncommitted file(s) (allowed only on "
                    f"local): {_files(dirty)}")
     return out or ["None"]
+
+
+def _window_line(run: _Run) -> str:
+    window = run.get("00", "deployment_window")
+    return deploy_window.detail(window) if window else (
+        run.why_not("00", "deployment_window") or "n/a (phase 00 recorded no window)")
 
 
 def _count(n) -> str:
@@ -298,6 +312,8 @@ def render(run_dir: Path) -> str:
         f"**Deployed By:** {deployed_by}",
         f"**Environment:** {h['env']} (run {h['run_id']})",
         f"**Code:** {who['code']}",
+        f"**Promotion:** {promotion.log_line(h)}",
+        f"**Deployment window:** {_window_line(run)}",
         "",
         "## Pre-Deployment",
         *_pre_deployment(run),

@@ -22,7 +22,10 @@ from runbook_lib.config import (
     BackfillConfig,
     CleanupConfig,
     CloudFunctionConfig,
+    ContactsConfig,
     Dated,
+    DeploymentWindowConfig,
+    PromotionConfig,
     WarehouseConfig,
     config_error,
 )
@@ -33,7 +36,8 @@ from runbook_lib.platform.schema import Tables
 ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
 # Which broken rule a params file is told about first: its keys in the order of params/local.yaml.
 KEY_ORDER = ("env", "backend", "project", "location", "warehouse_dir", "today", "datasets",
-             "maximum_bytes_billed", "backfill", "cleanup", "alerts", "cloud_function", "phases")
+             "maximum_bytes_billed", "backfill", "cleanup", "alerts", "cloud_function", "promotion",
+             "deployment_window", "contacts", "phases")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -87,6 +91,9 @@ class Params(WarehouseConfig, Dated):
     cleanup: CleanupConfig = CleanupConfig()
     alerts: AlertsConfig = AlertsConfig()
     cloud_function: CloudFunctionConfig = CloudFunctionConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    deployment_window: DeploymentWindowConfig = DeploymentWindowConfig()
+    contacts: ContactsConfig = ContactsConfig()
     phases: dict[str, dict] = Field(default_factory=dict)
     source: str = Field("<memory>", exclude=True)
 
@@ -95,6 +102,13 @@ class Params(WarehouseConfig, Dated):
     def _env_name(cls, v):
         if not re.fullmatch(ENV_RE, v):
             raise ValueError(f"must match {ENV_RE}")
+        return v
+
+    @field_validator("promotion")
+    @classmethod
+    def _not_gated_by_itself(cls, v, info):
+        if v.gated_by is not None and v.gated_by == info.data.get("env"):
+            raise ValueError(f"gated_by names this environment ({v.gated_by}) itself")
         return v
 
     @property

@@ -43,6 +43,24 @@ def tree_checks(state, must_be_clean: bool) -> list[Check]:
     ]
 
 
+def promotion_checks(gate: dict) -> list[Check]:
+    """Return the promotion gate as phase 00 shows it: passed, skipped with a reason, or none.
+
+    The runner refused a shut gate before the run started, so a run's gate is open here; one
+    a run recorded as refused (never written today) or unreadable fails.
+    """
+    ok = gate.get("state") in ("passed", "skipped", "not gated", "standalone")
+    return [Check("promotion gate", ok, gate.get("detail", ""))]
+
+
+def window_checks(window: dict) -> list[Check]:
+    """Return the deployment window's check: open, or closed with the next time and no override."""
+    from runbook_lib.run.deploy_window import detail
+
+    return [Check("deployment window", window["open"] or bool(window.get("override_reason")),
+                  detail(window))]
+
+
 def access_checks(access: pd.DataFrame) -> list[Check]:
     """Check every dataset answered, every table exists and the orchestration dataset takes writes."""
     return [

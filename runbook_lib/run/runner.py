@@ -93,6 +93,7 @@ class _Ctx:
     cell_timeout: int
     progress: Progress
     kernel_env: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # the header's code, promotion gate, previous run
 
     def parameters(self, name: str, extra: dict | None = None) -> dict:
         """Return the parameters phase `name` runs with in this run."""
@@ -164,10 +165,25 @@ def prepare_run(
     ctx = _make_ctx(env, run_dir, run_id, overrides, notebooks_dir, cell_timeout, progress)
     require_preflight(ctx.params, [nb.stem for nb in selected], set(), "--phases")
     check_credentials(ctx.params)
+    ctx.facts = _deployment_facts(ctx.params, run_dir.parent)
     check_phase_keys(ctx.params, notebooks_dir)
     for nb in selected:  # strict parameters before any side effect
         check_parameters(nb, ctx.parameters(nb.stem))
     return ctx, available, selected
+
+
+def _deployment_facts(params: Params, env_dir: Path) -> dict:
+    """Return the code this run deploys, its promotion gate (raising when shut), the previous run."""
+    from runbook_lib.run import promotion
+    from runbook_lib.run.checks import git_state
+
+    git = git_state(paths.SOURCE_ROOT)  # read at call time: tests point it at a repo of their own
+    code = {"commit": git.head or None, "branch": git.branch, "dirty": len(git.dirty)}
+    return {
+        "code": code,
+        "promotion": promotion.gate(params, env_dir.parent, git.head),
+        "previous_deployment": promotion.previous_deployment(env_dir, git.head),
+    }
 
 
 def create_run_dir(ctx: _Ctx, available: list[Path], selected: list[Path]) -> None:
@@ -219,6 +235,7 @@ def _header(ctx: _Ctx, env: str, selected: list[Path]) -> dict:
         "notebooks_dir": str(ctx.notebooks_dir),
         "planned": [p.stem for p in selected],
         "cell_timeout": ctx.cell_timeout,
+        **ctx.facts,
     }
 
 
