@@ -105,6 +105,16 @@ def test_in_unnest_of_a_list_parameter_filters_rows(warehouse, sched):
     assert values(df, "game_id") == ["g001", "g003"]
 
 
+def test_countif_over_no_rows_is_zero_as_in_bigquery(warehouse, sched):
+    # DuckDB's COUNT_IF is NULL over no rows: a cleanup that empties a table (a first purge)
+    # failed its verification on it.
+    df = warehouse.wh.query(
+        f"SELECT COUNTIF(game_date < @d) AS n, COUNT(*) AS rows FROM {sched.sql} WHERE FALSE",
+        {"d": dt.date(2023, 2, 22)},
+    )
+    assert (int(df["n"].iloc[0]), int(df["rows"].iloc[0])) == (0, 0)
+
+
 def test_date_columns_come_back_as_dbdate(warehouse, sched):
     df = warehouse.wh.query(
         f"SELECT game_date, DATE_SUB(game_date, INTERVAL 1 DAY) AS day_before FROM {sched.sql} "

@@ -6,6 +6,8 @@ contract tests that run the same SQL on both backends:
 - `EXTRACT(DAYOFWEEK ...)` is 1 (Sunday) .. 7 in BigQuery but 0 .. 6 in DuckDB: add one.
 - `NUMERIC` becomes DuckDB's DECIMAL(18,3): use BigQuery's precision, DECIMAL(38,9).
 - Integer `/` is float division in both, but sqlglot renders BigQuery `DIV` as `//`; kept.
+- `COUNTIF` becomes DuckDB's `COUNT_IF`, which is NULL over no rows where BigQuery's is 0:
+  use `COUNT(*) FILTER (WHERE ...)`, which is 0.
 - `FARM_FINGERPRINT` has no DuckDB twin (sqlglot keeps the name, which DuckDB lacks): DuckDB's
   `hash()`, a UBIGINT, shifted into the signed INT64 range, stands in. The values differ from
   BigQuery's, so a fingerprint is only ever compared with one from the same warehouse.
@@ -33,6 +35,10 @@ def _fingerprint(node: exp.FarmFingerprint) -> exp.Expression:
 
 
 def _fix(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.CountIf):
+        return exp.Filter(
+            this=exp.Count(this=exp.Star()), expression=exp.Where(this=node.this.copy())
+        )
     if isinstance(node, exp.FarmFingerprint):
         return _fingerprint(node)
     if isinstance(node, (exp.DateSub, exp.DateAdd, exp.DateTrunc)) and not isinstance(
