@@ -193,14 +193,29 @@ class DateRangeError(RunbookError):
 
 
 class CleanupCapExceededError(RunbookError):
-    """One run would delete a larger share of a table than the params allow."""
+    """One run would delete a larger share of a table than the params allow, unconfirmed.
 
-    def __init__(self, table: str, rows: int, total: int, cap: float):
-        self.table, self.rows, self.total, self.cap = table, rows, total, cap
+    `token` is the confirmation that passes the cap on purpose (it names the share and the cap);
+    None where nobody can give it (the unattended daily function).
+    """
+
+    def __init__(self, table: str, rows: int, total: int, cap: float, token: str | None = None):
+        self.table, self.rows, self.total, self.cap, self.token = table, rows, total, cap, token
+        if token is None:
+            fix = (
+                "the daily function never deletes over the cap: check the cutoff; if the "
+                "deletion is right (a first purge), run `runbook cleanup` once by hand and "
+                "confirm the line that names the share"
+            )
+        else:
+            fix = (
+                f"check the cutoff; if the deletion is right (a first purge), confirm it with the "
+                f"token that names the share: '{token}', or raise cleanup.max_delete_fraction"
+            )
         super().__init__(
             f"refusing to delete {rows:,} of {total:,} rows ({rows / max(total, 1):.1%}) from "
-            f"{table}: the cap is {cap:.0%} of a table per run (to fix this, check the cutoff; "
-            f"if the deletion is right, raise cleanup.max_delete_fraction in the params file)"
+            f"{table}: the cap is {cap:.0%} of a table per run, unless confirmed by the token "
+            f"that names the share (to fix this, {fix})"
         )
 
 

@@ -21,7 +21,7 @@ from runbook_lib.errors import (
     TableNotFoundError,
     WarehouseError,
 )
-from runbook_lib.platform import cleanup
+from runbook_lib.platform import cleanup, cleanup_confirm
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import load_params
 from runbook_lib.warehouse import connect
@@ -228,11 +228,46 @@ def test_delete_guard_removes_nothing_when_the_count_differs(wh, tables):
 def test_cap_refuses_a_delete_over_the_fraction_and_changes_nothing(wh, tables):
     before = counts(wh, tables)
     plan = plan_of(wh, tables, fraction=0.25)  # UPCG 3/11 = 27% > 25%
+    plain = cleanup_confirm.token(tables.upcg.short, 3, plan.preview(tables.upcg).plan_id)
     with pytest.raises(CleanupCapExceededError) as err:
-        cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, run_id="t7")
+        cleanup.apply_cleanup(
+            wh, tables, plan, confirm=[plain, plan.token(tables.utcg)], run_id="t7"
+        )
     assert err.value.table == tables.upcg.short
+    assert err.value.token == plan.token(tables.upcg) and err.value.token in str(err.value)
     assert counts(wh, tables) == before and all_backups(wh, tables) == []
     assert audit_rows(wh, tables)["status"].tolist() == ["refused"]
+
+
+def test_a_token_over_the_cap_names_the_share_and_the_cap(wh, tables):
+    plan = plan_of(wh, tables, fraction=0.25)  # UPCG 3/11 = 27% > 25%, UTCG 2/6 = 33%
+    upcg = plan.preview(tables.upcg)
+    assert plan.token(tables.upcg) == (
+        f"delete 3 rows (27%, over the 25% cap) from {tables.upcg.short} (plan {upcg.plan_id})"
+    )
+    assert "over the" not in plan_of(wh, tables).token(tables.upcg)  # under the 90% cap
+
+
+def test_the_cap_is_passed_by_a_person_confirming_the_share(wh, tables):
+    plan = plan_of(wh, tables, fraction=0.25)  # the first purge: both tables over the cap
+    result = cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, run_id="t7b")
+    assert result.status == "success" and result.total_deleted == 5
+    assert len(all_backups(wh, tables)) == 2
+
+
+def test_the_daily_function_never_deletes_over_the_cap_even_with_the_tokens(wh, tables):
+    before = counts(wh, tables)
+    plan = plan_of(wh, tables, fraction=0.25)
+    with pytest.raises(CleanupCapExceededError) as err:
+        cleanup.apply_cleanup(wh, tables, plan, confirm=plan.tokens, trigger="scheduled")
+    assert err.value.token is None and "runbook cleanup" in str(err.value)
+    assert counts(wh, tables) == before and all_backups(wh, tables) == []
+
+
+def test_auto_never_confirms_a_plan_over_the_cap(wh, tables):
+    plan = plan_of(wh, tables, fraction=0.25)
+    with pytest.raises(ConfirmationRequired, match="over the cap"):
+        cleanup.resolve_confirmation(plan, "auto", cleanup.COMMAND_LINE, is_local=True)
 
 
 @pytest.mark.safeguard
@@ -528,22 +563,30 @@ def test_cli_dry_run_shows_the_cap_and_flags_tables_over_it(cli_env, tables, cap
     assert main(["cleanup", "--env", "local", "--today", "2025-04-20", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "Cap: one run deletes at most 90% of a table" in out
-    assert "100.0%" in out and "OVER CAP" in out and "a real run would refuse" in out
+    assert "100.0%" in out and "OVER CAP" in out and "token that names the share" in out
+    assert "(100%, over the 90% cap) from" in out
     assert plan_of(cli_env, tables, ttl=7).summary()["over_cap"].tolist() == [False, False]
 
 
-def test_cli_refuses_a_plan_over_the_cap_before_asking_for_confirmation(
-    cli_env, tables, capsys, monkeypatch
+def test_cli_over_the_cap_refuses_the_plain_token_and_deletes_with_the_one_naming_the_share(
+    cli_env, tables, capsys
 ):
-    def never(prompt=""):
-        raise AssertionError("asked for a confirmation of a plan the cap refuses")
-
-    monkeypatch.setattr("sys.stdin", _Terminal())
-    monkeypatch.setattr("builtins.input", never)
+    argv = ["cleanup", "--env", "local", "--today", "2025-04-20"]
+    assert main([*argv, "--dry-run"]) == 0
+    line = next(
+        ln.split("--confirm ", 1)[1].strip("'")
+        for ln in capsys.readouterr().out.splitlines()
+        if "confirm with:" in ln
+    )
     before = counts(cli_env, tables)
-    assert main(["cleanup", "--env", "local", "--today", "2025-04-20"]) == 1
-    assert "the cap is 90%" in capsys.readouterr().err
+    plain = line.replace(" (100%, over the 90% cap)", "")
+    assert main([*argv, "--confirm", plain]) == 1
+    err = capsys.readouterr().err
+    assert "the cap is 90%" in err and "(100%, over the 90% cap)" in err
     assert counts(cli_env, tables) == before and all_backups(cli_env, tables) == []
+    assert main([*argv, "--confirm", line]) == 0
+    assert "CLEANUP COMPLETE" in capsys.readouterr().out
+    assert counts(cli_env, tables) == {t: 0 for t in before}
 
 
 def test_the_cap_is_checked_before_the_confirmation(wh, tables):

@@ -3,8 +3,9 @@
 The cutoff is printed once and is the one the preview, delete and verification use. A real run
 needs a confirmation that echoes the preview: typed at the prompt (when stdin is a terminal) or
 given as `--confirm 'delete N rows from dataset.table (plan abc123); delete M rows from ...'` (or
-one --confirm per table). Outside local, a `cleanup.confirm` in the params file is refused. A plan over the cap (cleanup.max_delete_fraction) is shown as such and
-refused before any confirmation is asked for.
+one --confirm per table). Outside local, a `cleanup.confirm` in the params file is refused. A table over the cap
+(cleanup.max_delete_fraction) is shown as such, and its token names the share and the cap
+(`delete N rows (91%, over the 50% cap) from ...`): only that token deletes it.
 """
 
 from __future__ import annotations
@@ -91,9 +92,8 @@ def _cleanup(params, args: argparse.Namespace, dry_run: bool) -> int:
         print("\n".join(result.messages))
         return 0
     confirm = _given_confirmation(plan, args, params)
-    if confirm is None and not plan.over_cap:
+    if confirm is None:
         confirm = _prompt(plan)
-    # apply_cleanup refuses a plan over the cap before it looks at the confirmation.
     result = cleanup.apply_cleanup(
         wh, params.tables, plan, confirm=confirm, run_id=args.run_id, trigger="cli"
     )
@@ -114,8 +114,6 @@ def _given_confirmation(plan, args: argparse.Namespace, params) -> list[str] | N
         given, source = params.cleanup.confirm, cleanup.PARAMS_FILE
     else:
         return None
-    if plan.over_cap:  # apply_cleanup refuses it whatever the confirmation says
-        return cleanup.split_line(given)
     return cleanup.resolve_confirmation(plan, given, source, params.is_local)
 
 
@@ -156,9 +154,10 @@ def _print_plan(plan: cleanup.CleanupPlan) -> None:
     for p in plan.over_cap:
         print(
             f"  OVER THE CAP: {p.table.short} would lose {p.fraction:.1%} of its rows "
-            f"(cap {plan.max_delete_fraction:.0%}); a real run refuses this plan"
+            f"(cap {plan.max_delete_fraction:.0%}); check the cutoff. If the deletion is right "
+            f"(a first purge), its token names the share: confirming it deletes them anyway"
         )
-    if plan.tokens and not plan.over_cap:
+    if plan.tokens:
         print(f"  confirm with: --confirm {shlex.quote(cleanup.confirmation_line(plan))}")
 
 

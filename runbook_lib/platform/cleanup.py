@@ -9,8 +9,8 @@ One core serves `runbook cleanup`, the runbook's phase 02 and the daily Cloud Fu
 2. `check_confirmation` (cleanup_confirm.py, the one definition of the confirmation line)
    accepts only tokens that echo that plan: its counts and the plan id that binds the stale
    rows' key digest, the environment and the project.
-3. `apply_cleanup` refuses a plan over the cap before it even looks at the confirmation, then
-   checks the confirmation, makes a verified backup of each table
+3. `apply_cleanup` refuses a table over the cap unless its confirmation is the token that names
+   the share and the cap (never on the unattended daily function), then checks the confirmation, makes a verified backup of each table
    (cleanup_backup.py: a real copy, never overwriting one), deletes exactly the previewed rows or
    none (`Warehouse.delete_exact`, whose guard compares the count and the key digest inside the
    DELETE itself), verifies that no stale row remains and every kept row is still
@@ -55,6 +55,7 @@ from runbook_lib.platform.cleanup_confirm import (
     PARAMS_FILE,
     check_confirmation,
     confirmation_line,
+    given_tokens,
     resolve_confirmation,
     split_line,
 )
@@ -149,7 +150,7 @@ def apply_cleanup(
     done: list[TableResult] = []
     messages: list[str] = []
     try:
-        _check_caps(plan)  # before the confirmation: a plan over the cap is never confirmable
+        _check_caps(plan, confirm, trigger)  # before the confirmation check and any backup
     except CleanupCapExceededError as e:
         result = _result(plan, "refused", done, [f"FAILED: {e}"], started)
         _safe_audit(wh, tables, result, trigger, suffix, now, errors=[str(e)])
@@ -289,26 +290,32 @@ def _dry_run(plan: CleanupPlan, started: float) -> CleanupResult:
             f"{plan.cutoff}; {p.fraction:.1%} of the table, cap {cap:.0%})"
         )
         if p.over_cap(cap):
-            line += ": OVER THE CAP, a real run would refuse it"
+            line += ": OVER THE CAP, a real run needs the token that names the share"
         messages.append(line)
     if plan.over_cap:
         messages.append(
-            f"A real run would refuse this plan: {len(plan.over_cap)} table(s) over the "
-            f"{cap:.0%} cap (check the cutoff; if the deletion is right, raise "
-            f"cleanup.max_delete_fraction in the params file)"
+            f"{len(plan.over_cap)} table(s) over the {cap:.0%} cap: check the cutoff; if the "
+            f"deletion is right (a first purge), a real run deletes them only when confirmed by "
+            f"the token that names the share: {confirmation_line(plan)}"
         )
     messages.append("Dry run complete. No changes made.")
     tables = tuple(TableResult(p.table, p.stale_rows, 0) for p in plan.previews)
     return CleanupResult(plan, True, "dry_run", tables, tuple(messages), time.monotonic() - started)
 
 
-def _check_caps(plan: CleanupPlan) -> None:
-    # Checked for every table before any confirmation, backup or delete: a refusal changes nothing.
-    if plan.over_cap:
-        p = plan.over_cap[0]
-        raise CleanupCapExceededError(
-            p.table.short, p.stale_rows, p.total_rows, plan.max_delete_fraction
-        )
+def _check_caps(plan: CleanupPlan, confirm, trigger: str) -> None:
+    """Refuse a table over the cap unless a person confirmed the token naming its share.
+
+    Checked for every table before any backup or delete, so a refusal changes nothing. The
+    scheduled function has nobody to confirm: it never deletes over the cap.
+    """
+    given = set() if trigger == "scheduled" else given_tokens(confirm)
+    for p in plan.over_cap:
+        if p.token not in given:
+            token = None if trigger == "scheduled" else p.token
+            raise CleanupCapExceededError(
+                p.table.short, p.stale_rows, p.total_rows, plan.max_delete_fraction, token
+            )
 
 
 def _check_still_matches(wh: Warehouse, plan: CleanupPlan) -> None:

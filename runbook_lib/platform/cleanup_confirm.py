@@ -2,7 +2,11 @@
 
 A confirmation echoes the plan per table with stale rows, for example
 ``delete 7972 rows from nba_analytics.upcoming_player_game_context (plan 3f9a2c)``; the line a
-person types joins those tokens with "; ". The plan id is the first 6 hex digits of a sha256
+person types joins those tokens with "; ". A table whose delete would exceed the cap
+(cleanup.max_delete_fraction) has a token that names the share and the cap, for example
+``delete 9100 rows (91%, over the 50% cap) from nba_analytics.upcoming_player_game_context (plan
+3f9a2c)``: the cap is a safety net that a person can pass on purpose (the first purge of a table
+that was never cleaned), never by accident, and never the unattended daily function. The plan id is the first 6 hex digits of a sha256
 over the environment, the full table id (so the project), the cutoff and the stale rows' key
 digest, which the warehouse computes in SQL (`Warehouse.rows_digest`). So a token is refused
 when the stale set changed since the preview even at the same count (one row swapped for
@@ -36,7 +40,9 @@ PLAN_ID_LENGTH = 6
 # Where a confirmation came from: only these two are accepted outside local.
 COMMAND_LINE, FORM = "command line", "form"
 PARAMS_FILE, NOTEBOOK_DEFAULT = "params file", "notebook default"
-_TOKEN = re.compile(r"delete (\d+) rows from (\S+?)(?: \(plan ([0-9a-f]+)\))?")
+_TOKEN = re.compile(
+    r"delete (\d+) rows(?: \((\S+), over the (\S+) cap\))? from (\S+?)(?: \(plan ([0-9a-f]+)\))?"
+)
 
 
 def plan_id(env: str, table: TableId, cutoff: dt.date, digest: RowsDigest) -> str:
@@ -54,9 +60,29 @@ def plan_id(env: str, table: TableId, cutoff: dt.date, digest: RowsDigest) -> st
     return hashlib.sha256(text.encode()).hexdigest()[:PLAN_ID_LENGTH]
 
 
-def token(short: str, rows: int, plan: str) -> str:
-    """Return the token of one table: `delete N rows from dataset.table (plan abc123)`."""
-    return f"delete {rows} rows from {short} (plan {plan})"
+def token(short: str, rows: int, plan: str, over_cap: tuple[float, float] | None = None) -> str:
+    """Return the token of one table: `delete N rows from dataset.table (plan abc123)`.
+
+    `over_cap` is (share of the table, cap) when the delete exceeds the cap: the token then names
+    both, `delete N rows (91%, over the 50% cap) from ...`, so typing it says "I saw the share".
+    """
+    if over_cap is None:
+        return f"delete {rows} rows from {short} (plan {plan})"
+    share, cap = (percent(f, other) for f, other in (over_cap, over_cap[::-1]))
+    return f"delete {rows} rows ({share}, over the {cap} cap) from {short} (plan {plan})"
+
+
+def percent(fraction: float, other: float) -> str:
+    """Return `fraction` as a whole percentage, with a decimal where it would read as `other`."""
+    whole = f"{fraction:.0%}"
+    return whole if whole != f"{other:.0%}" else f"{fraction:.1%}"
+
+
+def given_tokens(confirm) -> set[str]:
+    """Return every token in `confirm` (a line, lines, or a mapping table -> token), normalised."""
+    if isinstance(confirm, Mapping):
+        return {_norm(v) for v in confirm.values()}
+    return set(split_line(confirm))
 
 
 def join_tokens(tokens) -> str:
@@ -93,6 +119,13 @@ def resolve_confirmation(plan: CleanupPlan, given, source: str, is_local: bool) 
         if not is_local:
             raise ConfirmationRequired(
                 line, AUTO, problem=f"'auto' is accepted only on local, not on {plan.env}"
+            )
+        if plan.over_cap:
+            raise ConfirmationRequired(
+                line,
+                AUTO,
+                problem=f"'auto' never confirms a delete over the cap "
+                f"({', '.join(p.table.short for p in plan.over_cap)})",
             )
         return list(plan.tokens.values())
     if value and source not in (COMMAND_LINE, FORM) and not is_local:
@@ -148,9 +181,14 @@ def _differs(plan: CleanupPlan, short: str, typed: str | None) -> str:
     match = _TOKEN.fullmatch(typed or "")
     if typed is None or match is None:
         return f"no confirmation for {short}"
-    rows, typed_id = int(match.group(1)), match.group(3)
+    rows, typed_id = int(match.group(1)), match.group(5)
     if rows != p.stale_rows:
         return f"{short} had {rows:,} stale rows in the confirmed preview, {p.stale_rows:,} now"
+    if p.over_cap(plan.max_delete_fraction) and typed != p.token:
+        return (
+            f"{short} would lose {p.fraction:.1%} of its rows, over the "
+            f"{plan.max_delete_fraction:.0%} cap: its token names the share and the cap"
+        )
     if typed_id is None:
         return f"the token of {short} lacks its plan id (plan {p.plan_id})"
     return (
@@ -183,7 +221,7 @@ def _listed_tokens(plan: CleanupPlan, tokens: list[str]) -> tuple[dict[str, str]
     for typed in tokens:
         match = _TOKEN.fullmatch(typed)
         try:
-            short = plan.preview(match.group(2)).table.short if match else None
+            short = plan.preview(match.group(4)).table.short if match else None
         except KeyError:
             short = None
         if short is None or given.get(short, typed) != typed:

@@ -41,10 +41,16 @@ class TablePreview:
     digest: RowsDigest | None = None
     plan_id: str = ""
 
+    cap: float = 1.0
+
     @property
     def token(self) -> str:
-        """Return the confirmation token that echoes this table, its stale rows and plan id."""
-        return cleanup_confirm.token(self.table.short, self.stale_rows, self.plan_id)
+        """Return the confirmation token that echoes this table, its stale rows and plan id.
+
+        Over the cap, the token also names the share of the table and the cap.
+        """
+        over = (self.fraction, self.cap) if self.over_cap(self.cap) else None
+        return cleanup_confirm.token(self.table.short, self.stale_rows, self.plan_id, over)
 
     @property
     def fraction(self) -> float:
@@ -176,11 +182,12 @@ def plan_cleanup(
     per_date = wh.query(per_date_sql, params).rename(columns={"table_name": "table", "n": "rows"})
     per_date = per_date.sort_values(["table", "game_date"]).reset_index(drop=True)
     totals = wh.query(totals_sql, labels).set_index("table_name")["n"]
+    cap = float(max_delete_fraction)
     previews = tuple(
-        _preview(t, per_date, int(totals[t.short]), _digest(wh, env, t, key, cutoff))
+        _preview(t, per_date, int(totals[t.short]), _digest(wh, env, t, key, cutoff), cap)
         for t, key in zip(ids, (schema.key for schema in UPCOMING_TABLES), strict=True)
     )
-    plan = CleanupPlan(env, today, ttl_days, cutoff, float(max_delete_fraction), previews, per_date)
+    plan = CleanupPlan(env, today, ttl_days, cutoff, cap, previews, per_date)
     for p in previews:
         log.info(
             "%s: %s stale rows on %s dates (cutoff %s)",
@@ -198,7 +205,11 @@ def _digest(wh: Warehouse, env: str, table: TableId, key, cutoff) -> tuple[RowsD
 
 
 def _preview(
-    table: TableId, per_date: pd.DataFrame, total: int, digested: tuple[RowsDigest, str]
+    table: TableId,
+    per_date: pd.DataFrame,
+    total: int,
+    digested: tuple[RowsDigest, str],
+    cap: float,
 ) -> TablePreview:
     rows = per_date[per_date["table"] == table.short]
     stale = int(rows["rows"].sum()) if len(rows) else 0
@@ -206,7 +217,7 @@ def _preview(
     if digest.rows != stale:  # a write landed between the two queries of this preview
         raise DeleteCountMismatchError(table.short, stale, digest.rows)
     if rows.empty:
-        return TablePreview(table, 0, 0, None, None, total, digest, plan_id)
+        return TablePreview(table, 0, 0, None, None, total, digest, plan_id, cap)
     return TablePreview(
         table,
         stale,
@@ -216,4 +227,5 @@ def _preview(
         total,
         digest,
         plan_id,
+        cap,
     )
