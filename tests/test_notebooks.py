@@ -22,6 +22,8 @@ from runbook_lib.run import engine, runner
 from runbook_lib.run.params import load_params
 from runbook_lib.run.phase import read_results
 from runbook_lib.warehouse import connect
+from runbook_lib.warehouse.base import SQL_TRACE_ENV
+from tests import sql_typing
 from tests.phase_notebooks import write_phase
 
 NOTEBOOKS = sorted(paths.SOURCE_ROOT.glob("notebooks/*.ipynb"))
@@ -127,11 +129,19 @@ def _seed(root: Path):
     return params
 
 
-def test_each_notebook_should_run_on_its_own_with_its_defaults(tmp_path, monkeypatch):
-    """What a person does in JupyterLab: open a phase, run all, with no parameter changed."""
+def test_each_notebook_should_run_on_its_own_and_send_only_sql_that_bigquery_types(
+    tmp_path, monkeypatch
+):
+    """What a person does in JupyterLab: open a phase, run all, with no parameter changed.
+
+    Every statement the seed and the eight phases send is traced ($RUNBOOK_SQL_TRACE) and typed
+    with sqlglot's BigQuery dialect (tests/sql_typing.py): DuckDB runs forms BigQuery rejects.
+    """
+    trace = tmp_path / "sql_trace.jsonl"
+    monkeypatch.setenv(SQL_TRACE_ENV, str(trace))
     monkeypatch.setenv("RUNBOOK_ROOT", str(tmp_path))
     monkeypatch.setenv("RUNBOOK_PARAMS_DIR", str(paths.PARAMS_DIR))
-    _seed(tmp_path)
+    params = _seed(tmp_path)
     standalone = tmp_path / "outputs/local/standalone"
     for nb in NOTEBOOKS:
         papermill.execute_notebook(
@@ -142,16 +152,23 @@ def test_each_notebook_should_run_on_its_own_with_its_defaults(tmp_path, monkeyp
         assert doc and doc["status"] == "SUCCEEDED", (nb.stem, doc and doc["checks"])
     restored = read_results(standalone, "90_rollback")["results"]["restored"]
     assert restored and all(r["verified"] for r in restored)
+    sent = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert not sql_typing.untyped_statements(sent, params.tables)
+    # Only a sealed run anchors its chain: the full run's test types run/anchor.py's statements.
+    assert sql_typing.untraced_sql_modules(sent) == ["runbook_lib.run.anchor"]
 
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     """One full `runbook run --env local` on a freshly seeded warehouse."""
     root = tmp_path_factory.mktemp("run")
-    params = _seed(root)
-    overrides = {"warehouse_dir": str(params.warehouse_path),
-                 "backfill.checkpoint_dir": str(root / "checkpoints"), "today": TODAY}
-    result = runner.run("local", out_root=root / "outputs", overrides=overrides)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(SQL_TRACE_ENV, str(root / "sql_trace.jsonl"))
+        params = _seed(root)
+        overrides = {"warehouse_dir": str(params.warehouse_path),
+                     "backfill.checkpoint_dir": str(root / "checkpoints"), "today": TODAY}
+        result = runner.run("local", out_root=root / "outputs", overrides=overrides)
+    result.sql_trace, result.tables = root / "sql_trace.jsonl", params.tables
     return result
 
 
@@ -165,6 +182,16 @@ def test_full_local_run_should_succeed_and_archive_every_phase(local_run):
     assert archived == [p.name for p in NOTEBOOKS if not p.stem.startswith("9")]
     for name in ("manifest.json", "deployment_log.md", "report.html"):
         assert (local_run.run_dir / name).stat().st_size > 0
+
+
+def test_full_local_run_should_send_only_sql_that_bigquery_types(local_run, tmp_path, monkeypatch):
+    trace = tmp_path / "verify_trace.jsonl"
+    monkeypatch.setenv(SQL_TRACE_ENV, str(trace))
+    assert runner.verify(local_run.run_dir).ok  # reads the run's anchor rows back
+    sent = [json.loads(line) for line in local_run.sql_trace.read_text().splitlines()]
+    sent += [json.loads(line) for line in trace.read_text().splitlines()]
+    assert "runbook_lib.run.anchor" in {item["sender"] for item in sent}
+    assert not sql_typing.untyped_statements(sent, local_run.tables)
 
 
 def test_full_local_run_should_delete_exactly_the_previewed_rows_after_verified_backups(local_run):

@@ -50,9 +50,9 @@ WITH {_ANALYSIS_DATES.format(schedule=t.schedule.sql)},
   ),
   shares AS (
     SELECT r.player_lookup, d.analysis_date, r.games,
-           ROUND(100 * SAFE_DIVIDE(r.paint, r.paint + r.mid_range + r.three_pt), 2) AS paint_rate,
-           ROUND(100 * SAFE_DIVIDE(r.mid_range, r.paint + r.mid_range + r.three_pt), 2) AS mid_range_rate,
-           ROUND(100 * SAFE_DIVIDE(r.three_pt, r.paint + r.mid_range + r.three_pt), 2) AS three_pt_rate
+           CAST(ROUND(100 * SAFE_DIVIDE(r.paint, r.paint + r.mid_range + r.three_pt), 2) AS NUMERIC) AS paint_rate,
+           CAST(ROUND(100 * SAFE_DIVIDE(r.mid_range, r.paint + r.mid_range + r.three_pt), 2) AS NUMERIC) AS mid_range_rate,
+           CAST(ROUND(100 * SAFE_DIVIDE(r.three_pt, r.paint + r.mid_range + r.three_pt), 2) AS NUMERIC) AS three_pt_rate
     FROM rolling AS r {_VALID_FOR}
   )
 SELECT player_lookup, analysis_date,
@@ -95,9 +95,9 @@ WITH {_ANALYSIS_DATES.format(schedule=t.schedule.sql)},
     FROM rolling AS r {_VALID_FOR}
   )
 SELECT team_abbr, analysis_date,
-       ROUND(100 * (paint_pct - AVG(paint_pct) OVER (PARTITION BY analysis_date)), 2),
-       ROUND(100 * (mid_range_pct - AVG(mid_range_pct) OVER (PARTITION BY analysis_date)), 2),
-       ROUND(100 * (three_pt_pct - AVG(three_pt_pct) OVER (PARTITION BY analysis_date)), 2),
+       CAST(ROUND(100 * (paint_pct - AVG(paint_pct) OVER (PARTITION BY analysis_date)), 2) AS NUMERIC),
+       CAST(ROUND(100 * (mid_range_pct - AVG(mid_range_pct) OVER (PARTITION BY analysis_date)), 2) AS NUMERIC),
+       CAST(ROUND(100 * (three_pt_pct - AVG(three_pt_pct) OVER (PARTITION BY analysis_date)), 2) AS NUMERIC),
        games,
        TIMESTAMP_ADD(TIMESTAMP(analysis_date), INTERVAL 6 HOUR)
 FROM per_date"""

@@ -7,12 +7,18 @@ Backends: `duckdb_backend` (embedded default) and `bigquery_backend`.
 from __future__ import annotations
 
 import abc
+import datetime as dt
+import decimal
+import json
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import db_dtypes  # noqa: F401 - registers the "dbdate" pandas dtype
+import numpy as np
 import pandas as pd
 
 from runbook_lib.errors import (
@@ -29,6 +35,59 @@ if TYPE_CHECKING:
 
 # The low 28 bits of each fingerprint are summed: with at most 2**35 rows the sum fits INT64.
 _LOW_BITS = 268435455
+# Set to a file path, every statement a warehouse runs is appended there as a JSON line: its
+# SQL, its parameters' BigQuery types and the module that sent it (tests type them with sqlglot).
+SQL_TRACE_ENV = "RUNBOOK_SQL_TRACE"
+_BACKENDS = ("runbook_lib.warehouse.duckdb_backend", "runbook_lib.warehouse.bigquery_backend")
+
+
+def scalar_type(value) -> str:
+    """Return the BigQuery type of a Python parameter value."""
+    # Order matters: bool is an int, datetime is a date.
+    if isinstance(value, (bool, np.bool_)):
+        return "BOOL"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, (int, np.integer)):
+        return "INT64"
+    if isinstance(value, (float, np.floating)):
+        return "FLOAT64"
+    if isinstance(value, decimal.Decimal):
+        return "NUMERIC"
+    if isinstance(value, str) or value is None:
+        # A NULL travels as STRING; cast it in SQL where another type is needed.
+        return "STRING"
+    raise TypeError(f"cannot send a {type(value).__name__} as a query parameter")
+
+
+def parameter_types(params: dict | None) -> dict[str, str]:
+    """Return each parameter's BigQuery type: `T`, or `ARRAY<T>` for a list."""
+    out = {}
+    for name, value in (params or {}).items():
+        if isinstance(value, (list, tuple)):
+            typed = [v for v in value if v is not None]
+            out[name] = f"ARRAY<{scalar_type(typed[0])}>" if typed else "ARRAY<STRING>"
+        else:
+            out[name] = scalar_type(value)
+    return out
+
+
+def trace(sql: str, params: dict | None) -> None:
+    """Append one statement to the $RUNBOOK_SQL_TRACE file, when it is set."""
+    path = os.environ.get(SQL_TRACE_ENV)
+    if not path:
+        return
+    frame, sender = sys._getframe(1), ""
+    while frame is not None and not sender:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith("runbook_lib.") and name not in (__name__, *_BACKENDS):
+            sender = name
+        frame = frame.f_back
+    line = json.dumps({"sql": sql, "params": parameter_types(params), "sender": sender or __name__})
+    with open(path, "a", encoding="utf-8") as f:  # one write per line, appended
+        f.write(line + "\n")
 
 
 @dataclass(frozen=True)
@@ -65,6 +124,8 @@ class Warehouse(abc.ABC):
     """Query, change and copy tables of one project."""
 
     backend: str = "abstract"
+    # Where the datasets must be and the jobs run (BigQuery); the embedded warehouse has none.
+    location: str | None = None
 
     def __init__(self, project: str, run_id: str | None = None):
         self.project = project
@@ -112,6 +173,19 @@ class Warehouse(abc.ABC):
         """Copy every row of source into dest (created if absent, replaced if overwrite)."""
 
     # -- shared behaviour ------------------------------------------------------------------
+    def dataset_location(self, dataset: str) -> str | None:
+        """Return where a dataset lives ("" when it has no location), None when it is missing."""
+        return "" if self.dataset_exists(dataset) else None
+
+    def location_problem(self, dataset: str, found: str | None) -> str | None:
+        """Return how a dataset's location `found` differs from this warehouse's, or None."""
+        if not self.location or not found or found.upper() == self.location.upper():
+            return None
+        return (
+            f"dataset {dataset} is in {found}, the params say {self.location} (to fix this, set "
+            f"location: {found} in the params file: jobs run where their datasets are)"
+        )
+
     @contextmanager
     def session(self) -> Iterator[Warehouse]:
         """Hold whatever connection the backend needs for a block of operations."""

@@ -7,7 +7,6 @@ the streaming buffer, and the cleanup and backfill delete and merge right after 
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import re
 import warnings
@@ -26,7 +25,7 @@ from runbook_lib.errors import (
     TableNotFoundError,
     WarehouseError,
 )
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, scalar_type, trace
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
 from runbook_lib.warehouse.schema import TableSchema
 
@@ -38,27 +37,6 @@ _MISSING_TABLE = re.compile(r"Table ([\w.:-]+) was not found")
 def label_value(value: str | None) -> str:
     """Return `value` as a BigQuery label value: lowercase [a-z0-9_-], at most 63 chars."""
     return _LABEL_RE.sub("_", (value or "none").lower())[:63]
-
-
-def _scalar_type(value) -> str:
-    """Return the BigQuery type of a Python parameter value."""
-    # Order matters: bool is an int, datetime is a date.
-    if isinstance(value, (bool, np.bool_)):
-        return "BOOL"
-    if isinstance(value, dt.datetime):
-        return "TIMESTAMP"
-    if isinstance(value, dt.date):
-        return "DATE"
-    if isinstance(value, (int, np.integer)):
-        return "INT64"
-    if isinstance(value, (float, np.floating)):
-        return "FLOAT64"
-    if isinstance(value, decimal.Decimal):
-        return "NUMERIC"
-    if isinstance(value, str) or value is None:
-        # A NULL travels as STRING; cast it in SQL where another type is needed.
-        return "STRING"
-    raise TypeError(f"cannot send a {type(value).__name__} as a query parameter")
 
 
 def _plain(value):
@@ -78,10 +56,10 @@ def query_parameters(params: dict | None) -> list:
                     f"parameter @{name} is an empty list, whose element type cannot be inferred "
                     f"(to fix this, skip the query when there is nothing to select)"
                 )
-            kind = _scalar_type(typed[0])
+            kind = scalar_type(typed[0])
             out.append(bigquery.ArrayQueryParameter(name, kind, [_plain(v) for v in value]))
         else:
-            out.append(bigquery.ScalarQueryParameter(name, _scalar_type(value), _plain(value)))
+            out.append(bigquery.ScalarQueryParameter(name, scalar_type(value), _plain(value)))
     return out
 
 
@@ -172,6 +150,7 @@ class BigQueryWarehouse(Warehouse):
 
     # -- queries -----------------------------------------------------------------------------
     def _run(self, sql: str, params: dict | None):
+        trace(sql, params)
         config = bigquery.QueryJobConfig(
             query_parameters=query_parameters(params),
             labels=self.labels,
@@ -197,11 +176,13 @@ class BigQueryWarehouse(Warehouse):
             self.client.create_dataset(ds, exists_ok=True)
 
     def dataset_exists(self, dataset: str) -> bool:
+        return self.dataset_location(dataset) is not None
+
+    def dataset_location(self, dataset: str) -> str | None:
         try:
-            self.client.get_dataset(self._dataset_ref(dataset))
+            return self.client.get_dataset(self._dataset_ref(dataset)).location or ""
         except gexc.NotFound:
-            return False
-        return True
+            return None
 
     def create_table(self, table: TableId, schema: TableSchema) -> None:
         bq_table = bigquery.Table(

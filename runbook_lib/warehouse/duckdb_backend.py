@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from runbook_lib.errors import TableExistsError, TableNotFoundError, WarehouseError
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, trace
 from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
 from runbook_lib.warehouse.schema import TableSchema
@@ -104,6 +104,7 @@ class DuckDBWarehouse(Warehouse):
 
     # -- primitives --------------------------------------------------------------------------
     def _run(self, con, sql: str, params: dict | None):
+        trace(sql, params)
         statements = to_duckdb(sql)
         result = None
         for stmt in statements:
