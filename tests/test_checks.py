@@ -38,6 +38,21 @@ def test_probe_access_should_fail_when_a_declared_table_is_missing(empty_wh, loc
     assert access.loc[access["object"] == "nba_precompute.player_composite_factors", "ok"].tolist() == [False]
 
 
+def test_probe_access_should_refuse_a_dataset_in_another_location_than_the_params(bq_wh):
+    from runbook_lib.platform.schema import ALL_TABLES, Tables
+    from runbook_lib.run.params import load_params
+
+    declared = Tables(bq_wh.project, load_params("staging").datasets)
+    for schema in ALL_TABLES:
+        bq_wh.ensure_table(declared.id(schema), schema)  # datasets created in US, as params say
+    assert checks.probe_access(bq_wh, declared)["ok"].all()
+    bq_wh.location = "EU"  # the params now say EU; the datasets are still in US
+    access = checks.probe_access(bq_wh, declared)
+    wrong = access[~access["ok"]]
+    assert sorted(wrong["object"]) == sorted(declared.datasets.values())
+    assert all("is in US, the params say EU" in kind for kind in wrong["kind"])
+
+
 def test_byte_compile_should_count_every_module():
     assert checks.byte_compile() >= 20
 

@@ -223,12 +223,25 @@ def test_config_from_env_rejects_missing_or_bad_values(env):
 
 def test_function_config_reads_back_the_variables_it_writes(local_params):
     env = local_params.function_config("http://127.0.0.1:9/hook").to_env()
-    assert set(env) == set(ENV_VARS)  # the local warehouse: every variable, today included
+    # The local warehouse: every variable, today included; local has no byte cap to carry.
+    assert set(env) == set(ENV_VARS) - {"MAXIMUM_BYTES_BILLED"}
     assert FunctionConfig.from_env(env) == local_params.function_config("http://127.0.0.1:9/hook")
     staging = load_params("staging").function_config().to_env()
     local_only = {name for name, (_, only) in ENV_VARS.items() if only}
     assert not local_only & set(staging) and "GCP_PROJECT_ID" in staging
     assert FunctionConfig.from_env(staging).to_env() == staging
+
+
+def test_the_function_runs_its_queries_in_its_location_under_its_byte_cap(monkeypatch):
+    from runbook_lib.warehouse import EMULATOR_ENV, connect
+
+    params = load_params("staging", {"location": "EU"})
+    env = params.function_config().to_env()
+    assert env["BIGQUERY_LOCATION"] == "EU"
+    assert env["MAXIMUM_BYTES_BILLED"] == str(params.maximum_bytes_billed)
+    monkeypatch.setenv(EMULATOR_ENV, "http://127.0.0.1:9")  # a client, no request made
+    wh = connect(FunctionConfig.from_env(env).warehouse)
+    assert (wh.location, wh.maximum_bytes_billed) == ("EU", params.maximum_bytes_billed)
 
 
 def test_a_bad_function_variable_is_named_by_its_variable():

@@ -104,14 +104,18 @@ def merge_fast_forward(branch: str, root: Path = paths.SOURCE_ROOT) -> dict:
 
 
 def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
-    """Check each dataset is reachable and writable, and each declared table exists.
+    """Check each dataset is reachable, in the params' location, and writable; each table exists.
 
     The write probe creates and drops a scratch table in the orchestration dataset: the
     runbook's own writes (metadata, audit rows, backups) need exactly that right.
     """
     rows = []
     for dataset in sorted(tables.datasets.values()):
-        rows.append({"object": dataset, "kind": "dataset", "ok": wh.dataset_exists(dataset)})
+        # One call tells both: None when missing, its location (BigQuery) or "" otherwise.
+        found = wh.dataset_location(dataset)
+        problem = wh.location_problem(dataset, found)
+        kind = f"dataset in {found}" if found else "dataset"
+        rows.append({"object": dataset, "kind": problem or kind, "ok": found is not None and not problem})
     for schema in ALL_TABLES:
         table = tables.id(schema)
         rows.append({"object": table.short, "kind": "table", "ok": wh.table_exists(table)})

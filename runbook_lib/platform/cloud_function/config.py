@@ -10,6 +10,8 @@ Environment variables:
     GCP_PROJECT_ID        project of the warehouse (required; GOOGLE_CLOUD_PROJECT as fallback)
     DATASET               analytics dataset holding UPCG and UTCG (default nba_analytics)
     AUDIT_DATASET         orchestration dataset of cleanup_operations (default nba_orchestration)
+    BIGQUERY_LOCATION     location of the datasets, where its jobs run (default US)
+    MAXIMUM_BYTES_BILLED  byte cap of each of its queries (optional; a query over it fails)
     TTL_DAYS              days of upcoming rows to keep (default 7, >= 1)
     MAX_DELETE_FRACTION   cap on the share of a table one run may delete (default 0.9)
     BACKUP_RETENTION_DAYS days a cleanup's backups are kept (default 30)
@@ -48,6 +50,8 @@ ENV_VARS: dict[str, tuple[str, bool]] = {
     "GCP_PROJECT_ID": ("warehouse.project", False),
     "DATASET": ("warehouse.datasets.analytics", False),
     "AUDIT_DATASET": ("warehouse.datasets.orchestration", False),
+    "BIGQUERY_LOCATION": ("warehouse.location", False),
+    "MAXIMUM_BYTES_BILLED": ("warehouse.maximum_bytes_billed", False),
     "TTL_DAYS": ("cleanup.ttl_days", False),
     "MAX_DELETE_FRACTION": ("cleanup.max_delete_fraction", False),
     "ALERT_THRESHOLD_ROWS": ("alerts.large_deletion_rows", False),
