@@ -172,12 +172,13 @@ GCLOUD_STANDIN = Path(__file__).parent / "data" / "gcloud_standin" / "gcloud.py"
 
 @pytest.fixture
 def gcloud(tmp_path, monkeypatch) -> Path:
-    """Put the stand-in on PATH as `gcloud`; return its state file."""
+    """Put the stand-in on PATH as `gcloud` and `bq`; return its state file."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    script = bin_dir / "gcloud"
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{GCLOUD_STANDIN}" "$@"\n')
-    script.chmod(0o755)
+    for name, first in (("gcloud", ""), ("bq", " bq")):  # bq: the SDK's BigQuery command
+        script = bin_dir / name
+        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{GCLOUD_STANDIN}"{first} "$@"\n')
+        script.chmod(0o755)
     state = tmp_path / "gcloud-state.json"
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setenv("GCLOUD_STATE", str(state))

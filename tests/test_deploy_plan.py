@@ -32,7 +32,7 @@ def plan_for(params, bundle, webhook_url=None) -> DeployPlan:
 
 
 def mutating(state: Path) -> list[list[str]]:
-    reads = ("describe", "get-iam-policy", "list")
+    reads = ("describe", "get-iam-policy", "list", "show")
     return [c for c in calls(state) if not any(r in c[:4] for r in reads)]
 
 
@@ -51,18 +51,22 @@ def runner(plan) -> GcloudRunner:
 
 def test_first_apply_creates_everything_and_second_apply_is_all_no_ops(gcloud, plan, runner):
     first = deploy_plan.apply(plan, runner)
-    assert [s.action for s in first.steps] == ["create"] * 5
+    # topic, its IAM, project IAM (jobUser), dataEditor on each of two datasets, function, job
+    assert [s.action for s in first.steps] == ["create"] * 7
     assert first.previous_revision is None
-    assert len(mutating(gcloud)) == 5
+    assert len(mutating(gcloud)) == 7
     second = deploy_plan.apply(plan, runner)
-    assert [s.action for s in second.steps] == ["nothing"] * 5
-    assert not second.changed and len(mutating(gcloud)) == 5
+    assert [s.action for s in second.steps] == ["nothing"] * 7
+    assert not second.changed and len(mutating(gcloud)) == 7
     assert second.previous_revision == "upcoming-tables-cleanup-00001-abc"
 
 
 def test_every_command_carries_the_project_and_its_location(gcloud, plan, runner):
     deploy_plan.apply(plan, runner)
     for call in calls(gcloud):
+        if call[0] == "bq":  # the dataset grants: bq's own flag
+            assert "--project_id=nba-props-staging" in call
+            continue
         assert call[call.index("--project") + 1] == "nba-props-staging"
         if call[0] in ("functions", "scheduler"):
             assert ("--region" in call) or ("--location" in call)
@@ -181,7 +185,7 @@ def test_apply_passes_env_vars_in_a_private_file_never_on_argv_and_removes_it(
     deployed = state["functions"]["upcoming-tables-cleanup"]["serviceConfig"]
     assert deployed["environmentVariables"]["ALERT_WEBHOOK_URL"] == SECRET_URL
     again = deploy_plan.apply(secret_plan, runner)  # the drift check still sees every env var
-    assert [s.action for s in again.steps] == ["nothing"] * 5
+    assert [s.action for s in again.steps] == ["nothing"] * 7
 
 
 def test_changed_webhook_is_drift_that_redeploys_the_function(gcloud, secret_plan, runner):
@@ -223,7 +227,7 @@ def test_failed_deploy_error_masks_the_webhook_gcloud_echoed(gcloud, secret_plan
     assert "hooks.example.com/****" in str(caught.value)
 
 
-def test_plan_without_credentials_lists_both_iam_bindings_with_a_project_number_placeholder(plan):
+def test_plan_without_credentials_lists_every_iam_binding_with_a_project_number_placeholder(plan):
     steps = deploy_plan.static_steps(plan)
     agent = "serviceAccount:service-<PROJECT_NUMBER>@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
     bindings = {s.resource: s for s in steps if s.resource.endswith("IAM")}
@@ -233,13 +237,39 @@ def test_plan_without_credentials_lists_both_iam_bindings_with_a_project_number_
         agent,
         "roles/pubsub.publisher",
     )
+    member = f"serviceAccount:{plan.service_account}"
     assert (flag(project.command, "--member"), flag(project.command, "--role")) == (
-        f"serviceAccount:{plan.service_account}",
-        "roles/bigquery.dataEditor",
+        member,
+        "roles/bigquery.jobUser",
     )
     text = deploy_plan.format_plan(plan, steps)
     assert "service-<PROJECT_NUMBER>@gcp-sa-cloudscheduler" in text
-    assert "roles/bigquery.dataEditor" in text
+    assert "roles/bigquery.jobUser" in text
+
+
+def test_the_function_gets_job_rights_on_the_project_and_data_rights_on_two_datasets_only(
+    gcloud, plan, runner
+):
+    assert plan.datasets == ("nba_analytics", "nba_orchestration")
+    deploy_plan.apply(plan, runner)
+    state = json.loads(gcloud.read_text())
+    member = f"serviceAccount:{plan.service_account}"
+    assert state["project_iam"] == {"roles/bigquery.jobUser": [member]}  # no project dataEditor
+    assert state["dataset_access"] == {
+        d: [{"role": "roles/bigquery.dataEditor", "iamMember": member}] for d in plan.datasets
+    }
+    grants = [c for c in calls(gcloud) if c[:2] == ["bq", "query"]]
+    assert [g[2:4] for g in grants] == [[f"--project_id={plan.project}", "--location=US"]] * 2
+    text = deploy_plan.format_plan(plan, deploy_plan.static_steps(plan))
+    assert "bq query --project_id=nba-props-staging --location=US --use_legacy_sql=false 'GRANT " \
+        "`roles/bigquery.dataEditor` ON SCHEMA `nba-props-staging.nba_analytics`" in text
+
+
+def test_a_bq_command_for_another_project_is_refused_before_it_runs(gcloud, plan, runner):
+    other = ("bq", "show", "--format=prettyjson", "--project_id=nba-props-platform", "x:y")
+    with pytest.raises(EnvironmentMismatchError):
+        runner.run(other)
+    assert calls(gcloud) == []
 
 
 def flag(command, name):

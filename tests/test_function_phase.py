@@ -11,7 +11,7 @@ from tests.test_deploy_plan import mutating
 def test_dry_run_should_plan_every_resource_and_change_nothing(gcloud, tmp_path):
     params = load_params("staging")
     deployment = function_phase.deploy(params, build_bundle(tmp_path / "bundle"), dry_run=True)
-    assert not deployment.applied and len(deployment.describe()) == 5
+    assert not deployment.applied and len(deployment.describe()) == 7
     assert mutating(gcloud) == []
     assert [c.ok for c in function_phase.deployment_checks(deployment)] == [True]  # planned
     dry = function_phase.run_checks(deployment, {}, None, None, {})

@@ -1,6 +1,7 @@
 """The gcloud commands that change something, for the function's deployment and its rollback.
 
-Every command is an argument list (never a shell string) that carries `--project`, and
+Every command is an argument list (never a shell string) that carries `--project` (`bq`'s
+`--project_id` for the dataset grants, which gcloud has no command for), and
 `--region`/`--location` where the resource has one, so `GcloudRunner.check` can refuse one for
 another project or region. Cloud Scheduler `create` fails on an existing job and `update pubsub`
 takes its own flags, so the job has a create and an update command. The function's environment
@@ -24,6 +25,7 @@ from runbook_lib.platform.deployment import DeployPlan
 
 PUBLISHER = "roles/pubsub.publisher"
 DATA_EDITOR = "roles/bigquery.dataEditor"
+JOB_USER = "roles/bigquery.jobUser"
 # Stands for the private env-vars file in a planned command; replaced only while it runs.
 ENV_VARS_FILE = "<private env-vars file>"
 
@@ -101,7 +103,7 @@ def topic_binding(plan: DeployPlan, agent: str) -> tuple[str, ...]:
 
 
 def project_binding(plan: DeployPlan, member: str) -> tuple[str, ...]:
-    """Return the command that lets the function's service account edit BigQuery data."""
+    """Return the command that lets the function's service account run BigQuery jobs."""
     return (
         "projects",
         "add-iam-policy-binding",
@@ -110,9 +112,22 @@ def project_binding(plan: DeployPlan, member: str) -> tuple[str, ...]:
         "--member",
         member,
         "--role",
-        DATA_EDITOR,
+        JOB_USER,
         "--condition=None",
     )
+
+
+def dataset_show(plan: DeployPlan, dataset: str) -> tuple[str, ...]:
+    """Return the `bq` command that describes a dataset and its access entries."""
+    return ("bq", "show", "--format=prettyjson", f"--project_id={plan.project}",
+            f"{plan.project}:{dataset}")
+
+
+def dataset_binding(plan: DeployPlan, dataset: str, member: str) -> tuple[str, ...]:
+    """Return the `bq` command that grants dataEditor on one dataset (BigQuery DCL)."""
+    grant = f'GRANT `{DATA_EDITOR}` ON SCHEMA `{plan.project}.{dataset}` TO "{member}"'
+    return ("bq", "query", f"--project_id={plan.project}", f"--location={plan.location}",
+            "--use_legacy_sql=false", grant)
 
 
 def job_command(plan: DeployPlan, verb: str) -> tuple[str, ...]:

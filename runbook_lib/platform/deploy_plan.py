@@ -27,7 +27,11 @@ from runbook_lib.platform.cloud_function.gcloud import (
     validate_time_zone,
 )
 from runbook_lib.platform.deploy_commands import (
+    DATA_EDITOR,
     ENV_VARS_FILE,
+    JOB_USER,
+    dataset_binding,
+    dataset_show,
     deploy_command,
     env_vars_file,
     job_command,
@@ -65,6 +69,8 @@ def build_plan(
     validate_cron(cf.schedule)
     validate_time_zone(cf.time_zone)
     env_vars = {**function.to_env(), "BUNDLE_DIGEST": bundle_digest(bundle_dir)}
+    datasets = function.warehouse.datasets
+    edited = tuple(sorted({datasets["analytics"], datasets["orchestration"]}))
     return DeployPlan(
         function.warehouse.project,
         cf.region,
@@ -80,6 +86,8 @@ def build_plan(
         cf.memory,
         str(Path(bundle_dir).resolve()),
         env_vars,
+        datasets=edited,
+        location=function.warehouse.location,
     )
 
 
@@ -129,6 +137,7 @@ def resolve(plan: DeployPlan, runner: GcloudRunner, project_number: str) -> list
     return [
         *_topic_steps(plan, runner, project_number),
         _project_iam_step(plan, runner),
+        *_dataset_iam_steps(plan, runner),
         _function_step(plan, runner),
         *_job_steps(plan, runner),
     ]
@@ -166,7 +175,35 @@ def _topic_binding_name(agent: str) -> str:
 
 
 def _project_binding_name(member: str) -> str:
-    return f"{member} roles/bigquery.dataEditor"
+    return f"{member} {JOB_USER}"
+
+
+def _dataset_binding_name(member: str, dataset: str) -> str:
+    return f"{member} {DATA_EDITOR} on {dataset}"
+
+
+def _dataset_iam_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
+    """Describe each edited dataset's access; grant dataEditor where the account lacks it."""
+    member = f"serviceAccount:{plan.service_account}"
+    steps = []
+    for dataset in plan.datasets:
+        described = runner.describe(dataset_show(plan, dataset))
+        present = any(
+            entry.get("role") in ("WRITER", DATA_EDITOR)
+            and member in (f"serviceAccount:{entry.get('userByEmail')}", entry.get("iamMember"))
+            for entry in (described or {}).get("access", [])
+        )
+        step = _binding_step(
+            "dataset IAM",
+            _dataset_binding_name(member, dataset),
+            present,
+            dataset_binding(plan, dataset, member),
+        )
+        if described is None:  # the grant fails on a dataset that does not exist
+            step = Step(step.resource, step.name, step.action, step.command,
+                        reason=f"dataset {dataset} not found: create it first")
+        steps.append(step)
+    return steps
 
 
 def _project_iam_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
@@ -177,7 +214,7 @@ def _project_iam_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
     return _binding_step(
         "project IAM",
         _project_binding_name(member),
-        _has_binding(policy, "roles/bigquery.dataEditor", member),
+        _has_binding(policy, JOB_USER, member),
         project_binding(plan, member),
     )
 
@@ -345,9 +382,23 @@ def static_steps(plan: DeployPlan) -> list[Step]:
             "describe first",
             project_binding(plan, member),
         ),
+        *(
+            Step(
+                "dataset IAM",
+                _dataset_binding_name(member, dataset),
+                "describe first",
+                dataset_binding(plan, dataset, member),
+            )
+            for dataset in plan.datasets
+        ),
         Step("function", plan.function, "describe first", deploy_command(plan)),
         Step("scheduler job", plan.job, "describe first", job_command(plan, "create")),
     ]
+
+
+def shown_command(command: tuple[str, ...]) -> str:
+    """Return a planned command as typed: `bq ...` for the dataset grants, else `gcloud ...`."""
+    return shlex.join(command if command[0] == "bq" else ("gcloud", *command))
 
 
 def format_plan(plan: DeployPlan, steps: list[Step]) -> str:
@@ -364,5 +415,5 @@ def format_plan(plan: DeployPlan, steps: list[Step]) -> str:
             f"  {s.action:>14}  {s.resource} {s.name}" + (f"  ({s.reason})" if s.reason else "")
         )
         if s.command:
-            lines.append(f"                  gcloud {shlex.join(s.command)}")
+            lines.append(f"                  {shown_command(s.command)}")
     return "\n".join(lines)

@@ -32,6 +32,10 @@ class DeployPlan:
     # Out of the repr: a displayed plan must not show the webhook; `masked_env` is for showing.
     env_vars: dict[str, str] = field(default_factory=dict, repr=False)
     message_body: str = '{"trigger":"scheduled"}'
+    # The datasets the function edits (its service account gets dataEditor on each, nothing
+    # project-wide but jobUser) and their location, where its grants run as BigQuery DCL.
+    datasets: tuple[str, ...] = ()
+    location: str = "US"
 
     @property
     def topic_path(self) -> str:

@@ -1,7 +1,8 @@
 """Run gcloud bound to one project and region, and validate a schedule before any command.
 
 The runner refuses a command without `--project`, for another project, or (for functions,
-Cloud Run and Cloud Scheduler) for another region, before it runs anything.
+Cloud Run and Cloud Scheduler) for another region, before it runs anything. A command whose
+first word is `bq` runs the Cloud SDK's `bq` instead (dataset grants), bound by `--project_id`.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ class GcloudRunner:
 
     def __init__(self, project: str, region: str, gcloud: str = "gcloud", timeout: float = 900):
         self.project, self.region, self.gcloud, self.timeout = project, region, gcloud, timeout
+        self.bq = "bq"
 
     def check(self, args: list[str] | tuple[str, ...]) -> None:
         """Raise unless the command carries this project (and region where it has one)."""
-        given = _flag(args, "--project")
+        given = _flag(args, "--project_id" if args[0] == "bq" else "--project")
         if given is None:
             raise DeployError(f"command without --project refused: {shlex.join(args)}")
         if given != self.project or (args[0] == "projects" and args[2] != self.project):
@@ -88,10 +90,11 @@ class GcloudRunner:
     def run(self, args: list[str] | tuple[str, ...]) -> subprocess.CompletedProcess:
         """Check and run one command (an argument list); return the completed process."""
         self.check(args)
-        path = shutil.which(self.gcloud)
+        program, args = (self.bq, args[1:]) if args[0] == "bq" else (self.gcloud, args)
+        path = shutil.which(program)
         if path is None:
             raise DeployError(
-                f"{self.gcloud} is not on PATH (to fix this, install the Google "
+                f"{program} is not on PATH (to fix this, install the Google "
                 f"Cloud SDK and run `gcloud auth login`)"
             )
         return subprocess.run(
@@ -105,7 +108,8 @@ class GcloudRunner:
             return json.loads(proc.stdout or "{}")
         if re.search(r"NOT_FOUND|not found|404", proc.stderr, re.IGNORECASE):
             return None
-        raise DeployError(f"`gcloud {shlex.join(args)}` failed: {proc.stderr.strip()}")
+        shown = shlex.join(args if args[0] == "bq" else ["gcloud", *args])
+        raise DeployError(f"`{shown}` failed: {proc.stderr.strip()}")
 
 
 def _flag(args, name: str) -> str | None:

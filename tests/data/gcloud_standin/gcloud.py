@@ -1,5 +1,8 @@
 """A `gcloud` stand-in for the deployment-plan tests: keeps state in the JSON file $GCLOUD_STATE.
 
+Called with `bq` first it stands in for the SDK's `bq`: `show` of a dataset (every dataset
+exists, with the access entries granted so far) and `query` of a DCL GRANT on a dataset.
+
 It answers the commands the plan uses with the shapes real gcloud prints (describe fails with
 NOT_FOUND until create), refuses a second `scheduler jobs create` as real Cloud Scheduler does,
 and logs every call so a test can see exactly which commands ran.
@@ -8,6 +11,7 @@ and logs every call so a test can see exactly which commands ran.
 import base64
 import json
 import os
+import re
 import stat
 import sys
 
@@ -27,9 +31,9 @@ def main(args):
     path = os.environ["GCLOUD_STATE"]
     state = json.load(open(path)) if os.path.exists(path) else {}
     state.setdefault("calls", []).append(args)
-    for key in ("topics", "functions", "jobs", "topic_iam", "project_iam"):
+    for key in ("topics", "functions", "jobs", "topic_iam", "project_iam", "dataset_access"):
         state.setdefault(key, {})
-    code = handle(args, state)
+    code = handle_bq(args[1:], state) if args[:1] == ["bq"] else handle(args, state)
     json.dump(state, open(path, "w"))
     return code
 
@@ -42,6 +46,25 @@ def not_found(what):
 def out(obj):
     print(json.dumps(obj))
     return 0
+
+
+_GRANT = re.compile(r'GRANT `([^`]+)` ON SCHEMA `[^.`]+\.([^`]+)` TO "([^"]+)"')
+
+
+def handle_bq(a, s):
+    if a[0] == "show":
+        dataset = a[-1].split(":", 1)[1]
+        return out({"id": a[-1], "location": "US", "access": s["dataset_access"].get(dataset, [])})
+    if a[0] == "query":
+        grant = _GRANT.fullmatch(a[-1])
+        if grant is None:
+            print(f"Error in query string: {a[-1]}", file=sys.stderr)
+            return 1
+        role, dataset, member = grant.groups()
+        s["dataset_access"].setdefault(dataset, []).append({"role": role, "iamMember": member})
+        return 0
+    print(f"ERROR: stand-in bq does not know: {a}", file=sys.stderr)
+    return 2
 
 
 def handle(a, s):
