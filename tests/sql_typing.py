@@ -20,7 +20,8 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from runbook_lib import paths
-from runbook_lib.platform.schema import ALL_TABLES, RUNBOOK_RUNS
+from runbook_lib.platform import schema as declared
+from runbook_lib.warehouse.schema import TableSchema
 
 # BigQuery's implicit coercions of a value written into a column (the "Coercion" column of
 # https://cloud.google.com/bigquery/docs/reference/standard-sql/conversion_rules), by type name.
@@ -50,6 +51,11 @@ def schema_mapping(tables, schemas) -> dict:
         columns = {f.name: f.type for f in schema.fields}
         mapping.setdefault(tid.project, {}).setdefault(tid.dataset, {})[tid.table] = columns
     return mapping
+
+
+def declared_schemas() -> list[TableSchema]:
+    """Return every table platform/schema.py declares (the platform's, the runbook's own)."""
+    return [v for v in vars(declared).values() if isinstance(v, TableSchema)]
 
 
 def _typed_parameters(tree: exp.Expression, sent: dict[str, str]) -> exp.Expression:
@@ -136,7 +142,7 @@ def _shown(value: exp.Expression) -> str:
 
 def untyped_statements(sent: list[dict], tables) -> dict[str, list[str]]:
     """Return {statement: problems} for each traced statement BigQuery would not type."""
-    mapping = schema_mapping(tables, (*ALL_TABLES, RUNBOOK_RUNS))
+    mapping = schema_mapping(tables, declared_schemas())
     seen, out = set(), {}
     for item in sent:
         key = (item["sql"], tuple(sorted(item["params"].items())))

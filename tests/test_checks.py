@@ -8,7 +8,7 @@ import pytest
 
 from runbook_lib.errors import ConfirmationRequired
 from runbook_lib.platform import cleanup
-from runbook_lib.run import backfill_steps, checks, cleanup_phase, rollback_phase
+from runbook_lib.run import backfill_steps, checks, cleanup_phase, phase_checks, rollback_phase
 from tests.test_cleanup import plan_of, tables, wh  # noqa: F401 - fixtures
 
 
@@ -143,3 +143,44 @@ def test_confirmation_summary_should_show_a_dash_when_nothing_was_given():
 
 def test_nightly_outcomes_should_say_so_when_no_nightly_backfill_ran():
     assert backfill_steps.nightly_outcomes(None) == "no nightly backfill run by this phase"
+
+
+def test_probe_permissions_on_local_should_hold_every_permission(empty_wh, local_params):
+    permissions = checks.probe_permissions(empty_wh, local_params.tables)
+    assert permissions["granted"].all() and len(permissions) > 20
+    assert [c.ok for c in phase_checks.permission_checks(permissions)] == [True]
+
+
+def test_probe_permissions_should_say_by_name_what_the_emulator_cannot_answer(bq_wh, monkeypatch):
+    from runbook_lib.platform.schema import Tables
+    from runbook_lib.run.params import load_params
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    declared = Tables(bq_wh.project, load_params("staging").datasets)
+    permissions = checks.probe_permissions(bq_wh, declared)
+    assert permissions["granted"].isna().all()
+    notes = set(permissions["note"])
+    assert any("tables.testIamPermissions" in n for n in notes)
+    assert any("projects.testIamPermissions" in n for n in notes)
+    [check] = phase_checks.permission_checks(permissions)
+    assert check.ok and "not checked" in check.evidence
+
+
+def test_probe_permissions_should_name_each_missing_permission(bq_wh, monkeypatch):
+    # Fault: the account may read but not write. The emulator cannot refuse a permission, so the
+    # server's answer is stood in for; everything around it is the real client and probe.
+    from runbook_lib.platform.schema import Tables
+    from runbook_lib.run.params import load_params
+
+    monkeypatch.setattr(bq_wh, "can_create_jobs", lambda: False)
+    monkeypatch.setattr(
+        bq_wh.client,
+        "test_iam_permissions",
+        lambda table, perms: {"permissions": [p for p in perms if p != "bigquery.tables.updateData"]},
+    )
+    declared = Tables(bq_wh.project, load_params("staging").datasets)
+    [check] = phase_checks.permission_checks(checks.probe_permissions(bq_wh, declared))
+    assert not check.ok
+    assert f"bigquery.jobs.create on {bq_wh.project}" in check.evidence
+    assert "bigquery.tables.updateData on nba_precompute.player_composite_factors" in check.evidence
+    assert "on nba_analytics.player_game_summary" not in check.evidence  # read only: not needed

@@ -11,6 +11,7 @@ import ast
 import html
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import papermill
@@ -24,6 +25,7 @@ from runbook_lib.run.phase import read_results
 from runbook_lib.warehouse import connect
 from runbook_lib.warehouse.base import SQL_TRACE_ENV
 from tests import sql_typing
+from tests.conftest import RUNBOOK_PROCESS
 from tests.phase_notebooks import write_phase
 
 NOTEBOOKS = sorted(paths.SOURCE_ROOT.glob("notebooks/*.ipynb"))
@@ -152,6 +154,10 @@ def test_each_notebook_should_run_on_its_own_and_send_only_sql_that_bigquery_typ
         assert doc and doc["status"] == "SUCCEEDED", (nb.stem, doc and doc["checks"])
     restored = read_results(standalone, "90_rollback")["results"]["restored"]
     assert restored and all(r["verified"] for r in restored)
+    # The monitor's statements too: `runbook monitor` on the warehouse the phases left behind.
+    monitor = subprocess.run([*RUNBOOK_PROCESS, "monitor", "--env", "local"], capture_output=True,
+                             text=True, cwd=paths.SOURCE_ROOT, check=False)
+    assert monitor.returncode in (0, 1), monitor.stderr  # healthy or alerting, never bad input
     sent = [json.loads(line) for line in trace.read_text().splitlines()]
     assert not sql_typing.untyped_statements(sent, params.tables)
     # Only a sealed run anchors its chain: the full run's test types run/anchor.py's statements.

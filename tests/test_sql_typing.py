@@ -12,13 +12,12 @@ import json
 import pytest
 
 from runbook_lib.platform import league_sql
-from runbook_lib.platform.schema import ALL_TABLES, RUNBOOK_RUNS
 from runbook_lib.run.params import load_params
 from runbook_lib.warehouse.base import SQL_TRACE_ENV, parameter_types
 from tests import sql_typing
 
 TABLES = load_params("local").tables
-MAPPING = sql_typing.schema_mapping(TABLES, (*ALL_TABLES, RUNBOOK_RUNS))
+MAPPING = sql_typing.schema_mapping(TABLES, sql_typing.declared_schemas())
 PSZA, PCF = TABLES.psza.sql, TABLES.pcf.sql
 
 

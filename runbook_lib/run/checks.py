@@ -131,6 +131,39 @@ def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# What the run does to each table: the tables it writes need the three, the others the first two.
+READ = ("bigquery.tables.get", "bigquery.tables.getData")
+WRITE = (*READ, "bigquery.tables.updateData")
+WRITTEN = {"upcoming_player_game_context", "upcoming_team_game_context",
+           "player_composite_factors", "player_composite_factors_staging",
+           "backfill_processing_metadata", "cleanup_operations"}
+
+
+def probe_permissions(wh: Warehouse, tables: Tables) -> pd.DataFrame:
+    """List each permission the run needs and whether the caller holds it (None: not known).
+
+    Jobs need bigquery.jobs.create on the project; each table needs get and getData, and the
+    tables the run writes updateData too (tables.testIamPermissions, which takes the grants on
+    the dataset and the project into account). Creating backups is the write probe's part.
+    """
+    jobs = wh.can_create_jobs()
+    rows = [_permission_row(wh.project, "bigquery.jobs.create", jobs)]
+    for schema in ALL_TABLES:
+        needed = list(WRITE if schema.name in WRITTEN else READ)
+        granted = wh.granted_permissions(tables.id(schema), needed)
+        for permission in needed:
+            held = granted if isinstance(granted, str) else permission in granted
+            rows.append(_permission_row(tables.id(schema).short, permission, held))
+    return pd.DataFrame(rows)
+
+
+def _permission_row(resource: str, permission: str, held: bool | str) -> dict:
+    if isinstance(held, str):
+        return {"resource": resource, "permission": permission, "granted": None, "note": held}
+    return {"resource": resource, "permission": permission, "granted": held,
+            "note": "" if held else "MISSING"}
+
+
 def run_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> dict:
     """Run pytest on `test_paths` in a subprocess; return passed/failed counts and the tail."""
     # The safeguard tests use no installed pytest plugin, and loading them all (nbval with

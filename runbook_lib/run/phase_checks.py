@@ -61,6 +61,20 @@ def window_checks(window: dict) -> list[Check]:
                   detail(window))]
 
 
+def permission_checks(permissions: pd.DataFrame) -> list[Check]:
+    """Check no permission the run needs is missing; name those missing and those not known."""
+    missing = permissions[permissions["granted"].eq(False)]
+    unknown = permissions[permissions["granted"].isna()]
+    evidence = (
+        "missing: " + ", ".join(f"{r.permission} on {r.resource}" for r in missing.itertuples())
+        if len(missing)
+        else f"{len(permissions) - len(unknown)} granted"
+    )
+    if len(unknown):
+        evidence += f"; {len(unknown)} {unknown['note'].iloc[0]}"
+    return [Check("every permission the run needs is granted", missing.empty, evidence)]
+
+
 def access_checks(access: pd.DataFrame) -> list[Check]:
     """Check every dataset answered, every table exists and the orchestration dataset takes writes."""
     return [

@@ -177,6 +177,17 @@ class Warehouse(abc.ABC):
         """Return where a dataset lives ("" when it has no location), None when it is missing."""
         return "" if self.dataset_exists(dataset) else None
 
+    def granted_permissions(self, table: TableId, permissions: list[str]) -> set[str] | str:
+        """Return which `permissions` the caller holds on `table`, or why that is not known.
+
+        The embedded warehouse is a file of the OS user's: no IAM, every permission is held.
+        """
+        return set(permissions)
+
+    def can_create_jobs(self) -> bool | str:
+        """Return whether the caller may run jobs in the project, or why that is not known."""
+        return True
+
     def location_problem(self, dataset: str, found: str | None) -> str | None:
         """Return how a dataset's location `found` differs from this warehouse's, or None."""
         if not self.location or not found or found.upper() == self.location.upper():

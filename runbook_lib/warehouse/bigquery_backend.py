@@ -39,6 +39,11 @@ def label_value(value: str | None) -> str:
     return _LABEL_RE.sub("_", (value or "none").lower())[:63]
 
 
+RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+JOBS_CREATE = "bigquery.jobs.create"
+
+
 def _plain(value):
     """Return a numpy scalar as the Python value the client serialises."""
     return value.item() if isinstance(value, np.generic) else value
@@ -183,6 +188,32 @@ class BigQueryWarehouse(Warehouse):
             return self.client.get_dataset(self._dataset_ref(dataset)).location or ""
         except gexc.NotFound:
             return None
+
+    def granted_permissions(self, table: TableId, permissions: list[str]) -> set[str] | str:
+        """Ask tables.testIamPermissions; say so by name when the server does not answer it."""
+        try:
+            answer = self.client.test_iam_permissions(str(self._bind(table)), list(permissions))
+        except gexc.GoogleAPICallError as e:
+            # Real BigQuery answers an empty set for a missing table; a 404 or 501 here means the
+            # server lacks the method (bqemulator serves it only for row access policies).
+            return f"not checked: the BigQuery API server does not answer tables.testIamPermissions ({e.code})"
+        return set(answer.get("permissions", []))
+
+    def can_create_jobs(self) -> bool | str:
+        """Ask Resource Manager's projects.testIamPermissions for bigquery.jobs.create."""
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        url = f"{RESOURCE_MANAGER}/v1/projects/{self.project}:testIamPermissions"
+        try:
+            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+            answer = AuthorizedSession(credentials).post(
+                url, json={"permissions": [JOBS_CREATE]}, timeout=30
+            )
+            answer.raise_for_status()
+        except Exception as e:  # noqa: BLE001 - no credentials, no network, a refusal: say which
+            return f"not checked: projects.testIamPermissions did not answer ({type(e).__name__})"
+        return JOBS_CREATE in answer.json().get("permissions", [])
 
     def create_table(self, table: TableId, schema: TableSchema) -> None:
         bq_table = bigquery.Table(
