@@ -296,7 +296,7 @@ def _dry_run(plan: CleanupPlan, started: float) -> CleanupResult:
         messages.append(
             f"{len(plan.over_cap)} table(s) over the {cap:.0%} cap: check the cutoff; if the "
             f"deletion is right (a first purge), a real run deletes them only when confirmed by "
-            f"the token that names the share: {confirmation_line(plan)}"
+            f"their tokens, which name the share and the cap"
         )
     messages.append("Dry run complete. No changes made.")
     tables = tuple(TableResult(p.table, p.stale_rows, 0) for p in plan.previews)
