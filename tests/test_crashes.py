@@ -204,3 +204,45 @@ def test_rollback_with_a_backup_missing_changes_nothing_and_names_it(root):
     wh.copy_table(aside, backup)
     assert runbook(root, "rollback", "--run", str(run_dir)).returncode == 0
     assert snapshot(root) == before
+
+
+def _kernels_of(pid: int) -> list[int]:
+    """Return the pids of the ipykernel processes whose parent is `pid`."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (proc / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == pid and b"ipykernel" in cmd:
+            out.append(int(proc.name))
+    return out
+
+
+def test_a_run_stopped_by_sigterm_mid_phase_releases_its_lock_and_resumes(root):
+    """SIGTERM (a CI timeout, systemd, `kill`) unwinds like Ctrl-C: the phase's kernel is shut
+    down, the warehouse lock released, and `runbook resume` completes the run."""
+    from runbook_lib.run.lock import lock_file
+
+    proc = subprocess.Popen(
+        [str(RUNBOOK), "run", "--env", "local", "--phases", "02", "--run-id", "term"],
+        env=_env(root, "sigterm"), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not _kernels_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _kernels_of(proc.pid), "the phase's kernel never started"
+    proc.terminate()  # SIGTERM to the runner alone, while its phase runs
+    _, err = proc.communicate(timeout=120)
+    wait_until_gone("sigterm", root)
+    assert proc.returncode == 143, err[-2000:]
+    assert "interrupted by SIGTERM" in err and "lock released" in err
+    warehouse = root / "outputs/local/warehouse"
+    assert not any(lock_file(f).exists() for f in warehouse.glob("*.duckdb"))
+    run_dir = root / "outputs/local/term"
+    assert runbook(root, "verify", str(run_dir)).returncode == 1  # INCOMPLETE: 02 has no record
+    resumed = runbook(root, "resume", str(run_dir))  # no --break-stale-lock: none was left
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert runbook(root, "verify", str(run_dir)).returncode == 0

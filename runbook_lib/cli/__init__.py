@@ -1,14 +1,19 @@
 """The `runbook` command: the only place that prints and picks exit codes.
 
 Each group of subcommands lives in its own module with a `register(subparsers)` function.
-Exit codes: 0 success, 1 a safeguard or check failed, 2 bad input (nothing changed).
+Exit codes: 0 success, 1 a safeguard or check failed, 2 bad input (nothing changed), 130 and
+143 interrupted by Ctrl-C and SIGTERM (the running step stopped, the lock released).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from runbook_lib.errors import (
     ConfirmationRequired,
@@ -49,21 +54,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so it unwinds as Ctrl-C does."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` for the block (main thread only), then restore it.
+
+    By default SIGTERM ends the process on the spot: the running phase's kernel was left to die
+    alone and the warehouse lock stayed behind. Raised instead, every `finally` runs: the kernel
+    is shut down, the lock released, and `runbook resume` finds the phase without a record.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `runbook` command and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code = args.func(args)
+        with _sigterm_unwinds():
+            code = args.func(args)
     except BAD_INPUT as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except RunbookError as e:
         print(f"FAILED: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; nothing further was changed", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        by = "SIGTERM" if isinstance(e, Terminated) else "Ctrl-C"
+        print(
+            f"interrupted by {by}: the running step was stopped, its kernel shut down and the "
+            f"lock released; nothing further was changed (to go on with a run, `runbook resume "
+            f"RUN_DIR`)",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(e, Terminated) else 130
     return int(code or 0)
 
 
