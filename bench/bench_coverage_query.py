@@ -100,7 +100,7 @@ def main() -> None:
             ms, dates = time_query(local, sql, qp, args.runs)
         print(f"  duckdb:             {ms:7.1f} ms  ({dates} game dates; target <= 100 ms)")
         if not args.skip_bigquery:
-            from runbook_lib.warehouse.emulator import running_emulator
+            from runbook_lib.warehouse.emulator_server import running_emulator
 
             with running_emulator() as endpoint:
                 bq, bq_tables = copy_to_emulator(local, tables, endpoint)

@@ -61,8 +61,36 @@ class Dated(Section):
         return self.today or clock.now().date()
 
 
+# A BigQuery-API server on this machine: only loopback, so anonymous credentials never leave it.
+ENDPOINT_RE = r"http://(127\.0\.0\.1|localhost):[0-9]{1,5}"
+
+
+class BigQueryConfig(Section):
+    """How the BigQuery backend reaches BigQuery: Google's API, or a server at `endpoint`.
+
+    With an endpoint (a BigQuery-API server on 127.0.0.1, bqemulator: `--env emulator`) the
+    client uses anonymous credentials; without one, Application Default Credentials. Anonymous
+    credentials exist only with an endpoint.
+    """
+
+    endpoint: str | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _loopback(cls, v):
+        if v is not None and not re.fullmatch(ENDPOINT_RE, v.rstrip("/")):
+            raise ValueError(
+                f"{v!r} is not a BigQuery-API server on this machine (must match {ENDPOINT_RE}); "
+                "Google's BigQuery needs no endpoint"
+            )
+        return v.rstrip("/") if v else v
+
+
 class WarehouseConfig(Section):
-    """Which warehouse: the backend, its project and datasets, where DuckDB keeps its file."""
+    """Which warehouse: the backend, its project and datasets, where DuckDB keeps its file.
+
+    On the emulator `warehouse_dir` is where the BigQuery-API server keeps its data file.
+    """
 
     backend: Literal["duckdb", "bigquery"]
     project: str
@@ -70,6 +98,7 @@ class WarehouseConfig(Section):
     warehouse_dir: str = "outputs/local/warehouse"
     datasets: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DATASETS))
     maximum_bytes_billed: int | None = Field(None, gt=0)
+    bigquery: BigQueryConfig = BigQueryConfig()
 
     @field_validator("project")
     @classmethod
@@ -95,10 +124,28 @@ class WarehouseConfig(Section):
                 )
         return v
 
+    @field_validator("bigquery")
+    @classmethod
+    def _endpoint_needs_bigquery(cls, v, info: ValidationInfo):
+        if v.endpoint and info.data.get("backend") == "duckdb":
+            raise ValueError(
+                "endpoint: the duckdb backend has no endpoint; remove bigquery.endpoint"
+            )
+        return v
+
     @property
     def is_local(self) -> bool:
-        """Return whether this is the embedded warehouse."""
-        return self.backend == "duckdb"
+        """Return whether the warehouse lives on this machine: the DuckDB file, or a BigQuery-API
+        server on 127.0.0.1 (the emulator). Nobody else's data: auto-confirm and OS-user sign-offs
+        are allowed, the function is served here instead of deployed."""
+        return self.backend == "duckdb" or self.bigquery.endpoint is not None
+
+    @property
+    def engine(self) -> str:
+        """Return what answers the SQL: "duckdb", "bigquery" (Google's) or "emulator"."""
+        if self.backend == "bigquery" and self.bigquery.endpoint:
+            return "emulator"
+        return self.backend
 
     @property
     def warehouse_path(self) -> Path:

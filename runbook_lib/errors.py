@@ -380,3 +380,11 @@ class PromotionRefusedError(RunbookError):
             f"--set promotion.skip_staging_reason='...', which the manifest and the deployment "
             f"log record)"
         )
+
+
+class EmulatorError(WarehouseError):
+    """The emulator environment's BigQuery-API server did not start, stop or answer."""
+
+    def __init__(self, endpoint: str, problem: str):
+        self.endpoint, self.problem = endpoint, problem
+        super().__init__(f"BigQuery-API server at {endpoint}: {problem}")

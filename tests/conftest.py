@@ -118,7 +118,7 @@ def seeded_wh(local_params, seeded_file):
 @pytest.fixture(scope="session")
 def bq_emulator():
     """Start bqemulator in-process once per session; yield its REST endpoint URL."""
-    from runbook_lib.warehouse.emulator import running_emulator
+    from runbook_lib.warehouse.emulator_server import running_emulator
 
     with running_emulator() as endpoint:
         yield endpoint
@@ -133,7 +133,8 @@ def bq_wh(bq_emulator):
     from runbook_lib.warehouse.emulator import client_for
 
     project = f"emu-{uuid.uuid4().hex[:16]}"
-    return BigQueryWarehouse(project, run_id="test-run", client=client_for(bq_emulator, project))
+    client = client_for(bq_emulator, project)
+    return BigQueryWarehouse(project, run_id="test-run", client=client, endpoint=bq_emulator)
 
 
 class WarehouseCase:

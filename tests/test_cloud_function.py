@@ -223,9 +223,13 @@ def test_config_from_env_rejects_missing_or_bad_values(env):
 
 def test_function_config_reads_back_the_variables_it_writes(local_params):
     env = local_params.function_config("http://127.0.0.1:9/hook").to_env()
-    # The local warehouse: every variable, today included; local has no byte cap to carry.
-    assert set(env) == set(ENV_VARS) - {"MAXIMUM_BYTES_BILLED"}
+    # The local warehouse: every variable, today included; local has no byte cap to carry
+    # and no endpoint (DuckDB has none).
+    assert set(env) == set(ENV_VARS) - {"MAXIMUM_BYTES_BILLED", "BIGQUERY_ENDPOINT"}
     assert FunctionConfig.from_env(env) == local_params.function_config("http://127.0.0.1:9/hook")
+    emulator = load_params("emulator").function_config().to_env()
+    assert emulator["BIGQUERY_ENDPOINT"] == "http://127.0.0.1:9050"
+    assert FunctionConfig.from_env(emulator).to_env() == emulator
     staging = load_params("staging").function_config().to_env()
     local_only = {name for name, (_, only) in ENV_VARS.items() if only}
     assert not local_only & set(staging) and "GCP_PROJECT_ID" in staging

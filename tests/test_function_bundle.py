@@ -120,7 +120,7 @@ print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())
 @pytest.mark.parametrize("backend", sorted(BACKEND_MODULES))
 def test_the_closure_read_from_the_sources_is_what_a_fresh_interpreter_imports(backend):
     imported = subprocess.run(
-        [sys.executable, "-c", IMPORTED, ENTRY_MODULE, BACKEND_MODULES[backend]],
+        [sys.executable, "-c", IMPORTED, ENTRY_MODULE, *BACKEND_MODULES[backend]],
         capture_output=True,
         text=True,
         check=True,

@@ -206,13 +206,13 @@ def test_seed_refuses_a_bigquery_warehouse_before_any_call(local_params):
     # An unreachable endpoint: any request would fail with a connection error, not ParamsError.
     client = client_for("http://127.0.0.1:9", "nba-props-staging")
     wh = BigQueryWarehouse("nba-props-staging", client=client)
-    with pytest.raises(ParamsError, match="never into BigQuery"):
+    with pytest.raises(ParamsError, match="seeded only into a warehouse on this machine"):
         seed_league(wh, local_params.tables, TODAY)
 
 
 def test_seed_command_refuses_a_non_local_environment(capsys):
     assert main(["seed", "--env", "staging"]) == 2
-    assert "never BigQuery" in capsys.readouterr().err
+    assert "never Google's BigQuery" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ):
         servers = []
         try:
-            bundle = build_bundle(folder, params.backend)
+            bundle = build_bundle(folder, params.engine)
             servers = local.serve_bundle(bundle, params.function_config().to_env(), args.port)
             events, health = servers
             print(f"Serving {bundle}", flush=True)

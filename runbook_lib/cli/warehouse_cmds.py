@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 from runbook_lib import paths
 from runbook_lib.cli.common import add_env, add_lock_flag, env_lock, params_from, show
@@ -11,7 +12,9 @@ from runbook_lib.errors import ParamsError
 from runbook_lib.platform.checkpoint import clear_checkpoints
 from runbook_lib.platform.league import describe_warehouse, refuse_unless_local, seed_league
 from runbook_lib.platform.schema import ALL_TABLES
-from runbook_lib.warehouse import connect
+from runbook_lib.run import lock
+from runbook_lib.run.phase_view import warehouse_text
+from runbook_lib.warehouse import connect, emulator_server
 
 _TITLES = {
     "tables": "Tables (rows and the range of their date column)",
@@ -24,7 +27,8 @@ _TITLES = {
 def register(subparsers) -> None:
     """Add the seed and describe subcommands."""
     seed = subparsers.add_parser(
-        "seed", help="(re)create the local warehouse with the synthetic league (local only)"
+        "seed",
+        help="(re)create a warehouse on this machine (local, emulator) with the synthetic league",
     )
     add_env(seed)
     seed.add_argument(
@@ -53,10 +57,14 @@ def cmd_seed(args: argparse.Namespace) -> int:
     if not params.is_local:
         raise ParamsError(
             params.source, "backend",
-            f"is {params.backend!r}: `runbook seed` replaces every table, so it only writes the "
-            "embedded DuckDB warehouse and never BigQuery",
-            "run `runbook seed --env local`, or use `runbook describe` to look at this environment",
+            f"is {params.backend!r}: `runbook seed` replaces every table, so it only writes a "
+            "warehouse on this machine (the embedded DuckDB file or the emulator), never "
+            "Google's BigQuery",
+            "run `runbook seed --env local` or `--env emulator`, or use `runbook describe` to "
+            "look at this environment",
         )  # fmt: skip
+    if params.engine == "emulator":  # before the lock, which lives in the server's tables
+        emulator_server.require(params.bigquery.endpoint, params.project, params.env)
     with env_lock(params, "seed", args):
         return _seed(params, args)
 
@@ -65,13 +73,18 @@ def _seed(params, args: argparse.Namespace) -> int:
     wh = connect(params)
     refuse_unless_local(wh)
     today = params.effective_today()
+    where = warehouse_text(params)
     if args.if_missing and _is_seeded(wh, params):
-        print(f"The local warehouse {wh.path} already holds every table; nothing changed.")
+        print(f"The warehouse ({where}) already holds every table; nothing changed.")
         return 0
-    summary = seed_league(wh, params.tables, today)
+    started = time.perf_counter()
+    summary = seed_league(wh, params.tables, today, keep=(lock.LOCK_TABLE,))
+    seconds = time.perf_counter() - started
     cleared = clear_checkpoints(paths.resolve(params.backfill.checkpoint_dir))
-    print(f"Seeded {wh.path} (today {today}); {cleared} backfill checkpoint(s) of the old "
-          f"warehouse removed:")
+    print(
+        f"Seeded the {where} in {seconds:.1f} s (today {today}); {cleared} backfill "
+        f"checkpoint(s) of the old warehouse removed:"
+    )
     for name, value in dataclasses.asdict(summary).items():
         shown = f"{value:,}" if isinstance(value, int) and name != "seed" else value
         print(f"  {name:<16} {shown}")
@@ -93,8 +106,6 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 def cmd_unlock(args: argparse.Namespace) -> int:
     """Release the warehouse's lock whose id is --lock-id; a wrong id changes nothing."""
-    from runbook_lib.run import lock
-
     params = params_from(args)
     held = lock.unlock(params, args.lock_id)
     if held is None:
@@ -108,8 +119,8 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def _is_seeded(wh, params) -> bool:
-    """Return whether the warehouse file exists and holds every declared table."""
-    if not wh.path.exists():
+    """Return whether the warehouse (its file, on DuckDB) exists and holds every declared table."""
+    if wh.backend == "duckdb" and not wh.path.exists():
         return False
     with wh.session():
         return all(wh.table_exists(params.tables.id(schema)) for schema in ALL_TABLES)

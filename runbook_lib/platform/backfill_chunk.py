@@ -12,14 +12,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from runbook_lib.config import BackfillConfig
+from runbook_lib.faults import crash_point
 from runbook_lib.platform import coverage
 from runbook_lib.platform.backfill_result import DateOutcome
 from runbook_lib.platform.checkpoint import Checkpoint
 from runbook_lib.platform.factors import build_staging
-from runbook_lib.platform.schema import PCF, PCF_STAGING, Tables
+from runbook_lib.platform.schema import BACKFILL_METADATA, PCF, PCF_STAGING, Tables
 from runbook_lib.statuses import PUBLISHED, DateStatus
 from runbook_lib.warehouse.base import Warehouse
 
@@ -45,25 +44,46 @@ class ChunkContext:
     counts: dict[dt.date, coverage.PlayerCounts] = field(default_factory=dict)
 
     def write_metadata(self, outcomes: list[DateOutcome]) -> None:
-        """Append one backfill_processing_metadata row per outcome, in one load."""
-        now = pd.Timestamp.now(tz="UTC")
-        rows = pd.DataFrame(
-            {
-                "analysis_date": pd.Series([o.game_date for o in outcomes], dtype="dbdate"),
-                "expected_players": [o.expected for o in outcomes],
-                "actual_players": [o.actual for o in outcomes],
-                "coverage_pct": [round(o.coverage_pct, 2) for o in outcomes],
-                "data_source": "BACKFILL",
-                "last_created_at": now,
-                "status": [str(o.status) for o in outcomes],
-                "tracked_at": now,
-                "run_id": self.run_id,
-                "context_source": [o.decision for o in outcomes],
-                "upcg_players": [o.upcg_players for o in outcomes],
-                "error": [o.error for o in outcomes],
-            }
-        )
-        self.wh.load_dataframe(self.tables.backfill_metadata, rows)
+        """Insert one backfill_processing_metadata row per outcome (DML, so it can share the
+        publish's transaction; a load job cannot)."""
+        for start in range(0, len(outcomes), _METADATA_BATCH):
+            sql, params = metadata_insert(self.tables, outcomes[start : start + _METADATA_BATCH],
+                                          self.run_id)  # fmt: skip
+            self.wh.execute(sql, params)
+
+
+# Rows per metadata INSERT: 9 parameters each, far below BigQuery's limit per query.
+_METADATA_BATCH = 200
+# Each metadata column and what a row's value is: a parameter named after the column, or SQL.
+_METADATA_SQL = {"data_source": "'BACKFILL'", "last_created_at": "CURRENT_TIMESTAMP()",
+                 "tracked_at": "CURRENT_TIMESTAMP()"}  # fmt: skip
+
+
+def metadata_insert(tables: Tables, outcomes: list[DateOutcome], run_id: str) -> tuple[str, dict]:
+    """Return the INSERT of one metadata row per outcome, every value a typed parameter."""
+    types = {f.name: f.type for f in BACKFILL_METADATA.fields}
+    rows, params = [], {}
+    for i, o in enumerate(outcomes):
+        values = {
+            "analysis_date": o.game_date, "expected_players": o.expected,
+            "actual_players": o.actual, "coverage_pct": round(o.coverage_pct, 2),
+            "status": str(o.status), "run_id": run_id, "context_source": o.decision,
+            "upcg_players": o.upcg_players, "error": o.error,
+        }  # fmt: skip
+        cells = []
+        for column in BACKFILL_METADATA.columns:
+            if column in _METADATA_SQL:
+                cells.append(_METADATA_SQL[column])
+                continue
+            params[f"{column}_{i}"] = values[column]
+            # CAST: a NULL travels as STRING (bigquery_backend.query_parameters).
+            cells.append(f"CAST(@{column}_{i} AS {types[column]})")
+        rows.append(f"({', '.join(cells)})")
+    sql = (
+        f"INSERT INTO {tables.backfill_metadata.sql} ({', '.join(BACKFILL_METADATA.columns)})\n"
+        f"VALUES {', '.join(rows)}"
+    )
+    return sql, params
 
 
 def merge_sql(tables) -> str:
@@ -91,13 +111,14 @@ def process_chunk(ctx: ChunkContext, dates: list[dt.date]) -> list[DateOutcome]:
     # One connection for the chunk's statements (per thread: workers each hold their own).
     with ctx.wh.session():
         try:
-            outcomes = _build_validate_publish(ctx, dates, counts, decisions)
+            outcomes = _build_and_validate(ctx, dates, counts, decisions)
+            published = publish(ctx, outcomes)
         finally:
             _drop_staging(ctx, dates)
-        return _finish(ctx, outcomes)
+        return _finish(ctx, outcomes, metadata_written=published is not None)
 
 
-def _build_validate_publish(ctx, dates, counts, decisions) -> list[DateOutcome]:
+def _build_and_validate(ctx, dates, counts, decisions) -> list[DateOutcome]:
     upcg = [d for d in dates if decisions[d] == coverage.UPCG]
     fallback = [d for d in dates if decisions[d] == coverage.FALLBACK]
     try:
@@ -114,9 +135,7 @@ def _build_validate_publish(ctx, dates, counts, decisions) -> list[DateOutcome]:
             "❌ Staging build of %d dates (%s .. %s) failed: %s", len(dates), dates[0], dates[-1], e
         )
         return [_failed(d, counts[d].pgs, counts[d].upcg, decisions[d], error) for d in dates]
-    outcomes = validate_staged(ctx, dates, counts, decisions)
-    publish(ctx, outcomes)
-    return outcomes
+    return validate_staged(ctx, dates, counts, decisions)
 
 
 def validate_staged(ctx: ChunkContext, dates, before: dict, decisions: dict) -> list[DateOutcome]:
@@ -148,20 +167,28 @@ def validate_staged(ctx: ChunkContext, dates, before: dict, decisions: dict) -> 
     return [_outcome(d, counts[d], before[d].upcg, decisions[d], verdicts[d]) for d in dates]
 
 
-def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int:
-    """MERGE the staged rows of the dates that passed into PCF; return rows merged."""
-    tables = ctx.tables
+def publish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> int | None:
+    """MERGE the staged rows of the dates that passed into PCF and write every date's metadata
+    row, in one transaction: a date's PCF rows and its metadata row land together or not at
+    all. Return the rows merged, or None when the transaction failed: then nothing of it
+    landed, and its dates are FAILED."""
     passed = [o.game_date for o in outcomes if o.status != DateStatus.FAILED]
-    if not passed:
-        return 0
+    merged = 0
     try:
-        merged = ctx.wh.execute(merge_sql(tables), {"run_id": ctx.run_id, "dates": passed})
-    except Exception as e:  # noqa: BLE001 - MERGE is one statement: nothing was published
+        with ctx.wh.transaction():
+            if passed:
+                merged = ctx.wh.execute(
+                    merge_sql(ctx.tables), {"run_id": ctx.run_id, "dates": passed}
+                )
+            crash_point("backfill.after_merge")
+            ctx.write_metadata(outcomes)
+    except Exception as e:  # noqa: BLE001 - one transaction: nothing was published
         for o in outcomes:
             if o.game_date in passed:
                 o.status, o.error = DateStatus.FAILED, f"publish to PCF failed: {e}"
-        return 0
-    log.info("Published %d rows of %d dates to %s", merged, len(passed), tables.pcf.short)
+        return None
+    if passed:
+        log.info("Published %d rows of %d dates to %s", merged, len(passed), ctx.tables.pcf.short)
     return merged
 
 
@@ -203,17 +230,19 @@ def _drop_staging(ctx: ChunkContext, dates: list[dt.date]) -> None:
         log.warning("Could not delete staging rows of run %s: %s", ctx.run_id, e)
 
 
-def _finish(ctx: ChunkContext, outcomes: list[DateOutcome]) -> list[DateOutcome]:
-    """Write metadata and checkpoint for the chunk, then log each date's line."""
-    try:
-        ctx.write_metadata(outcomes)
-    except Exception as e:  # noqa: BLE001 - a date without its metadata row is not done
-        for o in outcomes:
-            o.status, o.error = DateStatus.FAILED, o.error or f"metadata write failed: {e}"
+def _finish(
+    ctx: ChunkContext, outcomes: list[DateOutcome], metadata_written: bool
+) -> list[DateOutcome]:
+    """Write the metadata the publish could not (its dates FAILED) and the checkpoint for the
+    chunk, then log each date's line."""
+    if not metadata_written:
+        try:
+            ctx.write_metadata(outcomes)
+        except Exception as e:  # noqa: BLE001 - a date without its metadata row is not done
+            for o in outcomes:
+                o.status, o.error = DateStatus.FAILED, o.error or f"metadata write failed: {e}"
     ctx.checkpoint.record(
-        successes={
-            o.game_date: o.actual for o in outcomes if o.status in PUBLISHED
-        },
+        successes={o.game_date: o.actual for o in outcomes if o.status in PUBLISHED},
         failures={o.game_date: o.error for o in outcomes if o.status == DateStatus.FAILED},
         skips={o.game_date: o.error for o in outcomes if o.status == DateStatus.SKIPPED},
     )

@@ -84,12 +84,19 @@ def league_frames(today: dt.date, seed: int = DEFAULT_SEED) -> dict[TableSchema,
 
 
 def seed_league(
-    wh: Warehouse, tables: Tables, today: dt.date, seed: int = DEFAULT_SEED
+    wh: Warehouse,
+    tables: Tables,
+    today: dt.date,
+    seed: int = DEFAULT_SEED,
+    keep: tuple[str, ...] = (),
 ) -> SeedSummary:
-    """(Re)create the local warehouse in its initial state and load the synthetic league."""
+    """(Re)create the local warehouse (DuckDB or the emulator) in its initial state and load the
+    synthetic league, with load jobs on the emulator. Tables named in `keep` (the seed's own
+    lock, on the emulator) stay."""
     refuse_unless_local(wh)
     frames = league_frames(today, seed)
-    wh.delete_file()  # the initial state has no backups or other leftovers of earlier runs
+    # The initial state has no backups or other leftovers of earlier runs.
+    wh.reset(sorted(set(tables.datasets.values())), keep)
     with wh.session():
         for schema in ALL_TABLES:
             wh.drop_table(tables.id(schema))
@@ -109,13 +116,15 @@ def seed_league(
 
 
 def refuse_unless_local(wh: Warehouse) -> None:
-    """Raise unless the warehouse is the embedded DuckDB one: the seed never touches BigQuery."""
-    if wh.backend != "duckdb":
+    """Raise unless the warehouse lives on this machine (the DuckDB file or the emulator): the
+    seed never touches Google's BigQuery."""
+    if not wh.is_local:
         raise ParamsError(
             "params", "backend",
-            f"is {wh.backend!r}: the synthetic league is seeded only into the embedded DuckDB "
-            "warehouse, never into BigQuery, because seeding replaces every table",
-            "seed with `runbook seed --env local` (or a params file whose backend is duckdb)",
+            f"is {wh.backend!r} on Google's BigQuery: the synthetic league is seeded only into a "
+            "warehouse on this machine (the embedded DuckDB file or the emulator), because "
+            "seeding replaces every table",
+            "seed with `runbook seed --env local` or `runbook seed --env emulator`",
         )  # fmt: skip
 
 

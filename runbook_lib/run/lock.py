@@ -50,7 +50,7 @@ _HELD: dict[str, dict] = {}
 
 def warehouse_identity(params: Params) -> str:
     """Return what the lock is keyed on: the resolved DuckDB file, or project.orchestration."""
-    if params.is_local:
+    if params.backend == "duckdb":
         from runbook_lib.warehouse import connect
 
         return f"duckdb:{connect(params).path.resolve()}"
@@ -200,7 +200,7 @@ def _store(params: Params, wh: Warehouse | None = None):
     from runbook_lib.warehouse import connect
 
     wh = wh or connect(params)
-    if params.is_local:
+    if params.backend == "duckdb":
         return _FileStore(wh.path.resolve())
     return _TableStore(wh, params.datasets["orchestration"])
 

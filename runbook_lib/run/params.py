@@ -34,10 +34,12 @@ from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.platform.schema import Tables
 
 ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
+# Environments whose warehouse is Google's BigQuery, never a server on this machine.
+CLOUD_ENVS = ("staging", "prod")
 # Which broken rule a params file is told about first: its keys in the order of params/local.yaml.
 KEY_ORDER = ("env", "backend", "project", "location", "warehouse_dir", "today", "datasets",
-             "maximum_bytes_billed", "backfill", "cleanup", "alerts", "cloud_function", "promotion",
-             "deployment_window", "contacts", "phases")
+             "maximum_bytes_billed", "bigquery", "backfill", "cleanup", "alerts", "cloud_function",
+             "promotion", "deployment_window", "contacts", "phases")  # fmt: skip
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -156,9 +158,17 @@ def parse_params(text: str, source: str = "<string>", overrides: dict | None = N
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     try:
-        return Params.model_validate({**data, "source": source})
+        params = Params.model_validate({**data, "source": source})
     except ValidationError as e:
         raise config_error(e, source, KEY_ORDER) from None
+    if params.env in CLOUD_ENVS and params.bigquery.endpoint:
+        raise ParamsError(
+            source, "bigquery.endpoint",
+            f"is set on {params.env}, whose warehouse is Google's BigQuery: its run would go to "
+            f"the server at {params.bigquery.endpoint} with anonymous credentials instead",
+            "remove bigquery.endpoint; use --env emulator for a BigQuery-API server on this machine",
+        )  # fmt: skip
+    return params
 
 
 KEY_PART_RE = r"[A-Za-z0-9_][A-Za-z0-9_-]*"
@@ -200,7 +210,7 @@ def load_params(env: str, overrides: dict | None = None, params_dir: Path | None
     params = parse_params(path.read_text(), shown, overrides)
     if params.env != env:
         raise ParamsError(shown, "env", f"says {params.env!r} but the file is for {env!r}",
-                          f"set env: {env}")
+                          f"set env: {env}")  # fmt: skip
     return params
 
 

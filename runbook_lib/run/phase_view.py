@@ -44,8 +44,13 @@ def today_source(
 
 def warehouse_text(params: Params) -> str:
     """Return the warehouse a phase reads and writes: a DuckDB file or a BigQuery project."""
-    if params.is_local:
+    if params.engine == "duckdb":
         return f"DuckDB file {params.warehouse_path / f'{params.project}.duckdb'}"
+    if params.engine == "emulator":
+        return (
+            f"BigQuery project {params.project} on the BigQuery-API server (bqemulator) at "
+            f"{params.bigquery.endpoint}"
+        )
     return f"BigQuery project {params.project} (location {params.location})"
 
 

@@ -208,6 +208,11 @@ def check_credentials(params: Params) -> None:
     """
     if params.backend != "bigquery":
         return
+    if params.engine == "emulator":  # anonymous credentials; its server must answer
+        from runbook_lib.warehouse import emulator_server
+
+        emulator_server.require(params.bigquery.endpoint, params.project, params.env)
+        return
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 

@@ -9,7 +9,9 @@ if TYPE_CHECKING:
     from runbook_lib.config import WarehouseConfig
     from runbook_lib.warehouse.base import Warehouse
 
-# The URL of a BigQuery-API server to use instead of Google's (anonymous credentials).
+# The URL of a BigQuery-API server to use instead of Google's (anonymous credentials), for
+# tests that run a staging-like environment (no endpoint in its params) against bqemulator.
+# An environment of its own on such a server says so in its params: bigquery.endpoint.
 EMULATOR_ENV = "RUNBOOK_BIGQUERY_EMULATOR"
 
 
@@ -29,8 +31,8 @@ def connect(
     from runbook_lib.warehouse.bigquery_backend import BigQueryWarehouse
 
     client = None
-    endpoint = os.environ.get(EMULATOR_ENV)
-    if endpoint:  # a local BigQuery-API server (bqemulator), as the tests and benches run
+    endpoint = config.bigquery.endpoint or os.environ.get(EMULATOR_ENV)
+    if endpoint:  # a BigQuery-API server on this machine (bqemulator): anonymous credentials
         from runbook_lib.warehouse.emulator import client_for
 
         client = client_for(endpoint, config.project)
@@ -40,4 +42,5 @@ def connect(
         run_id=run_id,
         maximum_bytes_billed=config.maximum_bytes_billed,
         client=client,
+        endpoint=endpoint or None,
     )

@@ -7,6 +7,7 @@ Backends: `duckdb_backend` (embedded default) and `bigquery_backend`.
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -131,6 +132,11 @@ class Warehouse(abc.ABC):
         self.project = project
         self.run_id = run_id
 
+    @property
+    def is_local(self) -> bool:
+        """Return whether the warehouse lives on this machine (nobody else's data)."""
+        return False
+
     # -- primitives each backend implements -------------------------------------------------
     @abc.abstractmethod
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
@@ -163,6 +169,11 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def drop_table(self, table: TableId) -> None:
         """Drop a table if it exists."""
+
+    @abc.abstractmethod
+    def reset(self, datasets: list[str], keep: tuple[str, ...] = ()) -> None:
+        """Remove every table of the datasets but those named in `keep` (the seed starts from
+        nothing but the writer's lock, where the lock is a table)."""
 
     @abc.abstractmethod
     def load_dataframe(self, table: TableId, df: pd.DataFrame) -> int:
@@ -201,6 +212,14 @@ class Warehouse(abc.ABC):
     def session(self) -> Iterator[Warehouse]:
         """Hold whatever connection the backend needs for a block of operations."""
         yield self
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[Warehouse]:
+        """Run the block's `execute` statements as one transaction: every one lands, or none.
+
+        Only DML belongs inside (no load jobs, no DDL): on BigQuery the block is a session's
+        multi-statement transaction. A process killed inside it commits nothing.
+        """
 
     def row_count(self, table: TableId, where: str = "TRUE", params: dict | None = None) -> int:
         """Count rows of a table with SQL (BigQuery's table metadata is stale after DML)."""

@@ -8,7 +8,9 @@ the streaming buffer, and the cleanup and backfill delete and merge right after 
 from __future__ import annotations
 
 import decimal
+import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +31,12 @@ from runbook_lib.warehouse.base import Warehouse, scalar_type, trace
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
 from runbook_lib.warehouse.schema import TableSchema
 
+log = logging.getLogger(__name__)
+EMULATOR_NO_TRANSACTIONS = (
+    "bqemulator has no per-session transactions (its BEGIN TRANSACTION takes the one shared "
+    "connection of the server): on the emulator a transaction's statements run one by one, "
+    "not all-or-nothing; on BigQuery they are one transaction"
+)
 _LABEL_RE = re.compile(r"[^a-z0-9_-]")
 _PARTITION_EXPR = re.compile(r"DATE\(\s*(\w+)\s*\)|(\w+)", re.IGNORECASE)
 _MISSING_TABLE = re.compile(r"Table ([\w.:-]+) was not found")
@@ -134,8 +142,12 @@ class BigQueryWarehouse(Warehouse):
         run_id: str | None = None,
         maximum_bytes_billed: int | None = None,
         client: bigquery.Client | None = None,
+        endpoint: str | None = None,
     ):
         super().__init__(check_project(project), run_id)
+        # The BigQuery-API server on this machine (bqemulator) the client talks to, if any.
+        self.endpoint = endpoint
+        self._tx = threading.local()  # this thread's open transaction's session
         self.location = location
         self.maximum_bytes_billed = maximum_bytes_billed
         self.client = client or _default_client(project, location)
@@ -143,6 +155,11 @@ class BigQueryWarehouse(Warehouse):
         if self.client.project != project:
             raise EnvironmentMismatchError(project, self.client.project, "BigQuery client project")
         self.labels = {"runbook_run_id": label_value(run_id), "app": "backfill-runbook"}
+
+    @property
+    def is_local(self) -> bool:
+        """Return whether the warehouse is a BigQuery-API server on this machine."""
+        return self.endpoint is not None
 
     def _bind(self, table: TableId) -> TableId:
         """Refuse a table of another project than the one the params name."""
@@ -154,15 +171,63 @@ class BigQueryWarehouse(Warehouse):
         return f"{self.project}.{check_name(dataset, 'dataset')}"
 
     # -- queries -----------------------------------------------------------------------------
-    def _run(self, sql: str, params: dict | None):
+    def _run(self, sql: str, params: dict | None, **extra):
+        session = getattr(self._tx, "session_id", None)
+        if session is not None:
+            extra["connection_properties"] = [bigquery.ConnectionProperty("session_id", session)]
         trace(sql, params)
         config = bigquery.QueryJobConfig(
             query_parameters=query_parameters(params),
             labels=self.labels,
             maximum_bytes_billed=self.maximum_bytes_billed,
+            **extra,
         )
         with _translated(sql=sql):
             return self.client.query_and_wait(sql, job_config=config, location=self.location)
+
+    @contextmanager
+    def transaction(self) -> Iterator[BigQueryWarehouse]:
+        """A multi-statement transaction in a session of its own (per thread): BEGIN opens the
+        session, the block's statements run in it, COMMIT ends it; an error rolls back. A
+        process killed inside never commits: BigQuery rolls the transaction back with its
+        session.
+
+        On the emulator the statements run one by one, and a WARNING says so: bqemulator 1.4.0
+        opens a session's BEGIN TRANSACTION on its one shared DuckDB connection, so concurrent
+        sessions would share it and one failed statement aborts every later request.
+        """
+        if self.endpoint is not None:
+            log.warning(EMULATOR_NO_TRANSACTIONS)
+            yield self
+            return
+        if getattr(self._tx, "session_id", None) is not None:
+            raise WarehouseError(
+                "a transaction is already open on this thread (to fix this, "
+                "do the work in the open transaction)"
+            )
+        with _translated():
+            job = self.client.query(
+                "BEGIN TRANSACTION",
+                job_config=bigquery.QueryJobConfig(create_session=True, labels=self.labels),
+                location=self.location,
+            )
+            job.result()
+        self._tx.session_id = job.session_info.session_id
+        try:
+            yield self
+        except BaseException:
+            try:
+                self._end_transaction("ROLLBACK TRANSACTION")
+            except WarehouseError as e:  # a failed statement may have ended it already
+                log.warning("rollback of the failed transaction: %s", e)
+            raise
+        self._end_transaction("COMMIT TRANSACTION")
+
+    def _end_transaction(self, statement: str) -> None:
+        try:
+            self._run(statement, None)
+        finally:
+            self._tx.session_id = None
 
     def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
         rows = self._run(sql, params)
@@ -250,6 +315,12 @@ class BigQueryWarehouse(Warehouse):
     def drop_table(self, table: TableId) -> None:
         with _translated(table):
             self.client.delete_table(str(self._bind(table)), not_found_ok=True)
+
+    def reset(self, datasets: list[str], keep: tuple[str, ...] = ()) -> None:
+        for dataset in datasets:
+            for name in self.list_tables(dataset):
+                if name not in keep:
+                    self.drop_table(TableId(self.project, dataset, name))
 
     # -- loads and copies ----------------------------------------------------------------------
     def load_dataframe(self, table: TableId, df: pd.DataFrame) -> int:

@@ -97,8 +97,26 @@ class DuckDBWarehouse(Warehouse):
             self._local.con.close()
             self._local.con = None
 
-    def delete_file(self) -> None:
-        """Remove the warehouse file (the seed recreates it from nothing)."""
+    @contextmanager
+    def transaction(self) -> Iterator[DuckDBWarehouse]:
+        """One DuckDB transaction on this thread's connection: committed at the end of the block,
+        rolled back on an error (and by DuckDB itself when the process dies inside it)."""
+        with self.session(), self._con() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield self
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @property
+    def is_local(self) -> bool:
+        """Return True: the warehouse is a file on this machine."""
+        return True
+
+    def reset(self, datasets: list[str], keep: tuple[str, ...] = ()) -> None:
+        """Remove the warehouse file, every dataset with it (its lock is a file beside it)."""
         for p in (self.path, self.path.with_name(self.path.name + ".wal")):
             p.unlink(missing_ok=True)
 

@@ -24,10 +24,12 @@ from runbook_lib import paths
 from runbook_lib.errors import DeployError
 
 ENTRY_MODULE = "runbook_lib.platform.cloud_function.main"
-# `warehouse.connect` imports the backend it needs inside the function: name each here.
+# `warehouse.connect` imports the backend it needs inside the function: name each here, by
+# engine (config.WarehouseConfig.engine): the emulator's client comes from warehouse/emulator.py.
 BACKEND_MODULES = {
-    "bigquery": "runbook_lib.warehouse.bigquery_backend",
-    "duckdb": "runbook_lib.warehouse.duckdb_backend",
+    "bigquery": ("runbook_lib.warehouse.bigquery_backend",),
+    "duckdb": ("runbook_lib.warehouse.duckdb_backend",),
+    "emulator": ("runbook_lib.warehouse.bigquery_backend", "runbook_lib.warehouse.emulator"),
 }
 # Top-level import name -> distribution that provides it.
 DISTRIBUTIONS = {
@@ -57,7 +59,7 @@ def module_files(backend: str = "bigquery") -> list[Path]:
             f"unknown warehouse backend {backend!r} for the bundle (to fix this, use one of "
             f"{', '.join(BACKEND_MODULES)})"
         )
-    todo, seen = [ENTRY_MODULE, BACKEND_MODULES[backend]], set()
+    todo, seen = [ENTRY_MODULE, *BACKEND_MODULES[backend]], set()
     while todo:
         name = todo.pop()
         if name in seen:
@@ -155,7 +157,8 @@ def requirements(files: list[Path]) -> list[str]:
 
 def build_bundle(dest_dir: str | Path, backend: str = "bigquery") -> Path:
     """Write main.py, requirements.txt and the runbook_lib modules the function imports on
-    `backend` (bigquery: what is deployed; duckdb: what is served locally) to `dest_dir`."""
+    `backend` (bigquery: what is deployed; duckdb or emulator: what is served locally) to
+    `dest_dir`."""
     dest = Path(dest_dir).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(dest / "runbook_lib", ignore_errors=True)  # a rebuild never keeps stale files

@@ -19,6 +19,7 @@ Environment variables:
     ALERT_WEBHOOK_URL     where alerts are POSTed as JSON (optional)
     WAREHOUSE_BACKEND     bigquery (default) or duckdb for local runs
     WAREHOUSE_DIR         the DuckDB warehouse folder (duckdb only)
+    BIGQUERY_ENDPOINT     a BigQuery-API server on 127.0.0.1 (the emulator only; never deployed)
     CLEANUP_TODAY         fixed "today" (YYYY-MM-DD) for local runs; default the UTC date
 """
 
@@ -59,6 +60,7 @@ ENV_VARS: dict[str, tuple[str, bool]] = {
     "ALERT_WEBHOOK_URL": ("alerts.webhook_url", False),
     "WAREHOUSE_BACKEND": ("warehouse.backend", True),
     "WAREHOUSE_DIR": ("warehouse.warehouse_dir", True),
+    "BIGQUERY_ENDPOINT": ("warehouse.bigquery.endpoint", True),
     "CLEANUP_TODAY": ("today", True),
 }
 
