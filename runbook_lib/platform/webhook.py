@@ -22,7 +22,15 @@ def post(url: str, body: bytes, headers: dict, timeout: float) -> tuple[int, str
         return response.status, response.read().decode()
 
 
-def send_alert(url: str, payload: dict, timeout: float = 10.0) -> int:
-    """POST an alert as JSON to a webhook and return the HTTP status (an error status raises)."""
+def send_alert(url: str, payload: dict, timeout: float = 10.0, contacts: str | None = None) -> int:
+    """POST an alert as JSON to a webhook and return the HTTP status (an error status raises).
+
+    `contacts` (params `contacts`, ContactsConfig.named()) says whom to call: it goes in the
+    payload as `contacts` and as a last line of a Slack-style `text`, so the message names them.
+    """
+    if contacts:
+        payload = {**payload, "contacts": contacts}
+        if isinstance(payload.get("text"), str):
+            payload["text"] = f"{payload['text']}\nContacts: {contacts}"
     body = json.dumps(payload, default=str).encode()
     return post(url, body, {"Content-Type": "application/json"}, timeout)[0]
