@@ -244,7 +244,7 @@ class ContactsConfig(Section):
         """Return the contacts in one line; with none in params, the OS user (a local run)."""
         import getpass
 
-        on_call = ", ".join(self.on_call) or f"{getpass.getuser()} (the OS user: no contacts in params)"
+        on_call = ", ".join(self.on_call) or f"{getpass.getuser()} (the OS user; params name no contacts)"
         return f"on-call {on_call}; escalate to {self.escalation or 'nobody named'}"
 
 

@@ -224,6 +224,19 @@ def _issues(run: _Run) -> list[str]:
     return out or ["None"]
 
 
+def _contacts(run: _Run) -> list[str]:
+    """Return the seed's Support Contacts, with the names the run's params held when it started."""
+    h = run.header
+    named = h.get("contacts") or "n/a (this run's header holds no contacts: an older run)"
+    where = f"outputs/{h['env']}/{h['run_id']}"
+    return [
+        f"- Whom to call: {named}",
+        f"- Deployment issues: this log, the failed phase's notebook, `runbook verify {where}`",
+        f"- Data issues: `runbook rollback --run {where}` checks every backup before restoring",
+        "- Monitoring issues: `runbook monitor`, the coverage dashboard of phase 05",
+    ]
+
+
 def _window_line(run: _Run) -> str:
     window = run.get("00", "deployment_window")
     return deploy_window.detail(window) if window else (
@@ -329,6 +342,9 @@ def render(run_dir: Path) -> str:
         "",
         "## Notes",
         *_notes(run),
+        "",
+        "## Support Contacts",
+        *_contacts(run),
         "",
         "## Sign-Off",
         f"Deployed: {deployed_by}",

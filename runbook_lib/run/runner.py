@@ -183,6 +183,7 @@ def _deployment_facts(params: Params, env_dir: Path) -> dict:
         "code": code,
         "promotion": promotion.gate(params, env_dir.parent, git.head),
         "previous_deployment": promotion.previous_deployment(env_dir, git.head),
+        "contacts": params.contacts.named(),
     }
 
 
@@ -445,6 +446,8 @@ def phase_record(
     summary = attempts.journal_summary(ctx.run_dir, name, attempt)
     if reason and summary:  # a failed attempt says what it had done before it failed
         reason = f"{reason}; {attempts.journal.describe(summary)}"
+    if reason:  # and whom to call: a person reading it at 4 a.m. needs a name, not only a fix
+        reason = f"{reason} (contacts: {ctx.params.contacts.named()})"
     return {
         "phase": name,
         "kind": kind,
