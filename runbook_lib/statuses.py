@@ -59,3 +59,4 @@ class RunVerdict(StrEnum):
     INCOMPLETE = "INCOMPLETE"
     DEPLOYED = "DEPLOYED"
     VERIFIED = "VERIFIED"
+    ROLLED_BACK = "ROLLED_BACK"  # a `runbook rollback` of the run succeeded (shown "ROLLED BACK")

@@ -7,31 +7,15 @@ code deployed is a git repository of the test's own, so a second commit is real.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from runbook_lib import paths
 from runbook_lib.errors import ParamsError, PhaseFailedError, PromotionRefusedError
 from runbook_lib.run import deployment_log, manifest, promotion, runner
 from runbook_lib.run.params import load_params
+from tests.code_repo import commit, own_repo
 from tests.phase_notebooks import FAULTS, write_phase
 
 OK = ['phase.check("fine", True, "evidence")']
-
-
-def _git(repo, *args):
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def commit(repo, text: str) -> str:
-    """Commit a change to the test's repository; return the new head."""
-    (repo / "code.txt").write_text(text)
-    _git(repo, "add", "code.txt")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", text)
-    return _git(repo, "rev-parse", "HEAD")
 
 
 @pytest.fixture
@@ -42,11 +26,7 @@ def envs(tmp_params_dir, tmp_path, monkeypatch):
         text = local.replace("env: local", f"env: {env}")
         text = text.replace(str(tmp_path / "warehouse"), str(tmp_path / f"wh-{env}"))
         (tmp_params_dir / f"{env}.yaml").write_text(text + extra)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    monkeypatch.setattr(paths, "SOURCE_ROOT", repo)
-    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    repo = own_repo(tmp_path, monkeypatch)
     write_phase(tmp_path / "nb", "00_first", OK)
     write_phase(tmp_path / "nb", "01_deploy", OK)
     return repo

@@ -147,6 +147,11 @@ def _rollback(args):
         overrides=_parse_set(args.set),
         break_stale_lock=args.break_stale_lock,
         overwrite=args.overwrite,
+        function={
+            "reason": args.reason or "",
+            "function_action": "delete" if args.delete_function else "pause",
+            "confirm_delete": args.confirm_delete or "",
+        },
     )
 
 
@@ -228,5 +233,14 @@ def register(sub) -> None:
         action="store_true",
         help="replace each table by its earliest backup instead (rows written since are lost)",
     )
+    p.add_argument("--reason", help="why: recorded, and the log and report say ROLLED BACK "
+                   "(required outside local)")
+    p.add_argument(
+        "--delete-function", action="store_true",
+        help="delete the scheduler job and the function instead of pausing the job "
+        "(needs --confirm-delete)",
+    )
+    p.add_argument("--confirm-delete", metavar="LINE",
+                   help="exactly: delete function <name> and scheduler job <job> in <project>")
     _lock_flag(p)
     p.set_defaults(func=_rollback)

@@ -181,7 +181,7 @@ def _log_issues(issues: list[dict], *, handled: bool) -> None:
     say("RECOMMENDED ACTIONS:")
     say("   1. Purge stale rows: `runbook cleanup --env <env> --dry-run`, then without it")
     say("   2. Let the fallback handle them: rerun with --allow-partial-context")
-    say("   3. Skip the checks entirely with --force (also skips coverage validation)")
+    say("   3. Last resort: --force skips pre-flight AND coverage validation (partial dates publish)")
 
 
 # -- context decision (fact sheet 2.4) ---------------------------------------------------------

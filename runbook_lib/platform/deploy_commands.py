@@ -158,9 +158,12 @@ def job_state_command(plan: DeployPlan, verb: str) -> tuple[str, ...]:
 
 
 def rollback_commands(plan: DeployPlan, action: str, revision: str | None = None) -> tuple:
-    """Return a rollback command: 'pause' the job, 'delete' the function, or 'revision'."""
+    """Return a rollback command: 'pause' or 'delete_job' the job, 'delete' the function, or 'revision'."""
     if action == "pause":
         return job_state_command(plan, "pause")
+    if action == "delete_job":  # before the function: a job left behind would publish to nothing
+        return ("scheduler", "jobs", "delete", plan.job, "--location", plan.region,
+                *project_flags(plan), "--quiet")  # fmt: skip
     if action == "delete":
         return (
             "functions",

@@ -200,6 +200,22 @@ def _post_deployment(run: _Run) -> list[str]:
     ]
 
 
+def rolled_back(man: dict) -> str | None:
+    """Return the run's rollback in one line (what was restored, paused or deleted, why), or None."""
+    r = _Run(man).rec("90")
+    if not r or r["status"] != PhaseStatus.SUCCEEDED:
+        return None
+    res = r.get("results") or {}
+    restored = res.get("restored") or []
+    rows = sum(int(t.get("rows") or 0) for t in restored)
+    fn, code = res.get("function") or {}, res.get("code_revert") or {}
+    revert = f"revert {code['range']}" if code.get("range") else code.get("detail", "n/a")
+    return (f"ROLLED BACK at {r.get('ended_at')} (rollback attempt {r.get('attempt')}): "
+            f"{_count(rows)} rows restored to {len(restored)} table(s); function: "
+            f"{fn.get('action', 'n/a')} ({fn.get('detail', 'not recorded')}); code: {revert}; "
+            f"reason: {res.get('reason', 'not recorded')}")
+
+
 def _issues(run: _Run) -> list[str]:
     out = [f"- {r['phase']} attempt {r.get('attempt')} {r['status']}: {r.get('reason')}"
            for r in run.man["records"] if r["status"] == PhaseStatus.INTERRUPTED]
@@ -213,6 +229,9 @@ def _issues(run: _Run) -> list[str]:
     if window.get("override_reason"):
         out.append(f"- deployment window overridden: {window.get('closed_because')} at "
                    f"{window.get('at')}; reason: {window['override_reason']}")
+    back = rolled_back(run.man)
+    if back:
+        out.insert(0, f"- {back}")
     gate = run.header.get("promotion") or {}
     if gate.get("state") == "skipped":
         out.append(f"- promotion gate skipped: no VERIFIED {gate['gated_by']} run of this commit "
@@ -324,6 +343,7 @@ def render(run_dir: Path) -> str:
         f"**Date:** {date}",
         f"**Deployed By:** {deployed_by}",
         f"**Environment:** {h['env']} (run {h['run_id']})",
+        *([f"**Status:** {rolled_back(man)}"] if rolled_back(man) else []),
         f"**Code:** {who['code']}",
         f"**Promotion:** {promotion.log_line(h)}",
         f"**Deployment window:** {_window_line(run)}",

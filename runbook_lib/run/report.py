@@ -68,11 +68,14 @@ def _post_deployment(man: dict) -> dict | None:
 
 
 def verdict(man: dict) -> tuple[str, str]:
-    """Return the run's verdict word and why: FAILED, INCOMPLETE, DEPLOYED or VERIFIED.
+    """Return the run's verdict word and why: ROLLED BACK, FAILED, INCOMPLETE, DEPLOYED or VERIFIED.
 
     DEPLOYED means every phase succeeded; VERIFIED also needs every success criterion met and
     no post-deployment check still PENDING (the evidence comes from later runs).
     """
+    back = deployment_log.rolled_back(man)
+    if back:  # whatever the deployment was, it is undone: that is what an auditor must see first
+        return RunVerdict.ROLLED_BACK, back.removeprefix("ROLLED BACK ")
     latest = manifest.latest_status(man)
     failed = [r for r in latest.values() if r["status"] == PhaseStatus.FAILED]
     if failed:
@@ -108,7 +111,7 @@ def _header(man: dict) -> str:
         ("code", who["code"]),
         ("deployed by", who["deployed_by"]),
         ("verified by", who["verified_by"]),
-        ("verdict", f"{word}: {why}"),
+        ("verdict", f"{word.replace('_', ' ')}: {why}"),
     ]
     criteria = ((_post_deployment(man) or {}).get("results") or {}).get("success_criteria") or []
     crit = (

@@ -54,12 +54,61 @@ def _made_in(run_dir) -> list[dict]:
     return attempts.result_backups(results)
 
 
-def rollback_function(params: Params, action: str = "pause") -> dict:
-    """Stop the daily cleanup function: pause its scheduler on GCP; locally nothing is left running."""
-    if params.is_local:
+def delete_token(params: Params) -> str:
+    """Return the line that confirms deleting the function and its scheduler job (not a pause)."""
+    cf = params.cloud_function
+    return f"delete function {cf.name} and scheduler job {cf.scheduler_job} in {params.project}"
+
+
+def never_deployed(run_dir) -> str | None:
+    """Return why the run's phase 03 left nothing to pause or delete (None: it may have deployed).
+
+    A dry-run 03 only showed its plan; a 03 not run or skipped deployed nothing either. A 03
+    that failed may have deployed part of the plan, so it counts as deployed.
+    """
+    from pathlib import Path
+
+    from runbook_lib.run import manifest
+
+    if not run_dir or not (Path(run_dir) / manifest.MANIFEST).exists():
+        return None
+    rec = next((r for k, r in manifest.latest_status(manifest.load(run_dir)).items()
+                if k.startswith("03")), None)
+    if rec is None:
+        return "phase 03 is not part of this run: it deployed no function, so nothing is paused or deleted"
+    if rec["status"] == "SKIPPED":
+        return f"phase 03 was skipped in this run ({rec.get('reason')}): nothing deployed, nothing paused or deleted"
+    fn = (rec.get("results") or {}).get("function")
+    if isinstance(fn, dict) and not (fn.get("deployed") or fn.get("served")):
+        return ("phase 03 of this run was a dry run (plan shown only): nothing was deployed, so the "
+                "function and its scheduler job are not paused or deleted")
+    return None
+
+
+def rollback_function(params: Params, action: str = "pause", confirm: str = "", run_dir=None) -> dict:
+    """Stop the daily function: pause its scheduler job, or delete job and function (confirmed).
+
+    Skipped, and says so, when the run's phase 03 deployed nothing (a dry run); locally nothing
+    is left running. Deleting needs `confirm` to be exactly `delete_token(params)`.
+    """
+    from runbook_lib.errors import ConfirmationRequired, ParamsError
+
+    if action not in ("pause", "delete"):
+        raise ParamsError("90_rollback", "function_action", f"is {action!r}", "use pause or delete")
+    never = never_deployed(run_dir)
+    if never or params.is_local:
         return {"ok": True, "action": "none",
-                "detail": "local: phase 03 served the function only for its own test and stopped it; "
-                          "no scheduler exists locally"}
+                "detail": never or "local: phase 03 served the function only for its own test and "
+                                   "stopped it; no scheduler exists locally"}
+    if action == "delete" and confirm != delete_token(params):
+        raise ConfirmationRequired(
+            delete_token(params), confirm or None,
+            fix=f"review what the run deployed, then pass --delete-function --confirm-delete "
+                f"'{delete_token(params)}' (or pausing, the default, keeps both for a redeploy)")
+    return _gcloud_rollback(params, ("delete_job", "delete") if action == "delete" else ("pause",), action)
+
+
+def _gcloud_rollback(params: Params, steps: tuple[str, ...], action: str) -> dict:
     import tempfile
     from pathlib import Path
 
@@ -74,23 +123,66 @@ def rollback_function(params: Params, action: str = "pause") -> dict:
             params.function_config(),
             build_bundle(Path(folder) / "bundle"),
         )
-    command = deploy_plan.rollback(plan, GcloudRunner(plan.project, plan.region), action)
-    return {"ok": True, "action": action, "detail": "gcloud " + " ".join(command)}
+    runner = GcloudRunner(plan.project, plan.region)
+    commands = [deploy_plan.rollback(plan, runner, step) for step in steps]
+    return {"ok": True, "action": action,
+            "detail": "; ".join("gcloud " + " ".join(c) for c in commands)}
 
 
-def code_revert_guidance(run_dir=None) -> str:
-    """Return the commands that revert the code a run deployed, for a person to run after review.
+def code_revert(run_dir=None) -> dict:
+    """Return the code a run deployed, the previous deployment, and the commands that revert it.
 
-    The commit is the one phase 00 of that run recorded; without it, the current HEAD.
+    The range runs from the commit the previous deployed run of the environment recorded to the
+    commit this run deployed (both in the run's manifest header), newest first; without a
+    previous deployment only this commit is known. The commands are for a person, after review.
     """
+    from pathlib import Path
+
+    from runbook_lib.run import manifest
     from runbook_lib.run.checks import git_state
+
+    header = manifest.load(run_dir)["header"] if run_dir and (Path(run_dir) / manifest.MANIFEST).exists() else {}
+    head = (header.get("code") or {}).get("commit") or _phase00_head(run_dir)
+    source = "recorded by this run" if head else "the current HEAD (the run recorded none)"
+    head = head or git_state().head or "<commit>"
+    prev = header.get("previous_deployment") or {}
+    if prev.get("commit") == head:
+        return {"deployed": head, "previous": prev, "commands": [],
+                "detail": f"the previous deployment (run {prev['run_id']}) was the same commit: "
+                          f"no code to revert"}
+    target = f"{prev['commit']}..{head}" if prev.get("commit") else head
+    return {"deployed": head, "previous": prev, "range": target,
+            "commands": [f"git revert --no-edit {target}", "git push origin main"],
+            "detail": (f"commits after {prev['commit'][:12]} (deployed by run {prev['run_id']}) up to "
+                       f"{head[:12]} ({source}), newest first" if prev.get("commit") else
+                       f"{head[:12]} ({source}) only: no earlier deployed run of this environment is "
+                       f"recorded, so the range's start is unknown")}
+
+
+def _phase00_head(run_dir) -> str | None:
     from runbook_lib.run.phase import read_results
 
-    recorded = ((read_results(run_dir, "00_preflight") or {}).get("results", {}).get("git") or {}) if run_dir else {}
-    head = recorded.get("head") or git_state().head or "<commit>"
-    source = "recorded by phase 00 of this run" if recorded.get("head") else "the current HEAD"
-    return (f"# the commit deployed ({source}): {head}\ngit revert {head}\ngit push origin main\n"
-            f"# then rerun phase 01 (code deployment) so the checks see the reverted code")
+    results = (read_results(run_dir, "00_preflight") or {}).get("results", {}) if run_dir else {}
+    return (results.get("git") or {}).get("head")
+
+
+def revert_text(revert: dict) -> str:
+    """Return `code_revert`'s result as the commands a person types, with what they cover."""
+    after = ("# then rerun phase 01 (code deployment) so the checks see the reverted code"
+             if revert["commands"] else "# nothing to run")
+    return "\n".join([f"# {revert['detail']}", *revert["commands"], after])
+
+
+def stated_reason(reason: str, params: Params) -> str:
+    """Return why this rollback runs; outside local a rollback without a reason is refused."""
+    from runbook_lib.errors import ParamsError
+
+    if reason.strip():
+        return reason.strip()
+    if not params.is_local:
+        raise ParamsError("90_rollback", "reason", f"is empty on {params.env}",
+                          "say why: runbook rollback --run DIR --reason '...'")
+    return "not given (a local rollback)"
 
 
 def restore_all(wh, backups: list, overwrite: bool = False, journal=None) -> tuple[list, pd.DataFrame]:

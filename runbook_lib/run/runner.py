@@ -298,12 +298,14 @@ def rollback(
     overrides: dict | None = None,
     break_stale_lock: bool = False,
     overwrite: bool = False,
+    function: dict | None = None,
 ) -> RunResult:
     """Run 90_rollback with every backup any attempt of the run made, appended to its chain.
 
     By default 90 re-inserts exactly the rows each cleanup deleted; `overwrite` replaces each
     table with its earliest backup instead. Either way every backup is checked before any
-    table changes.
+    table changes. `function` holds 90's other parameters: `reason`, and `function_action`
+    ("delete" with `confirm_delete`; the default pauses).
     """
     run_dir = Path(run_dir).resolve()
     manifest.require_intact(run_dir, "rollback")  # never restore from a tampered record
@@ -315,7 +317,7 @@ def rollback(
     with run_lock(ctx, break_stale_lock):
         manifest.append(run_dir, manifest.reopen_record("rollback"))
         _recover(ctx)
-        extra = {"backups": _run_backups(run_dir), "overwrite": overwrite}
+        extra = {"backups": _run_backups(run_dir), "overwrite": overwrite, **(function or {})}
         check_parameters(nb, ctx.parameters(ROLLBACK, extra))
         return _chain(ctx, [nb], extra={ROLLBACK: extra}, kind="rollback")
 

@@ -159,6 +159,8 @@ def handle(a, s):
                 }
             )
             return 0
+        if verb == "delete":
+            return 0 if s["jobs"].pop(name, None) else not_found("job")
         if verb in ("pause", "resume"):
             if not job:
                 return not_found("job")
