@@ -231,10 +231,13 @@ def test_success_criteria_check_should_count_the_criteria_it_is_given():
 
 
 # -- 90 ------------------------------------------------------------------------------------------
-def test_rollback_checks_should_fail_with_nothing_found_or_restored():
-    assert not _one(phase_checks.backups_found_checks([])).ok
+def test_rollback_checks_should_say_no_data_to_restore_and_fail_an_unverified_restore():
+    """No backup recorded means no cleanup deleted a row: said, not failed (a backup that was
+    recorded but is gone still stops the rollback: cleanup_restore.check_backups)."""
+    found = _one(phase_checks.backups_found_checks([]))
+    assert found.ok and found.name.startswith("no data to restore")
     table = pd.DataFrame(columns=["table", "how", "rows", "deleted", "missing_after", "verified"])
-    assert not _one(phase_checks.restore_checks([], table)).ok
+    assert phase_checks.restore_checks([], table) == []
     row = {
         "table": "t",
         "how": "insert",

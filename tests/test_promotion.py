@@ -62,8 +62,8 @@ def test_a_staging_run_of_another_commit_does_not_count(envs, tmp_path):
         _run(tmp_path, "prod")
 
 
-def test_a_failed_or_tampered_or_rolled_back_staging_run_does_not_count(envs, tmp_path):
-    """Only a run that verifies with every phase SUCCEEDED, not rolled back, opens the gate."""
+def test_a_failed_or_tampered_staging_run_does_not_count(envs, tmp_path):
+    """Only a run that verifies with every phase SUCCEEDED opens the gate."""
     commit(envs, "v1")
     write_phase(tmp_path / "nb", "01_deploy", [FAULTS["raises"]])
     with pytest.raises(PhaseFailedError):
@@ -76,6 +76,22 @@ def test_a_failed_or_tampered_or_rolled_back_staging_run_does_not_count(envs, tm
     log.write_text(log.read_text() + "edited\n")
     with pytest.raises(PromotionRefusedError, match="`runbook verify` says TAMPERED"):
         _run(tmp_path, "prod")
+
+
+def test_a_rolled_back_staging_run_does_not_count(envs, tmp_path):
+    """A staging run rolled back since is no evidence for prod, and no previous deployment."""
+    commit(envs, "v1")
+    write_phase(
+        tmp_path / "nb",
+        "02_cleanup",
+        ['phase.record("backups", [{"table": "d.t", "backup": "d.t_backup"}])', *OK],
+    )
+    write_phase(tmp_path / "nb", "90_rollback", OK, params="backups = []\noverwrite = False\n")
+    staged = _run(tmp_path, "staging")
+    runner.rollback(staged.run_dir)
+    with pytest.raises(PromotionRefusedError, match="it was rolled back"):
+        _run(tmp_path, "prod")
+    assert promotion.previous_deployment(tmp_path / "out" / "staging", None) is None
 
 
 def test_partial_staging_run_does_not_count(envs, tmp_path):

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from runbook_lib import paths
 from runbook_lib.errors import ConfirmationRequired, ParamsError
 from runbook_lib.run import manifest, report, rollback_phase, runner
 from runbook_lib.run.params import load_params
@@ -126,3 +127,29 @@ def test_a_rollback_outside_local_needs_a_reason_and_an_action_it_knows():
     assert rollback_phase.stated_reason("", load_params("local")).startswith("not given")
     with pytest.raises(ParamsError, match="function_action"):
         rollback_phase.rollback_function(load_params("staging"), "remove")
+
+
+def test_rollback_after_a_dry_run_deployment_restores_nothing_touches_no_function_and_says_so(
+    own, tmp_path, tmp_params_dir
+):
+    """Staging-shaped params, 03 a dry run and no cleanup: the real phase 90 SUCCEEDS, says there
+    was no data to restore and that nothing was deployed, and the log says ROLLED BACK."""
+    local = (tmp_params_dir / "local.yaml").read_text()
+    (tmp_params_dir / "staging.yaml").write_text(local.replace("env: local", "env: staging"))
+    commit(own, "v1")
+    write_phase(tmp_path / "nb", "00_first", ['phase.check("c", True)'])
+    write_phase(
+        tmp_path / "nb",
+        "03_fn",
+        ['phase.record("function", {"deployed": False})', 'phase.check("c", True)'],
+    )
+    run = runner.run("staging", notebooks_dir=tmp_path / "nb", out_root=tmp_path / "out")
+    rolled = runner.rollback(
+        run.run_dir, notebooks_dir=paths.NOTEBOOKS_DIR, function={"reason": "rehearsal"}
+    )
+    rec = rolled.records[0]
+    assert rec["status"] == "SUCCEEDED"
+    assert rec["checks"][0]["check"].startswith("no data to restore")
+    assert "was a dry run" in rec["results"]["function"]["detail"]
+    status = (run.run_dir / "deployment_log.md").read_text().split("**Status:** ", 1)[1]
+    assert status.startswith("ROLLED BACK") and "0 rows restored to 0 table(s)" in status

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook_lib.run import attempts, deploy_window, manifest, promotion
+from runbook_lib.run import attempts, deploy_window, manifest, promotion, rollback_phase
 from runbook_lib.statuses import PhaseStatus
 
 LOG_NAME = "deployment_log.md"
@@ -200,22 +200,6 @@ def _post_deployment(run: _Run) -> list[str]:
     ]
 
 
-def rolled_back(man: dict) -> str | None:
-    """Return the run's rollback in one line (what was restored, paused or deleted, why), or None."""
-    r = _Run(man).rec("90")
-    if not r or r["status"] != PhaseStatus.SUCCEEDED:
-        return None
-    res = r.get("results") or {}
-    restored = res.get("restored") or []
-    rows = sum(int(t.get("rows") or 0) for t in restored)
-    fn, code = res.get("function") or {}, res.get("code_revert") or {}
-    revert = f"revert {code['range']}" if code.get("range") else code.get("detail", "n/a")
-    return (f"ROLLED BACK at {r.get('ended_at')} (rollback attempt {r.get('attempt')}): "
-            f"{_count(rows)} rows restored to {len(restored)} table(s); function: "
-            f"{fn.get('action', 'n/a')} ({fn.get('detail', 'not recorded')}); code: {revert}; "
-            f"reason: {res.get('reason', 'not recorded')}")
-
-
 def _issues(run: _Run) -> list[str]:
     out = [f"- {r['phase']} attempt {r.get('attempt')} {r['status']}: {r.get('reason')}"
            for r in run.man["records"] if r["status"] == PhaseStatus.INTERRUPTED]
@@ -229,7 +213,7 @@ def _issues(run: _Run) -> list[str]:
     if window.get("override_reason"):
         out.append(f"- deployment window overridden: {window.get('closed_because')} at "
                    f"{window.get('at')}; reason: {window['override_reason']}")
-    back = rolled_back(run.man)
+    back = rollback_phase.summary(run.man)
     if back:
         out.insert(0, f"- {back}")
     gate = run.header.get("promotion") or {}
@@ -241,6 +225,29 @@ def _issues(run: _Run) -> list[str]:
         out.append(f"- deployed from a tree with {len(dirty)} uncommitted file(s) (allowed only on "
                    f"local): {_files(dirty)}")
     return out or ["None"]
+
+
+def _cutoffs(run: _Run) -> list[str]:
+    """Return which cutoff phases 02 and 03 used, in words, and why they differ by a day."""
+    cleanup, fn = run.rec("02"), run.get("03", "function")
+    if cleanup is None or run.why_not("02", "cutoff"):
+        return [f"- Phase 02: {run.why_not('02', 'cutoff') or 'n/a'}"]
+    cut, today = run.get("02", "cutoff"), (cleanup.get("parameters") or {}).get("today")
+    lines = [f"- Phase 02 (the one-off cleanup, today {today}): cutoff {cut} = today minus the TTL; "
+             f"rows dated before {cut} were deleted, rows dated on {cut} were kept."]
+    audit = (fn or {}).get("audit_row") or {} if isinstance(fn, dict) else {}
+    if not audit.get("cutoff_date"):
+        return [*lines, f"- Phase 03: {run.why_not('03', 'function') or 'its scheduled run recorded no cutoff (a dry run deploys and triggers nothing)'}."]
+    return [
+        *lines,
+        f"- Phase 03 (the function's scheduled run, simulated for the next day's 04:00): cutoff "
+        f"{audit['cutoff_date']} = that day minus the same TTL; it deleted "
+        f"{_count(fn.get('rows_deleted'))} rows, the ones dated {cut} that phase 02 kept.",
+        f"- Why two cutoffs: each cleanup computes its cutoff once, from its own day. The function "
+        f"runs the day after the deployment, so its cutoff is one day later and {cut} is the first "
+        f"day it removes; phase 05's nightly backfill of {cut} then finds no UPCG for that date and "
+        f"builds its context from PGS (the fallback), as designed.",
+    ]
 
 
 def _contacts(run: _Run) -> list[str]:
@@ -343,7 +350,7 @@ def render(run_dir: Path) -> str:
         f"**Date:** {date}",
         f"**Deployed By:** {deployed_by}",
         f"**Environment:** {h['env']} (run {h['run_id']})",
-        *([f"**Status:** {rolled_back(man)}"] if rolled_back(man) else []),
+        *([f"**Status:** {rollback_phase.summary(man)}"] if rollback_phase.summary(man) else []),
         f"**Code:** {who['code']}",
         f"**Promotion:** {promotion.log_line(h)}",
         f"**Deployment window:** {_window_line(run)}",
@@ -359,6 +366,9 @@ def render(run_dir: Path) -> str:
         "",
         "## Issues Encountered",
         *_issues(run),
+        "",
+        "## Cutoffs",
+        *_cutoffs(run),
         "",
         "## Notes",
         *_notes(run),

@@ -312,19 +312,25 @@ def _spelled(n: int) -> str:
 
 # -- 90 rollback ------------------------------------------------------------------------------
 def backups_found_checks(to_restore: list) -> list[Check]:
-    """Check the rollback found at least one backup to restore."""
-    return [
-        Check("backups to restore found", len(to_restore) > 0, [str(b.backup) for b in to_restore])
-    ]
+    """Say which backups the rollback restores; none means no cleanup of the run deleted a row.
+
+    (A cleanup deletes only after its verified backup is recorded, in its journal first.)
+    """
+    if not to_restore:
+        return [Check("no data to restore: no attempt of phase 02 made a backup, so none deleted "
+                      "a row (a dry run, nothing stale, or no 02 in the run)", True, [])]
+    return [Check("backups to restore found", True, [str(b.backup) for b in to_restore])]
 
 
 def restore_checks(restored: list, restored_table: pd.DataFrame) -> list[Check]:
     """Check something was restored and every restore left no deleted row missing."""
     columns = ["table", "how", "rows", "deleted", "missing_after"]
+    if not restored:  # nothing to restore (backups_found_checks said why): no restore to verify
+        return []
     return [
         Check(
             "every restore verified (no deleted row still missing)",
-            _all(restored_table, "verified") and len(restored) > 0,
+            _all(restored_table, "verified"),
             restored_table[columns].to_dict("records"),
         )
     ]

@@ -15,7 +15,7 @@ import functools
 import html
 from pathlib import Path
 
-from runbook_lib.run import deployment_log, manifest, static_widgets
+from runbook_lib.run import deployment_log, manifest, rollback_phase, static_widgets
 from runbook_lib.run.display import esc, status_html, table_html
 from runbook_lib.statuses import CheckStatus, PhaseStatus, RunVerdict
 
@@ -73,7 +73,7 @@ def verdict(man: dict) -> tuple[str, str]:
     DEPLOYED means every phase succeeded; VERIFIED also needs every success criterion met and
     no post-deployment check still PENDING (the evidence comes from later runs).
     """
-    back = deployment_log.rolled_back(man)
+    back = rollback_phase.summary(man)
     if back:  # whatever the deployment was, it is undone: that is what an auditor must see first
         return RunVerdict.ROLLED_BACK, back.removeprefix("ROLLED BACK ")
     latest = manifest.latest_status(man)

@@ -196,7 +196,7 @@ def restore_all(wh, backups: list, overwrite: bool = False, journal=None) -> tup
 
     from runbook_lib.platform.cleanup_restore import restore_backups
 
-    results = restore_backups(wh, backups, overwrite=overwrite, journal=journal)
+    results = restore_backups(wh, backups, overwrite=overwrite, journal=journal) if backups else []
     table = pd.DataFrame(
         [{"table": str(r.item.table), "backup": str(r.item.backup), "how": r.how, "rows": r.rows,
           "deleted": r.item.deleted, "backup_rows": r.item.backup_rows, "made_by": r.item.source,
@@ -205,3 +205,26 @@ def restore_all(wh, backups: list, overwrite: bool = False, journal=None) -> tup
                  "missing_after", "verified"],
     )
     return results, table
+
+
+def summary(man: dict) -> str | None:
+    """Return a run's rollback in one line (rows restored, function, code, why), None if none.
+
+    The log's Status and Issues and the report's verdict say it: a run whose latest 90 attempt
+    SUCCEEDED is ROLLED BACK, whatever its phases did before.
+    """
+    from runbook_lib.run import manifest
+    from runbook_lib.statuses import PhaseStatus
+
+    r = next((r for k, r in manifest.latest_status(man).items() if k.startswith("90")), None)
+    if not r or r["status"] != PhaseStatus.SUCCEEDED:
+        return None
+    res = r.get("results") or {}
+    restored = res.get("restored") or []
+    rows = sum(int(t.get("rows") or 0) for t in restored)
+    fn, code = res.get("function") or {}, res.get("code_revert") or {}
+    revert = f"revert {code['range']}" if code.get("range") else code.get("detail", "n/a")
+    return (f"ROLLED BACK at {r.get('ended_at')} (rollback attempt {r.get('attempt')}): "
+            f"{rows:,} rows restored to {len(restored)} table(s); function: "
+            f"{fn.get('action', 'n/a')} ({fn.get('detail', 'not recorded')}); code: {revert}; "
+            f"reason: {res.get('reason', 'not recorded')}")
