@@ -27,7 +27,7 @@ overflow-wrap:anywhere}
 table{border-collapse:collapse;margin:.5em 0;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 td{overflow-wrap:anywhere;min-width:4.5em}th{overflow-wrap:normal}table.dataframe{font-size:.8em}
-.SUCCEEDED,.VERIFIED{color:#176b2c;font-weight:bold}.DEPLOYED,.INCOMPLETE{color:#8a5a00}.FAILED{color:#b00020;font-weight:bold}.SKIPPED{color:#777}
+.SUCCEEDED,.VERIFIED{color:#176b2c;font-weight:bold}.DEPLOYED,.INCOMPLETE{color:#8a5a00}.FAILED,.ROLLED_BACK{color:#b00020;font-weight:bold}.SKIPPED{color:#777}
 header.run{border-bottom:3px solid #444;padding-bottom:.5em}
 .verdict{font-size:1.3em;font-weight:bold}
 nav.toc li{margin-bottom:.3em}
@@ -127,7 +127,7 @@ def _header(man: dict) -> str:
     )
     return (
         f"<header class='run' id='top'><h1>Run {esc(h['run_id'])} ({esc(h['env'])})</h1>"
-        f"<p class='verdict'>Verdict: <span class='{word}'>{word}</span></p>"
+        f"<p class='verdict'>Verdict: <span class='{word}'>{word.replace('_', ' ')}</span></p>"
         f"{table_html(facts, labels=True)}<h2 id='criteria'>Success criteria</h2>{crit}"
         f"<p>Archive: <code>manifest.json</code>, <code>deployment_log.md</code> and the "
         f"executed notebooks beside this file; <code>runbook verify</code> rechecks them.</p>"
