@@ -120,13 +120,15 @@ def test_deleting_the_function_needs_the_confirmation_then_deletes_job_and_funct
     assert result["action"] == "delete" and "scheduler jobs delete" in result["detail"]
 
 
-def test_a_rollback_outside_local_needs_a_reason_and_an_action_it_knows():
-    """No reason on staging is bad input; so is an action other than pause or delete."""
-    with pytest.raises(ParamsError, match="reason"):
-        rollback_phase.stated_reason("  ", load_params("staging"))
-    assert rollback_phase.stated_reason("", load_params("local")).startswith("not given")
+def test_a_rollback_records_its_reason_or_that_none_was_given_and_knows_its_actions():
+    """The reason is recorded as given; without one the record says so; an unknown action is
+    bad input."""
+    assert rollback_phase.stated_reason(" INC-9 ", _staging()) == "INC-9"
+    assert rollback_phase.stated_reason("", _staging()).startswith(
+        "not given (`runbook rollback --reason"
+    )
     with pytest.raises(ParamsError, match="function_action"):
-        rollback_phase.rollback_function(load_params("staging"), "remove")
+        rollback_phase.rollback_function(_staging(), "remove")
 
 
 def test_rollback_after_a_dry_run_deployment_restores_nothing_touches_no_function_and_says_so(

@@ -234,7 +234,7 @@ def register(sub) -> None:
         help="replace each table by its earliest backup instead (rows written since are lost)",
     )
     p.add_argument("--reason", help="why: recorded, and the log and report say ROLLED BACK "
-                   "(required outside local)")
+                   "(without it the record says none was given)")
     p.add_argument(
         "--delete-function", action="store_true",
         help="delete the scheduler job and the function instead of pausing the job "

@@ -174,15 +174,8 @@ def revert_text(revert: dict) -> str:
 
 
 def stated_reason(reason: str, params: Params) -> str:
-    """Return why this rollback runs; outside local a rollback without a reason is refused."""
-    from runbook_lib.errors import ParamsError
-
-    if reason.strip():
-        return reason.strip()
-    if not params.is_local:
-        raise ParamsError("90_rollback", "reason", f"is empty on {params.env}",
-                          "say why: runbook rollback --run DIR --reason '...'")
-    return "not given (a local rollback)"
+    """Return why this rollback runs, as the log and report will say it; none given is said too."""
+    return reason.strip() or "not given (`runbook rollback --reason '...'` records why)"
 
 
 def restore_all(wh, backups: list, overwrite: bool = False, journal=None) -> tuple[list, pd.DataFrame]:
