@@ -30,7 +30,7 @@ from runbook_lib.errors import (
 MODULES = (
     "warehouse_cmds", "backfill_cmds", "cleanup_cmds", "run_cmds", "lab_cmds", "function_cmds",
     "monitor_cmds",
-    "emulator_cmds",
+    "emulator_cmds", "schema_cmds",
 )
 BAD_INPUT = (
     ParamsError, UnknownEnvironmentError, InvalidIdentifierError, DateRangeError,

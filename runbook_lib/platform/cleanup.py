@@ -14,7 +14,8 @@ One core serves `runbook cleanup`, the runbook's phase 02 and the daily Cloud Fu
    (cleanup_backup.py: a real copy, never overwriting one), deletes exactly the previewed rows or
    none (`Warehouse.delete_exact`, whose guard compares the count and the key digest inside the
    DELETE itself), verifies that no stale row remains and every kept row is still
-   there, and writes one audit row to `nba_orchestration.cleanup_operations` (cleanup_result.py).
+   there. Its one audit row in `nba_orchestration.cleanup_operations` (cleanup_result.py) is
+   written as an intent ('started') before the first backup and completed after the delete.
 
 This module is the cleanup tool's one door: callers import `cleanup` and find the plan, result and
 backup names re-exported here.
@@ -69,7 +70,12 @@ from runbook_lib.platform.cleanup_plan import (
     ttl_days_problem,
     upcoming_tables,
 )
-from runbook_lib.platform.cleanup_result import CleanupResult, TableResult, write_audit
+from runbook_lib.platform.cleanup_result import (
+    CleanupResult,
+    TableResult,
+    start_audit,
+    write_audit,
+)
 from runbook_lib.platform.schema import Tables
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.ids import TableId
@@ -156,13 +162,15 @@ def apply_cleanup(
         _safe_audit(wh, tables, result, trigger, suffix, now, errors=[str(e)])
         raise
     check_confirmation(plan, confirm)
+    # The audit row first, as an intent: an audit table it does not fit refuses here.
+    start_audit(wh, tables, plan, trigger=trigger, run_id=suffix, now=now)
     try:
         with wh.session():
             _apply_checked(wh, plan, suffix, messages, done, journal)
     except RunbookError as e:
         status = "refused" if not any(t.deleted for t in done) else "failed"
         result = _result(plan, status, done, messages + [f"FAILED: {e}"], started)
-        _safe_audit(wh, tables, result, trigger, suffix, now, errors=[str(e)])
+        _safe_audit(wh, tables, result, trigger, suffix, now, errors=[str(e)], started=True)
         raise
     if not plan.total_stale:
         messages.append(
@@ -170,7 +178,7 @@ def apply_cleanup(
         )
     status = "success" if plan.total_stale else "nothing_to_do"
     result = _result(plan, status, done, messages, started)
-    write_audit(wh, tables, result, trigger=trigger, run_id=suffix, now=now)
+    write_audit(wh, tables, result, trigger=trigger, run_id=suffix, now=now, started=True)
     journal({"event": "done", "status": status, "rows_deleted": result.total_deleted})
     return result
 
@@ -216,8 +224,15 @@ def _back_up_stale_tables(
     saved = {}
     for table, backup in names.items():
         saved[table] = (backup, verified_backup(wh, table, backup))
-        journal({"event": "backup", "table": str(table), "backup": str(backup),
-                 "backup_rows": saved[table][1], "cutoff": plan.cutoff.isoformat()})
+        journal(
+            {
+                "event": "backup",
+                "table": str(table),
+                "backup": str(backup),
+                "backup_rows": saved[table][1],
+                "cutoff": plan.cutoff.isoformat(),
+            }
+        )
         messages.append(
             f"Backed up {table.short} to {backup.short} ({saved[table][1]:,} rows, verified)"
         )
@@ -264,10 +279,16 @@ def _intent(plan: CleanupPlan, backups: dict[TableId, TableId]) -> dict:
         "ttl_days": plan.ttl_days,
         "predicate": STALE,
         "tables": [
-            {"table": str(p.table), "backup": str(backups[p.table]), "stale_rows": p.stale_rows,
-             "total_rows": p.total_rows, "plan_id": p.plan_id,
-             "key": list(p.digest.key) if p.digest else None}
-            for p in plan.previews if p.table in backups
+            {
+                "table": str(p.table),
+                "backup": str(backups[p.table]),
+                "stale_rows": p.stale_rows,
+                "total_rows": p.total_rows,
+                "plan_id": p.plan_id,
+                "key": list(p.digest.key) if p.digest else None,
+            }
+            for p in plan.previews
+            if p.table in backups
         ],
     }
 
@@ -351,9 +372,12 @@ def _verify(wh: Warehouse, table: TableId, backup: TableId, cutoff: dt.date, del
     return int(live["kept"])
 
 
-def _safe_audit(wh, tables, result, trigger, run_id, now, errors) -> None:
+def _safe_audit(wh, tables, result, trigger, run_id, now, errors, started=False) -> None:
     # The failure being reported matters more than its audit row: log, never mask it.
     try:
-        write_audit(wh, tables, result, trigger=trigger, run_id=run_id, now=now, errors=errors)
+        write_audit(
+            wh, tables, result, trigger=trigger, run_id=run_id, now=now, errors=errors,
+            started=started,
+        )  # fmt: skip
     except Exception:  # noqa: BLE001
         log.exception("could not write the cleanup audit row")

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from runbook_lib.errors import WarehouseError
 from runbook_lib.platform.cleanup_plan import CleanupPlan
 from runbook_lib.platform.schema import CLEANUP_OPERATIONS, Tables
 from runbook_lib.warehouse.base import Warehouse
 from runbook_lib.warehouse.ids import TableId
 
 CLEANUP_TYPE = "upcoming_tables_ttl"
+# The status of an audit row written before the cleanup acts (`start_audit`).
+STARTED = "started"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,24 @@ def _table_entry(t: TableResult, cutoff: dt.date) -> dict:
     }
 
 
+def start_audit(
+    wh: Warehouse,
+    tables: Tables,
+    plan: CleanupPlan,
+    *,
+    trigger: str,
+    run_id: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Write the run's audit row as an intent, before any backup or delete: status 'started',
+    the planned tables, nothing deleted yet. `write_audit(..., started=True)` completes that
+    row; a process killed in between leaves it 'started', so a delete is never unrecorded, and
+    an audit table the row does not fit refuses the cleanup before it changes anything."""
+    planned = tuple(TableResult(p.table, p.stale_rows, 0) for p in plan.previews)
+    result = CleanupResult(plan, False, STARTED, planned, ())
+    write_audit(wh, tables, result, trigger=trigger, run_id=run_id, now=now)
+
+
 def write_audit(
     wh: Warehouse,
     tables: Tables,
@@ -87,10 +108,11 @@ def write_audit(
     run_id: str | None = None,
     now: dt.datetime | None = None,
     errors: Sequence[str] = (),
+    started: bool = False,
 ) -> None:
-    """Append one row describing a cleanup run to `nba_orchestration.cleanup_operations`."""
+    """Append one row describing a cleanup run to `nba_orchestration.cleanup_operations`, or
+    with `started` complete the row `start_audit` wrote for the same run id."""
     audit = tables.id(CLEANUP_OPERATIONS)
-    wh.ensure_table(audit, CLEANUP_OPERATIONS)
     row = {
         "cleanup_type": CLEANUP_TYPE,
         "cleanup_time": pd.Timestamp(now or dt.datetime.now(dt.UTC)),
@@ -105,6 +127,10 @@ def write_audit(
         "backups": json.dumps(result.backups),
         "duration_seconds": float(result.duration_seconds),
     }
+    if started:
+        _complete(wh, audit, row)
+        return
+    wh.ensure_table(audit, CLEANUP_OPERATIONS)
     frame = pd.DataFrame([row])
     frame["cutoff_date"] = frame["cutoff_date"].astype("dbdate")
     frame["cleanup_time"] = pd.to_datetime(frame["cleanup_time"], utc=True)
@@ -113,3 +139,29 @@ def write_audit(
     for col in ("errors", "run_id"):
         frame[col] = frame[col].astype("string")
     wh.load_dataframe(audit, frame)
+
+
+# What completing an intent row changes: the outcome, never when or what was planned.
+_COMPLETED = ("status", "tables_cleaned", "total_records_deleted", "errors", "backups",
+              "duration_seconds")  # fmt: skip
+
+
+def _complete(wh: Warehouse, audit: TableId, row: dict) -> None:
+    sets = ", ".join(
+        f"{c} = CAST(@{c} AS {t})"
+        for c, t in ((f.name, f.type) for f in CLEANUP_OPERATIONS.fields)
+        if c in _COMPLETED
+    )
+    sql = (
+        f"UPDATE {audit.sql} SET {sets} "  # noqa: S608 - TableId is validated
+        "WHERE run_id = @run_id AND cleanup_type = @cleanup_type AND status = @started"
+    )
+    params = {c: row[c] for c in _COMPLETED}
+    params.update(run_id=row["run_id"], cleanup_type=row["cleanup_type"], started=STARTED)
+    updated = wh.execute(sql, params)
+    if updated != 1:
+        raise WarehouseError(
+            f"{audit}: {updated} 'started' audit rows of run {row['run_id']} to complete, "
+            "expected 1 (to fix this, look at the run's rows in that table: the cleanup "
+            "itself finished)"
+        )

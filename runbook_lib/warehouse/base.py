@@ -31,7 +31,7 @@ from runbook_lib.errors import (
 from runbook_lib.warehouse.ids import TableId, check_name
 
 if TYPE_CHECKING:
-    from runbook_lib.warehouse.schema import TableSchema
+    from runbook_lib.warehouse.schema import Field, TableSchema
 
 
 # The low 28 bits of each fingerprint are summed: with at most 2**35 rows the sum fits INT64.
@@ -161,6 +161,15 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def table_exists(self, table: TableId) -> bool:
         """Return whether a table exists."""
+
+    @abc.abstractmethod
+    def live_schema(self, table: TableId) -> TableSchema | None:
+        """Return the table's columns (BigQuery types and modes) and partitioning as they are in
+        the warehouse, or None when the table does not exist."""
+
+    @abc.abstractmethod
+    def add_column(self, table: TableId, field: Field) -> None:
+        """Add one NULLABLE column to an existing table (never drops or retypes one)."""
 
     @abc.abstractmethod
     def list_tables(self, dataset: str) -> list[str]:

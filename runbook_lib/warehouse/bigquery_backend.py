@@ -29,7 +29,7 @@ from runbook_lib.errors import (
 )
 from runbook_lib.warehouse.base import Warehouse, scalar_type, trace
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
-from runbook_lib.warehouse.schema import TableSchema
+from runbook_lib.warehouse.schema import Field, TableSchema
 
 log = logging.getLogger(__name__)
 EMULATOR_NO_TRANSACTIONS = (
@@ -37,6 +37,8 @@ EMULATOR_NO_TRANSACTIONS = (
     "connection of the server): on the emulator a transaction's statements run one by one, "
     "not all-or-nothing; on BigQuery they are one transaction"
 )
+# The legacy names the API may report for standard SQL types.
+_LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 _LABEL_RE = re.compile(r"[^a-z0-9_-]")
 _PARTITION_EXPR = re.compile(r"DATE\(\s*(\w+)\s*\)|(\w+)", re.IGNORECASE)
 _MISSING_TABLE = re.compile(r"Table ([\w.:-]+) was not found")
@@ -298,6 +300,31 @@ class BigQueryWarehouse(Warehouse):
         bq_table.description = schema.description or None
         with _translated(table):
             self.client.create_table(bq_table)
+
+    def live_schema(self, table: TableId) -> TableSchema | None:
+        try:
+            live = self.client.get_table(str(self._bind(table)))
+        except gexc.NotFound:
+            return None
+        fields = tuple(
+            Field(f.name, _LEGACY_TYPES.get(f.field_type, f.field_type), f.mode or "NULLABLE")
+            for f in live.schema
+        )
+        partition = live.time_partitioning.field if live.time_partitioning else None
+        cluster = tuple(live.clustering_fields or ())
+        return TableSchema("", table.table, fields, partition_by=partition, cluster_by=cluster)
+
+    def add_column(self, table: TableId, field: Field) -> None:
+        # DDL: bqemulator records a column patched into the table's schema in its catalog only,
+        # never in the stored table, and one added by DDL in the stored table only; BigQuery
+        # does both with the DDL. So the catalog is patched after it where it still lacks it.
+        column = check_name(field.name, "column")
+        self.execute(f"ALTER TABLE {self._bind(table).sql} ADD COLUMN {column} {field.type}")
+        with _translated(table):
+            live = self.client.get_table(str(table))
+            if column not in {f.name for f in live.schema}:
+                live.schema = [*live.schema, bigquery.SchemaField(column, field.type)]
+                self.client.update_table(live, ["schema"])
 
     def table_exists(self, table: TableId) -> bool:
         try:

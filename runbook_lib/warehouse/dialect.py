@@ -72,6 +72,16 @@ def to_duckdb(sql: str) -> list[str]:
     return out
 
 
+def bigquery_type(duckdb_type_name: str) -> str:
+    """Return the BigQuery type a DuckDB column type stands for (the inverse of duckdb_type)."""
+    name = duckdb_type_name.upper()
+    if name.startswith("DECIMAL"):
+        return "NUMERIC"
+    named = {"VARCHAR": "STRING", "BIGINT": "INT64", "INTEGER": "INT64", "DOUBLE": "FLOAT64",
+             "BOOLEAN": "BOOL", "DATE": "DATE", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP"}  # fmt: skip
+    return named.get(name, name)
+
+
 def duckdb_type(bq_type: str) -> str:
     """Return the DuckDB column type for a declared BigQuery type."""
     return {

@@ -19,9 +19,9 @@ import pandas as pd
 
 from runbook_lib.errors import TableExistsError, TableNotFoundError, WarehouseError
 from runbook_lib.warehouse.base import Warehouse, trace
-from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
+from runbook_lib.warehouse.dialect import bigquery_type, duckdb_type, to_duckdb
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
-from runbook_lib.warehouse.schema import TableSchema
+from runbook_lib.warehouse.schema import Field, TableSchema
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
@@ -202,6 +202,24 @@ class DuckDBWarehouse(Warehouse):
                     raise TableExistsError(str(table)) from e
                 raise
 
+    def live_schema(self, table: TableId) -> TableSchema | None:
+        with self._con() as con:
+            rows = self._columns(con, table)
+        if not rows:
+            return None
+        fields = tuple(
+            Field(name, bigquery_type(kind), "NULLABLE" if nullable == "YES" else "REQUIRED")
+            for name, kind, nullable in rows
+        )
+        # DuckDB has no partitions: the declared layout is BigQuery's alone.
+        return TableSchema("", table.table, fields)
+
+    def add_column(self, table: TableId, field: Field) -> None:
+        with self._con() as con:
+            con.execute(
+                f"ALTER TABLE {_ref(table)} ADD COLUMN {_q(field.name)} {duckdb_type(field.type)}"
+            )
+
     def table_exists(self, table: TableId) -> bool:
         with self._con() as con:
             rows = con.execute(
@@ -236,6 +254,8 @@ class DuckDBWarehouse(Warehouse):
             con.register("_runbook_load", frame)
             try:
                 con.execute(f"INSERT INTO {_ref(table)} ({cols}) SELECT {cols} FROM _runbook_load")
+            except duckdb.BinderException as e:  # a column the table lacks, as BigQuery says it
+                raise WarehouseError(f"{table} has no column(s) the rows carry: {e}") from e
             finally:
                 con.unregister("_runbook_load")
         return len(frame)
@@ -259,13 +279,18 @@ class DuckDBWarehouse(Warehouse):
                 raise
 
     @staticmethod
-    def _columns_ddl(con, table: TableId) -> str:
-        rows = con.execute(
+    def _columns(con, table: TableId) -> list[tuple[str, str, str]]:
+        """Return (name, DuckDB type, is_nullable) of each column, in order."""
+        return con.execute(
             "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
             "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? "
             "ORDER BY ordinal_position",
             [table.project, table.dataset, table.table],
         ).fetchall()
+
+    @classmethod
+    def _columns_ddl(cls, con, table: TableId) -> str:
+        rows = cls._columns(con, table)
         return ", ".join(
             f"{_q(name)} {dtype}{'' if nullable == 'YES' else ' NOT NULL'}"
             for name, dtype, nullable in rows
