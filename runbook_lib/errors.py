@@ -70,6 +70,19 @@ class TableExistsError(WarehouseError):
         )
 
 
+class JobExistsError(WarehouseError):
+    """A BigQuery job id is already taken: a retried request whose first attempt was accepted."""
+
+    def __init__(self, job: str):
+        self.job = job
+        super().__init__(
+            f"job {job} already exists: a retried request whose first attempt BigQuery had "
+            f"already accepted, not a table that exists (to fix this, look the job up with "
+            f"`bq show -j {job.split('.')[-1]}` before running the step again: it may have done "
+            f"its work)"
+        )
+
+
 class TableNotFoundError(WarehouseError):
     """A table that must exist does not."""
 

@@ -89,3 +89,28 @@ def test_schema_plan_on_the_seeded_local_warehouse_has_nothing_to_do(
 ):
     assert main(["schema", "plan", "--env", "local"]) == 0
     assert "Nothing to create or add." in capsys.readouterr().out
+
+
+def test_phase_00_refuses_an_incompatible_table_before_any_write(
+    seeded_wh, tmp_params_dir, tmp_path, local_params
+):
+    """The tracker's 8-column metadata table in the warehouse: phase 00 FAILS naming the missing
+    columns and the fix, and the run stops before any later phase writes."""
+    from runbook_lib.errors import PhaseFailedError
+    from runbook_lib.run import manifest, runner
+
+    t = local_params.tables
+    seeded_wh.drop_table(t.backfill_metadata)
+    seeded_wh.create_table(t.backfill_metadata, ORIGINAL_METADATA)
+    stale_before = seeded_wh.row_count(t.upcg)
+    with pytest.raises(PhaseFailedError) as caught:
+        runner.run("local", phases=["00", "02"], out_root=tmp_path / "out")
+    assert "declared tables fit the live ones" in caught.value.reason
+    records = manifest.latest_status(manifest.load(caught.value.result.run_dir))
+    check = next(
+        c for c in records["00_preflight"]["checks"] if c["check"].startswith("declared tables")
+    )
+    assert "backfill_processing_metadata.run_id: missing column" in check["detail"]
+    assert "runbook schema plan --env local" in check["detail"]
+    assert records["02_data_cleanup"]["status"] == "SKIPPED"
+    assert seeded_wh.row_count(t.upcg) == stale_before

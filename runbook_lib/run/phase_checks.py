@@ -57,8 +57,13 @@ def window_checks(window: dict) -> list[Check]:
     """Return the deployment window's check: open, or closed with the next time and no override."""
     from runbook_lib.run.deploy_window import detail
 
-    return [Check("deployment window", window["open"] or bool(window.get("override_reason")),
-                  detail(window))]
+    return [
+        Check(
+            "deployment window",
+            window["open"] or bool(window.get("override_reason")),
+            detail(window),
+        )
+    ]
 
 
 def permission_checks(permissions: pd.DataFrame) -> list[Check]:
@@ -84,6 +89,23 @@ def access_checks(access: pd.DataFrame) -> list[Check]:
             f"{_count(access, 'ok')} ok",
         )
     ]
+
+
+def schema_checks(differences: pd.DataFrame, env: str) -> list[Check]:
+    """Check no declared table differs from the live one in a way that breaks the run
+    (`schema_check.as_frame`); a blocking difference fails 00, before any write."""
+    blocking = (
+        differences[differences["blocking"].astype(bool)] if len(differences) else differences
+    )
+    named = "; ".join(f"{r.table}.{r.column}: {r.what}" for r in blocking.itertuples())
+    evidence = (
+        f"{len(differences)} difference(s), none blocking"
+        if blocking.empty
+        else f"{named} (to fix this, `runbook schema plan --env {env}`, then `runbook schema "
+        f"apply --env {env} --confirm '...'`; a type or mode is migrated by hand)"
+    )
+    return [Check("declared tables fit the live ones (columns, types, modes)", blocking.empty,
+                  evidence)]  # fmt: skip
 
 
 def signoff_checks(signoffs, signed: list[dict]) -> list[Check]:
@@ -317,8 +339,14 @@ def backups_found_checks(to_restore: list) -> list[Check]:
     (A cleanup deletes only after its verified backup is recorded, in its journal first.)
     """
     if not to_restore:
-        return [Check("no data to restore: no attempt of phase 02 made a backup, so none deleted "
-                      "a row (a dry run, nothing stale, or no 02 in the run)", True, [])]
+        return [
+            Check(
+                "no data to restore: no attempt of phase 02 made a backup, so none deleted "
+                "a row (a dry run, nothing stale, or no 02 in the run)",
+                True,
+                [],
+            )
+        ]
     return [Check("backups to restore found", True, [str(b.backup) for b in to_restore])]
 
 

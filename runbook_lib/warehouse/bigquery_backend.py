@@ -7,6 +7,7 @@ the streaming buffer, and the cleanup and backfill delete and merge right after 
 
 from __future__ import annotations
 
+import concurrent.futures
 import decimal
 import logging
 import re
@@ -23,6 +24,7 @@ from google.cloud import bigquery
 
 from runbook_lib.errors import (
     EnvironmentMismatchError,
+    JobExistsError,
     TableExistsError,
     TableNotFoundError,
     WarehouseError,
@@ -41,6 +43,9 @@ EMULATOR_NO_TRANSACTIONS = (
 _LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 _LABEL_RE = re.compile(r"[^a-z0-9_-]")
 _PARTITION_EXPR = re.compile(r"DATE\(\s*(\w+)\s*\)|(\w+)", re.IGNORECASE)
+# Every job's limit: queries carry it as their job timeout, loads and copies are waited for so long.
+JOB_TIMEOUT_S = 600
+_EXISTING_JOB = re.compile(r"Already Exists: Job ([\w.:-]+)")
 _MISSING_TABLE = re.compile(r"Table ([\w.:-]+) was not found")
 
 
@@ -102,6 +107,11 @@ def _translated(table: TableId | None = None, sql: str | None = None) -> Iterato
     except gexc.NotFound as e:
         raise _not_found(e, table) from e
     except gexc.Conflict as e:
+        # A 409 names what exists: a job (a retried insert whose first attempt went through)
+        # is no table, and "table exists" would send the reader after the wrong thing.
+        job = _EXISTING_JOB.search(e.message or "")
+        if job:
+            raise JobExistsError(job.group(1)) from e
         raise TableExistsError(str(table) if table else e.message) from e
     except gexc.BadRequest as e:
         # The emulator answers a copy onto a non-empty table with 400 instead of 409.
@@ -182,10 +192,13 @@ class BigQueryWarehouse(Warehouse):
             query_parameters=query_parameters(params),
             labels=self.labels,
             maximum_bytes_billed=self.maximum_bytes_billed,
+            job_timeout_ms=JOB_TIMEOUT_S * 1000,
             **extra,
         )
         with _translated(sql=sql):
-            return self.client.query_and_wait(sql, job_config=config, location=self.location)
+            return self.client.query_and_wait(
+                sql, job_config=config, location=self.location, wait_timeout=JOB_TIMEOUT_S
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[BigQueryWarehouse]:
@@ -367,7 +380,7 @@ class BigQueryWarehouse(Warehouse):
             job = self.client.load_table_from_dataframe(
                 frame, str(table), job_config=config, location=self.location
             )
-            job.result()
+            _wait(job)
         # A load job is atomic (no bad records allowed), so success means every row landed.
         return len(frame)
 
@@ -390,7 +403,22 @@ class BigQueryWarehouse(Warehouse):
                 job_config=config,
                 location=self.location,
             )
-            job.result()
+            _wait(job)
+
+
+def _wait(job) -> None:
+    """Wait for a load or copy job at most JOB_TIMEOUT_S; its error names the job."""
+    try:
+        job.result(timeout=JOB_TIMEOUT_S)
+    except gexc.GoogleAPICallError as e:
+        e.message = f"job {job.project}:{job.location}.{job.job_id}: {e.message}"
+        raise
+    except concurrent.futures.TimeoutError as e:
+        raise WarehouseError(
+            f"job {job.project}:{job.location}.{job.job_id} did not finish within "
+            f"{JOB_TIMEOUT_S} s (to fix this, look the job up with `bq show -j {job.job_id}`; "
+            "it may still finish)"
+        ) from e
 
 
 def _conform(df: pd.DataFrame, declared: list[bigquery.SchemaField]) -> pd.DataFrame:
