@@ -193,6 +193,9 @@ class AlertsConfig(Section):
     """Where alerts go and when they fire."""
 
     webhook_url: str | None = None
+    # An explicit "no channel": outside local, either a webhook or this (phase 05 then reports
+    # the channel NOT CONFIGURED instead of failing).
+    no_channel: bool = False
     coverage_alert_pct: float = 90.0
     large_deletion_rows: int = 10_000
 

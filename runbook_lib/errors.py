@@ -401,3 +401,16 @@ class EmulatorError(WarehouseError):
     def __init__(self, endpoint: str, problem: str):
         self.endpoint, self.problem = endpoint, problem
         super().__init__(f"BigQuery-API server at {endpoint}: {problem}")
+
+
+class MonitorDemoError(RunbookError):
+    """Phase 05 found no place in the window to plant its three problems."""
+
+    def __init__(self, night, window_days: int):
+        self.night, self.window_days = night, window_days
+        super().__init__(
+            f"cannot plant the monitor's three problems: the {window_days} days up to {night} "
+            f"need {night} to be a game day, another backfilled game day and an off-day "
+            "(to fix this, run phase 05 with the nightly backfill on (simulate_nightly_days "
+            "30), or with a `today` just after a game day in the season)"
+        )

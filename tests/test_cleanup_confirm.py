@@ -171,6 +171,7 @@ def _staging_like(tmp_path, project: str, confirm: str) -> Phase:
         "project": project,
         "today": TODAY.isoformat(),
         "cleanup": {"dry_run": False, "confirm": confirm},
+        "alerts": {"no_channel": True},
         "phases": {"02_data_cleanup": {"confirm": confirm}},
     }
     (folder / "stagingx.yaml").write_text(json.dumps(text))  # JSON is YAML

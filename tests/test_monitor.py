@@ -113,9 +113,10 @@ def test_the_dashboard_still_said_complete_where_the_data_check_finds_lost_rows(
     wh, t = warehouse.wh, warehouse.tables
     healthy_league(wh, t)
     plant_four_problems(wh, t)
-    board = monitoring.dashboard(wh, t, TODAY, 30)
-    old = board[board["analysis_date"].astype(str) == str(LOST)]
-    assert old["status"].tolist() == ["COMPLETE"]
+    meta = wh.query(
+        f"SELECT status FROM {t.backfill_metadata.sql} WHERE analysis_date = @d", {"d": LOST}
+    )
+    assert meta["status"].tolist() == ["COMPLETE"]
     evidence = monitor.check(wh, t, SETTINGS, TODAY, "local").evidence
     row = evidence[evidence["game_date"].astype(str) == str(LOST)].iloc[0]
     assert (row.pgs_players, row.pcf_players, row.metadata_status) == (10, 6, "COMPLETE")

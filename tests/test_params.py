@@ -229,3 +229,19 @@ def test_a_file_breaking_several_rules_is_told_the_first_in_key_order(text, key)
     with pytest.raises(ParamsError) as e:
         parse_params(text, "f.yaml")
     assert e.value.key == key
+
+
+BQ = "env: test\nbackend: bigquery\nproject: nba-props-platform\n"
+
+
+def test_bigquery_params_without_an_alert_channel_are_refused_naming_both_ways_out(params_dir):
+    err = load_error(params_dir, BQ)
+    assert err.key == "alerts"
+    assert "alerts.webhook_url" in str(err) and "alerts.no_channel: true" in str(err)
+    assert "NOT CONFIGURED" in str(err)
+
+
+@pytest.mark.parametrize("alerts", ["  no_channel: true\n", "  webhook_url: https://hooks.example/x\n"])
+def test_bigquery_params_with_a_webhook_or_an_explicit_no_channel_load(params_dir, alerts):
+    write(params_dir, BQ + "alerts:\n" + alerts)
+    assert load_params("test", params_dir=params_dir).backend == "bigquery"

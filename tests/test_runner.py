@@ -289,7 +289,7 @@ def cloud(tmp_path, monkeypatch):
     folder = tmp_path / "params"
     folder.mkdir()
     (folder / "cloud.yaml").write_text(
-        "env: cloud\nbackend: bigquery\nproject: runbook-test-proj\n"
+        "env: cloud\nbackend: bigquery\nproject: runbook-test-proj\nalerts:\n  no_channel: true\n"
     )
     monkeypatch.setattr(paths, "PARAMS_DIR", folder)
     for var in (

@@ -1,8 +1,7 @@
-"""Coverage monitoring: the seed runbook's coverage SQL, dashboard and alert queries, alerts.
+"""Coverage monitoring: the seed runbook's Step 4.3 coverage SQL, the alert channels, procedures.
 
-Every query is the runbook's own SQL (Phase 4.3 and 5.1/5.2), parameterised; the metadata
-table is filled by the backfill itself, one row per date per run, so the dashboard reads the
-latest row of each date.
+The dashboard and the alert query (Steps 5.1 and 5.2) read the data itself, not only the
+metadata table: they are the monitor's SQL (monitor_sql.py), saved as views.
 """
 
 from __future__ import annotations
@@ -45,66 +44,6 @@ def coverage_for_dates(wh: Warehouse, tables: Tables, dates: list[dt.date]) -> p
     df = wh.query(coverage_sql(tables), {"dates": list(dates)})
     df["coverage_pct"] = df["coverage_pct"].astype(float)
     return df
-
-
-def dashboard_sql(tables: Tables) -> str:
-    """Return the "Backfill Coverage Monitor" query (Step 5.1): latest run per date, last N days."""
-    return f"""SELECT analysis_date, expected_players, actual_players, coverage_pct, status,
-       context_source, run_id, tracked_at
-FROM {tables.backfill_metadata.sql}
-WHERE analysis_date >= DATE_SUB(@today, INTERVAL @days DAY) AND analysis_date < @today
-QUALIFY ROW_NUMBER() OVER (PARTITION BY analysis_date ORDER BY tracked_at DESC) = 1
-ORDER BY analysis_date DESC"""
-
-
-def dashboard(wh: Warehouse, tables: Tables, today: dt.date, days: int = 30) -> pd.DataFrame:
-    """Return the "Backfill Coverage Monitor": the latest metadata row per date, last `days`."""
-    return wh.query(dashboard_sql(tables), {"today": today, "days": int(days)})
-
-
-def alert_sql(tables: Tables) -> str:
-    """Return the daily alert query (Step 5.2): yesterday's dates whose latest coverage < threshold."""
-    return f"""SELECT * FROM ({dashboard_sql(tables)})
-WHERE coverage_pct < @threshold_pct"""
-
-
-def incomplete_dates(
-    wh: Warehouse, tables: Tables, today: dt.date, threshold_pct: float = 90.0, days: int = 1
-) -> pd.DataFrame:
-    """Return dates of the last `days` (yesterday by default) whose latest coverage < threshold."""
-    params = {"today": today, "days": int(days), "threshold_pct": float(threshold_pct)}
-    return wh.query(alert_sql(tables), params)
-
-
-@dataclass
-class AlertResult:
-    """What an alert check found and where it was sent."""
-
-    incomplete: int
-    sent: bool
-    channel: str
-    status: int | None = None
-
-
-def alert_on_incomplete(
-    wh: Warehouse, tables: Tables, today: dt.date, channel, threshold_pct: float, days: int = 1
-) -> AlertResult:
-    """Run the alert query and send one alert listing incomplete dates, if there are any."""
-    found = incomplete_dates(wh, tables, today, threshold_pct, days)
-    if found.empty:
-        log.info("No date below %.0f%% coverage in the last %d day(s); no alert sent", threshold_pct, days)
-        return AlertResult(0, False, channel.label)
-    payload = {
-        "title": "Backfill coverage below threshold",
-        "threshold_pct": threshold_pct,
-        "dates": found[["analysis_date", "actual_players", "expected_players", "coverage_pct"]]
-        .astype(str)
-        .to_dict("records"),
-    }
-    status = channel.send(payload)
-    log.warning("Alert to %s: %d date(s) below %.0f%% (HTTP %s)", channel.label, len(found),
-                threshold_pct, status)
-    return AlertResult(len(found), status is not None, channel.label, status)
 
 
 @dataclass
@@ -215,17 +154,19 @@ def local_receiver() -> Iterator[Receiver]:
 PROCEDURES = """\
 ### Monitoring procedures (backfill coverage)
 
-**Where to look.** The *Backfill Coverage Monitor* query (phase 05, section 1) over
-`nba_orchestration.backfill_processing_metadata`: one row per date, the latest run of each.
-Every backfill writes these rows itself; no manual tracker script is needed.
+**Where to look.** The view `nba_orchestration.backfill_coverage_monitor` (the dashboard): one row
+per game date of the last 30 days with its games, PGS players, PCF players, coverage and the latest
+metadata row; and `nba_orchestration.backfill_coverage_alerts`: one row per problem. `runbook
+monitor --env ENV` runs the same checks, alerts, and exits 1 when there is a problem.
 
-**How to read it.** `coverage_pct` = distinct PCF players / distinct PGS players. 100% is normal.
-90-95% is a warning band (a trade, a late scratch); below 90% the date was **not published** to PCF
-and its row says FAILED with the error. `context_source` PGS_FALLBACK means UPCG was empty or
-partial and the context came from box scores.
+**How to read it.** `coverage_pct` = distinct PCF players / distinct PGS players, counted in the
+data, so rows lost after a backfill show. 100% is normal. Below 90% alerts. `metadata_status`
+FAILED means the date was **not published**; no metadata row yesterday means the nightly backfill
+did not run; a game day with 0 PGS players means the box scores never arrived (the backfill fails
+it too). Stale upcoming rows mean the daily TTL cleanup did not run.
 
-**When to escalate.** An alert (coverage < 90% yesterday) or a backfill that exits 1: the on-call
-data engineer looks the same day. Two or more fallbacks in a week, or a cleanup that deletes more
+**When to escalate.** An alert (each names its date, its numbers and the command that repairs it)
+or a backfill that exits 1: the on-call data engineer looks the same day. Two or more fallbacks in a week, or a cleanup that deletes more
 than 10,000 rows: tell the platform team, something upstream writes stale context.
 
 **Troubleshooting.**
@@ -236,9 +177,3 @@ than 10,000 rows: tell the platform team, something upstream writes stale contex
    coverage query); missing PGS rows are an upstream (Phase 3) problem, not a backfill one.
 4. Rerun the failed dates: the checkpoint retries them.
 """
-
-
-def below_threshold(board: pd.DataFrame, day: dt.date, threshold_pct: float) -> pd.DataFrame:
-    """Return the dashboard rows of `day` below the threshold: the alert query, read off the chart."""
-    dates = pd.to_datetime(board["analysis_date"].astype(str)).dt.date
-    return board[(dates == day) & (board["coverage_pct"] < threshold_pct)]

@@ -24,13 +24,17 @@ def stale_rows_by_date(before: pd.DataFrame, after: pd.DataFrame | None, cutoff)
     if before.empty:
         _say_why_empty(ax, f"no stale rows older than the cutoff {cutoff}: nothing to delete")
     for table, part in before.groupby("table"):
-        ax.bar(_dates(part["game_date"]), part["rows"], width=1.0, alpha=0.6, label=f"{table} before")
+        ax.bar(
+            _dates(part["game_date"]), part["rows"], width=1.0, alpha=0.6, label=f"{table} before"
+        )
     if after is not None and len(after):
         for table, part in after.groupby("table"):
             ax.bar(_dates(part["game_date"]), part["rows"], width=1.0, label=f"{table} after")
     ax.axvline(pd.Timestamp(str(cutoff)), color="red", linestyle="--", label=f"cutoff {cutoff}")
     ax.set_ylabel("rows")
-    title = "Stale rows by date" + (" (after cleanup: none left)" if after is not None and after.empty else "")
+    title = "Stale rows by date" + (
+        " (after cleanup: none left)" if after is not None and after.empty else ""
+    )
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -51,7 +55,9 @@ def coverage_bars(coverage: pd.DataFrame) -> Figure:
     x = range(len(labels))
     ax.bar([i - 0.2 for i in x], coverage["expected"], width=0.4, label="PGS (expected)")
     ax.bar([i + 0.2 for i in x], coverage["actual"], width=0.4, label="PCF (written)")
-    for i, (actual, pct) in enumerate(zip(coverage["actual"], coverage["coverage_pct"], strict=True)):
+    for i, (actual, pct) in enumerate(
+        zip(coverage["actual"], coverage["coverage_pct"], strict=True)
+    ):
         ax.annotate(f"{pct:.1f}%", (i + 0.2, actual), ha="center", va="bottom", fontsize=9)
     ax.set_xticks(list(x), labels)
     ax.set_ylabel("players")
@@ -62,18 +68,21 @@ def coverage_bars(coverage: pd.DataFrame) -> Figure:
 
 
 def coverage_monitor(board: pd.DataFrame, threshold_pct: float = 90.0) -> Figure:
-    """Plot the 30-day coverage monitor with the alert line."""
+    """Plot the dashboard view: coverage per game date from the data, with the alert line."""
     fig, ax = plt.subplots(figsize=(10, 3.5))
     if len(board):
-        data = board.sort_values("analysis_date")
-        colors = ["tab:red" if p < threshold_pct else "tab:green" for p in data["coverage_pct"]]
-        ax.bar(_dates(data["analysis_date"]), data["coverage_pct"], color=colors, width=0.8)
+        data = board.sort_values("game_date")
+        pcts = data["coverage_pct"].astype(float).fillna(0.0)  # a game day with no box scores
+        colors = ["tab:red" if p < threshold_pct else "tab:green" for p in pcts]
+        ax.bar(_dates(data["game_date"]), pcts, color=colors, width=0.8)
     else:
-        _say_why_empty(ax, "no backfill metadata in the window: no backfill ran on these dates")
-    ax.axhline(threshold_pct, color="red", linestyle="--", label=f"alert below {threshold_pct:.0f}%")
+        _say_why_empty(ax, "no game date in the window has data yet: no backfill has run")
+    ax.axhline(
+        threshold_pct, color="red", linestyle="--", label=f"alert below {threshold_pct:.0f}%"
+    )
     ax.set_ylim(0, 110)
-    ax.set_ylabel("coverage %")
-    ax.set_title("Backfill Coverage Monitor (latest run per date)")
+    ax.set_ylabel("coverage % (PCF / PGS players)")
+    ax.set_title("Backfill Coverage Monitor (from the data, per game date)")
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig

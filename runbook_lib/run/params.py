@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from runbook_lib import paths
 from runbook_lib.config import (
@@ -91,7 +91,8 @@ class Params(WarehouseConfig, Dated):
     env: str
     backfill: BackfillConfig = BackfillConfig()
     cleanup: CleanupConfig = CleanupConfig()
-    alerts: AlertsConfig = AlertsConfig()
+    # validate_default: a params file with no alerts section still gets its channel checked.
+    alerts: AlertsConfig = Field(AlertsConfig(), validate_default=True)
     cloud_function: CloudFunctionConfig = CloudFunctionConfig()
     promotion: PromotionConfig = PromotionConfig()
     deployment_window: DeploymentWindowConfig = DeploymentWindowConfig()
@@ -111,6 +112,18 @@ class Params(WarehouseConfig, Dated):
     def _not_gated_by_itself(cls, v, info):
         if v.gated_by is not None and v.gated_by == info.data.get("env"):
             raise ValueError(f"gated_by names this environment ({v.gated_by}) itself")
+        return v
+
+    @field_validator("alerts")
+    @classmethod
+    def _alert_channel(cls, v, info: ValidationInfo):
+        # On BigQuery a forgotten webhook is silence in production: the incident's six days.
+        if info.data.get("backend") == "bigquery" and not (v.webhook_url or v.no_channel):
+            raise ValueError(
+                "needs an alert channel on BigQuery: set alerts.webhook_url to a Slack incoming "
+                "webhook, or alerts.no_channel: true to run without one (phase 05 then reports "
+                "the channel NOT CONFIGURED)"
+            )
         return v
 
     @property

@@ -1,0 +1,76 @@
+"""Phase 05's monitor steps on the seeded league: views, the daily run, three problems planted and removed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from runbook_lib.errors import MonitorDemoError
+from runbook_lib.platform import monitoring
+from runbook_lib.run import backfill_steps, monitor_phase, phase_checks
+
+TODAY = dt.date(2025, 4, 10)
+
+
+@pytest.fixture
+def nightly(seeded_wh, local_params):
+    """The seeded league after the nightly backfill of the last 30 days, as phase 05 runs it."""
+    backfill_steps.nightly_backfill(seeded_wh, local_params, TODAY, 30)
+    return seeded_wh
+
+
+def test_the_demonstration_should_alert_three_planted_problems_and_remove_exactly_them(
+    nightly, local_params
+):
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        demo = monitor_phase.demonstrate(nightly, local_params, TODAY, channel, "run-05")
+        again = monitor_phase.demonstrate(nightly, local_params, TODAY, channel, "run-05b")
+    checks = phase_checks.demo_checks(demo) + phase_checks.demo_checks(again)
+    assert [c for c in checks if not c.ok] == []
+    assert demo.received == 3 and again.received == 3  # a rerun the same day alerts again
+    assert demo.planted.night == dt.date(2025, 4, 9) and len(demo.planted.pcf_rows) == 50
+    texts = [m["text"] for m in channel.received]
+    assert any(
+        f"{demo.planted.game_day}: games are scheduled but PGS has 0 box scores" in t for t in texts
+    )
+    left = nightly.query(f"SELECT COUNT(*) AS n FROM {local_params.tables.monitor_alerts.sql}")
+    assert int(left["n"][0]) == 0
+
+
+def test_the_demonstration_should_not_plant_through_a_real_channel(nightly, local_params):
+    demo = monitor_phase.demonstrate(
+        nightly, local_params, TODAY, monitoring.Webhook("http://127.0.0.1:9/x"), "run-05"
+    )
+    assert not demo.ran and "only on local" in demo.why_not
+    assert phase_checks.demo_checks(demo)[0].ok
+
+
+def test_the_demonstration_should_say_why_when_yesterday_was_no_game_day(nightly, local_params):
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        with pytest.raises(MonitorDemoError, match="need 2025-07-14 to be a game day"):
+            monitor_phase.demonstrate(nightly, local_params, dt.date(2025, 7, 15), channel, "r")
+
+
+def test_the_views_and_the_daily_run_should_agree_after_the_nightly_backfill(nightly, local_params):
+    views = monitor_phase.create_views(nightly, local_params)
+    board = monitor_phase.dashboard(nightly, local_params.tables)
+    assert len(board) > 20 and set(board["coverage_pct"]) == {100.0}
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        daily = monitor_phase.run_monitor(nightly, local_params, TODAY, channel, "run-05")
+    alerts = monitor_phase.alert_view(nightly, local_params.tables)
+    assert sorted(alerts["check_name"]) == sorted(p.check for p in daily.problems)
+    assert all(c.ok for c in phase_checks.monitor_checks(daily, views))
+
+
+def test_a_dashboard_with_no_metadata_yet_should_say_so(empty_wh, local_params):
+    monitor_phase.create_views(empty_wh, local_params)
+    board = monitor_phase.dashboard(empty_wh, local_params.tables)
+    check = phase_checks.dashboard_checks(board, 30)[0]
+    assert not check.ok and "no backfill has run since the deployment" in check.evidence
+
+
+def test_an_explicit_no_channel_should_be_not_configured_not_failed():
+    check = phase_checks.alert_checks(None, 0, "none", no_channel=True)[0]
+    assert check.ok and check.evidence.startswith("NOT CONFIGURED")
+    assert not phase_checks.alert_checks(None, 0, "none", no_channel=False)[0].ok
