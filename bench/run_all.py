@@ -18,6 +18,7 @@ BENCHES = [
     ["bench_run.py", "--skip-cli"],
     ["bench_function.py", "--runs", "5"],
     ["bench_lab.py", "--runs", "2"],
+    ["bench_monitor.py", "--runs", "20"],
 ]
 
 

@@ -223,11 +223,41 @@ def test_full_local_run_should_replay_the_incident_to_187_and_175(local_run):
     assert all(line["found"] for line in integration["log_lines"])
 
 
-def test_full_local_run_should_meet_every_success_criterion(local_run):
-    criteria = _results(local_run, "06_post_deployment")["success_criteria"]
-    assert len(criteria) == 7 and all(c["met"] for c in criteria)
+# The criteria only evidence from after the deployment can meet (issue 11).
+LATER = {"First backfill completes with 100% coverage", "All 4 improvements visible in logs",
+         "Monitoring dashboards active"}
+
+
+def test_full_local_run_should_meet_every_criterion_it_can_and_wait_for_later_evidence(local_run):
+    criteria = {c["criterion"]: c for c in _results(local_run, "06_post_deployment")["success_criteria"]}
+    assert len(criteria) == 7
+    assert {name for name, c in criteria.items() if not c["met"]} == LATER
     log = (local_run.run_dir / "deployment_log.md").read_text()
     assert "[Name]" not in log and "YYYY" not in log and "X records" not in log
+
+
+def test_followup_should_turn_pending_into_pass_on_later_evidence_and_still_verify(local_run):
+    """A nightly backfill and the daily monitor after the deployment, then `runbook followup`."""
+    import datetime as dt
+
+    from runbook_lib.platform import monitoring
+    from runbook_lib.run import backfill_steps, followup, monitor_phase
+
+    params = runner.prepare_resume(local_run.run_dir)[0].params
+    wh = connect(params)
+    day = params.effective_today() - dt.timedelta(days=1)
+    backfill_steps.run_backfill(wh, params, day, day, run_id="nightly-after", resume=False)
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        daily = monitor_phase.run_monitor(wh, params, params.effective_today(), channel, None)
+    assert daily.healthy, daily.to_frame()
+    before = len(json.loads((local_run.run_dir / "manifest.json").read_text())["records"])
+    followup.followup(local_run.run_dir)
+    criteria = {c["criterion"]: c for c in _results(local_run, "06_post_deployment")["success_criteria"]}
+    assert all(criteria[name]["met"] for name in LATER), criteria
+    assert len(json.loads((local_run.run_dir / "manifest.json").read_text())["records"]) > before
+    assert "Daily monitor finds no problem | PASS" in (local_run.run_dir / "deployment_log.md").read_text()
+    assert runner.verify(local_run.run_dir).ok
+    assert followup.verdict(local_run.run_dir)[0] == "DEPLOYED"  # the first week still waits
 
 
 def test_verify_should_accept_the_run_then_name_an_edited_notebook(local_run, tmp_path):

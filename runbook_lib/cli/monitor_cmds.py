@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only report: send no alert and write nothing to the warehouse",
     )
+    p.add_argument(
+        "--followup",
+        action="store_true",
+        help="then follow up the latest DEPLOYED run of this environment (`runbook followup`)",
+    )
     add_lock_flag(p)
     p.set_defaults(func=cmd_monitor)
 
@@ -57,7 +62,21 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             monitor.alert(wh, params.tables, result, channel)
             monitor.record(wh, params.tables, result)
     _print(result, alerted=not args.no_alert)
+    if args.followup:
+        _followup(params.env, args)
     return 0 if result.healthy else 1
+
+
+def _followup(env: str, args: argparse.Namespace) -> None:
+    from runbook_lib.run import followup
+
+    run_dir = followup.latest_deployed(env)
+    if run_dir is None:
+        print(f"followup: no DEPLOYED run of {env} is waiting for evidence")
+        return
+    followup.followup(run_dir, break_stale_lock=args.break_stale_lock)
+    word, why = followup.verdict(run_dir)
+    print(f"followup of {run_dir}: {word}: {why}")
 
 
 def _print(result: monitor.MonitorResult, alerted: bool) -> None:

@@ -65,8 +65,10 @@ class _Progress:
 
     def __call__(self, e: dict) -> None:
         if e["event"] == "interrupted":
-            print(f"recorded {e['phase']} attempt {e['attempt']} as INTERRUPTED: {e['reason']}",
-                  flush=True)
+            print(
+                f"recorded {e['phase']} attempt {e['attempt']} as INTERRUPTED: {e['reason']}",
+                flush=True,
+            )
         elif e["event"] == "phase_start":
             print(f"[{e['index']}/{e['total']}] {e['phase']} ...", flush=True)
         elif e["event"] == "cell" and self.tty:
@@ -139,6 +141,23 @@ def _resume_headless(args):
     )
 
 
+def _followup(args) -> int:
+    """Rerun phase 06 of a run on today's evidence; print its verdict (exit 0 unless it fails)."""
+    from runbook_lib.run import followup
+
+    code = _guard(
+        lambda a: followup.followup(
+            a.run_dir,
+            overrides=_parse_set(a.set),
+            progress=_Progress(),
+            break_stale_lock=a.break_stale_lock,
+        )
+    )(args)
+    word, why = followup.verdict(args.run_dir)
+    print(f"verdict: {word}: {why}")
+    return code
+
+
 @_guard
 def _rollback(args):
     return runner.rollback(
@@ -206,17 +225,33 @@ def register(sub) -> None:
     p = sub.add_parser("resume", help="continue a failed run from its failed phase")
     p.add_argument("run_dir")
     p.add_argument(
-        "--rerun", nargs="+", metavar="PHASE", default=None,
+        "--rerun",
+        nargs="+",
+        metavar="PHASE",
+        default=None,
         help="run these phases again even though they succeeded (e.g. 06 a day later)",
     )
     p.add_argument(
-        "--interactive", nargs="+", metavar="PHASE", default=None,
+        "--interactive",
+        nargs="+",
+        metavar="PHASE",
+        default=None,
         help="step through these phases in JupyterLab (the phases before them run headless "
         "first); `runbook resume RUN` afterwards runs the rest headless",
     )
-    p.add_argument("--port", type=int, help="with --interactive: JupyterLab's port (default: a free one)")
+    p.add_argument(
+        "--port", type=int, help="with --interactive: JupyterLab's port (default: a free one)"
+    )
     _lock_flag(p)
     p.set_defaults(func=_resume)
+    p = sub.add_parser(
+        "followup",
+        help="rerun a deployment's phase 06 on the evidence since (nightly backfills, the daily "
+        "monitor, scheduled cleanups): PENDING becomes PASS or FAIL, DEPLOYED may become VERIFIED",
+    )
+    p.add_argument("run_dir")
+    _lock_flag(p)
+    p.set_defaults(func=_followup)
     p = sub.add_parser(
         "verify",
         help="check a run's hash chain, archived files, completeness and warehouse anchor",

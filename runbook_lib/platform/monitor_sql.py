@@ -53,13 +53,15 @@ def today_literal(today: dt.date | None) -> str:
     return f"DATE '{today.isoformat()}'" if today else "CURRENT_DATE()"
 
 
-def evidence_sql(tables: Tables, bootstrap_days: int) -> str:
+def evidence_sql(tables: Tables, bootstrap_days: int, first: str, last: str) -> str:
     """Return the per game date evidence: games, PGS and PCF players, coverage, latest metadata.
 
-    One row per scheduled game date (Regular Season and Playoffs) of the whole schedule; a
-    filter on `game_date` selects the window.
+    One row per scheduled game date (Regular Season and Playoffs) between the SQL date
+    expressions `first` and `last`. The range is applied inside each table's scan, so only
+    the window's partitions are read (a filter on the result would scan every season first).
     """
     types = ", ".join(f"'{t}'" for t in GAME_TYPES)
+    span = f"BETWEEN {first} AND {last}"
     return f"""WITH starts AS (
   SELECT season_year, MIN(game_date) AS season_start FROM {tables.schedule.sql}
   WHERE game_type IN ({types}) GROUP BY season_year
@@ -68,10 +70,12 @@ scheduled AS (
   SELECT s.game_date, COUNT(DISTINCT s.game_id) AS games,
     MIN(DATE_DIFF(s.game_date, st.season_start, DAY)) < {int(bootstrap_days)} AS bootstrap
   FROM {tables.schedule.sql} AS s JOIN starts AS st ON st.season_year = s.season_year
-  WHERE s.game_type IN ({types}) GROUP BY s.game_date
+  WHERE s.game_type IN ({types}) AND s.game_date {span} GROUP BY s.game_date
 ),
-played AS (SELECT DISTINCT game_date, player_lookup FROM {tables.pgs.sql}),
-published AS (SELECT DISTINCT game_date, player_lookup FROM {tables.pcf.sql}),
+played AS (SELECT DISTINCT game_date, player_lookup FROM {tables.pgs.sql} WHERE game_date {span}),
+published AS (
+  SELECT DISTINCT game_date, player_lookup FROM {tables.pcf.sql} WHERE game_date {span}
+),
 covered AS (
   SELECT p.game_date, COUNT(*) AS pgs_players, COUNT(c.player_lookup) AS pcf_players
   FROM played AS p LEFT JOIN published AS c
@@ -80,6 +84,7 @@ covered AS (
 ),
 latest AS (
   SELECT analysis_date, status, run_id, tracked_at FROM {tables.backfill_metadata.sql}
+  WHERE analysis_date {span}
   QUALIFY ROW_NUMBER() OVER (PARTITION BY analysis_date ORDER BY tracked_at DESC) = 1
 )
 SELECT s.game_date, s.games, s.bootstrap,
@@ -94,9 +99,9 @@ LEFT JOIN latest AS m ON m.analysis_date = s.game_date"""
 
 def window_sql(tables: Tables, settings: MonitorSettings, today: str = "@today") -> str:
     """Return the evidence of the window's game dates: the dashboard, newest first."""
-    return f"""SELECT * FROM ({evidence_sql(tables, settings.bootstrap_days)})
-WHERE game_date BETWEEN DATE_SUB({today}, INTERVAL {settings.window_days} DAY)
-  AND DATE_SUB({today}, INTERVAL 1 DAY)
+    first = f"DATE_SUB({today}, INTERVAL {settings.window_days} DAY)"
+    last = f"DATE_SUB({today}, INTERVAL 1 DAY)"
+    return f"""{evidence_sql(tables, settings.bootstrap_days, first, last)}
 ORDER BY game_date DESC"""
 
 
