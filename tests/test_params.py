@@ -245,3 +245,8 @@ def test_bigquery_params_without_an_alert_channel_are_refused_naming_both_ways_o
 def test_bigquery_params_with_a_webhook_or_an_explicit_no_channel_load(params_dir, alerts):
     write(params_dir, BQ + "alerts:\n" + alerts)
     assert load_params("test", params_dir=params_dir).backend == "bigquery"
+
+
+def test_a_bigquery_api_server_on_this_machine_needs_no_alert_channel():
+    """--env emulator: phase 05 gets the receiver on 127.0.0.1, as on local."""
+    assert load_params("emulator").alerts.webhook_url is None

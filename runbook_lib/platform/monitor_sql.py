@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from runbook_lib.platform import schema
 from runbook_lib.platform.backfill_dates import GAME_TYPES
 from runbook_lib.platform.schema import Tables
 
@@ -27,8 +28,8 @@ LOW_COVERAGE = "low_coverage"
 STALE_UPCOMING = "stale_upcoming"
 CHECKS = (NO_BACKFILL, LOW_COVERAGE, NO_BOX_SCORES, STALE_UPCOMING)
 
-DASHBOARD_VIEW = "backfill_coverage_monitor"
-ALERT_VIEW = "backfill_coverage_alerts"
+DASHBOARD_VIEW = schema.DASHBOARD_VIEW.name
+ALERT_VIEW = schema.ALERT_VIEW.name
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,27 @@ MONITOR_ALERTS = TableSchema(
     description="One row per alert delivered: one alert per problem per day (platform/monitor.py).",
 )
 
+# The monitor's two views (platform/monitor_sql.py creates them): their columns, declared so
+# what reads them is typed like any table. Never created as tables.
+DASHBOARD_VIEW = TableSchema(
+    "orchestration",
+    "backfill_coverage_monitor",
+    fields_of("""
+        game_date DATE, games INT64, bootstrap BOOL, pgs_players INT64, pcf_players INT64,
+        coverage_pct FLOAT64, metadata_status STRING, metadata_run_id STRING,
+        metadata_tracked_at TIMESTAMP"""),
+    description="View: per game date of the last 30 days, PGS vs PCF players and metadata.",
+)
+
+ALERT_VIEW = TableSchema(
+    "orchestration",
+    "backfill_coverage_alerts",
+    fields_of("""
+        check_name STRING, problem_date DATE, table_name STRING, expected INT64, actual INT64,
+        coverage_pct FLOAT64"""),
+    description="View: one row per problem the monitor's four checks find.",
+)
+
 # The platform's tables: seeded, probed by pre-flight. The runbook's own runs table is not
 # among them: the first archive of a run creates it (run/anchor.py), so a fresh project passes
 # pre-flight before any run was ever anchored.

@@ -117,8 +117,12 @@ class Params(WarehouseConfig, Dated):
     @field_validator("alerts")
     @classmethod
     def _alert_channel(cls, v, info: ValidationInfo):
-        # On BigQuery a forgotten webhook is silence in production: the incident's six days.
-        if info.data.get("backend") == "bigquery" and not (v.webhook_url or v.no_channel):
+        # On BigQuery a forgotten webhook is silence in production: the incident's six days. A
+        # BigQuery-API server on this machine (an endpoint) gets the local receiver instead.
+        local_server = getattr(info.data.get("bigquery"), "endpoint", None)
+        if info.data.get("backend") == "bigquery" and not local_server and not (
+            v.webhook_url or v.no_channel
+        ):
             raise ValueError(
                 "needs an alert channel on BigQuery: set alerts.webhook_url to a Slack incoming "
                 "webhook, or alerts.no_channel: true to run without one (phase 05 then reports "
