@@ -244,11 +244,11 @@ class ContactsConfig(Section):
     escalation: str | None = None
 
     def named(self) -> str:
-        """Return the contacts in one line; with none in params, the OS user (a local run)."""
+        """Return the contacts in one line; what params leave out is the OS user (a local run)."""
         import getpass
 
-        on_call = ", ".join(self.on_call) or f"{getpass.getuser()} (the OS user; params name no contacts)"
-        return f"on-call {on_call}; escalate to {self.escalation or 'nobody named'}"
+        user = f"{getpass.getuser()} (the OS user; params name no contacts)"
+        return f"on-call {', '.join(self.on_call) or user}; escalate to {self.escalation or user}"
 
 
 # A span of local wall-clock time, "HH:MM-HH:MM" (24:00 ends a day; a span may cross midnight).

@@ -51,6 +51,7 @@ def test_local_without_contacts_names_the_os_user(nbdir, tmp_path):
     with pytest.raises(PhaseFailedError) as caught:
         runner.run("local", notebooks_dir=nbdir, out_root=tmp_path / "out")
     assert f"on-call {getpass.getuser()} (the OS user" in str(caught.value)
+    assert f"escalate to {getpass.getuser()} (the OS user" in str(caught.value)
 
 
 def test_shipped_staging_and_prod_name_on_call_and_escalation():
