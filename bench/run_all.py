@@ -19,6 +19,7 @@ BENCHES = [
     ["bench_function.py", "--runs", "5"],
     ["bench_lab.py", "--runs", "2"],
     ["bench_monitor.py", "--runs", "20"],
+    ["bench_emulator.py"],
 ]
 
 
