@@ -147,3 +147,12 @@ def test_run_inside_the_blackout_fails_phase_00_then_runs_with_an_override(
     )
     log = (result.run_dir / "deployment_log.md").read_text()
     assert "deployment window overridden" in log and why in log
+
+
+def test_a_given_instant_is_refused_on_a_shared_warehouse():
+    # On staging or prod a window_at would move the window without a reason: refused, named.
+    with pytest.raises(ParamsError) as caught:
+        deploy_window.check(SHIPPED, "2026-01-10T12:00:00-05:00", on_this_machine=False)
+    assert caught.value.key == "phases.00_preflight.window_at"
+    assert "deployment_window.override_reason" in caught.value.fix
+    assert not deploy_window.check(SHIPPED, "", on_this_machine=False)["at_source"].startswith("given")

@@ -15,6 +15,7 @@ import zoneinfo
 
 from runbook_lib import clock
 from runbook_lib.config import WEEKDAYS, DeploymentWindowConfig
+from runbook_lib.errors import ParamsError
 from runbook_lib.run.display import facts_table
 
 # How far ahead the next allowed minute is looked for: a week and a day covers any weekly window.
@@ -63,9 +64,24 @@ def _shown(t: dt.datetime) -> str:
     return f"{t:%a %Y-%m-%d %H:%M} {t.tzname()} ({t.astimezone(dt.UTC):%H:%M} UTC)"
 
 
-def check(cfg: DeploymentWindowConfig, at: dt.datetime | str | None = None) -> dict:
-    """Return the window at `at` (an aware time or ISO text; None or "": now): open or why not."""
+def check(
+    cfg: DeploymentWindowConfig, at: dt.datetime | str | None = None, on_this_machine: bool = True
+) -> dict:
+    """Return the window at `at` (an aware time or ISO text; None or "": now): open or why not.
+
+    A given instant is for tests and runs on this machine: on a shared warehouse (staging, prod)
+    it would be a way around the window without a reason, so it is refused there.
+    """
     given = bool(at)
+    if given and not on_this_machine:
+        raise ParamsError(
+            "phase parameters",
+            "phases.00_preflight.window_at",
+            f"{at!r} is accepted only for a warehouse on this machine; on a shared one the "
+            f"window is checked at the clock",
+            "remove it; to deploy outside the window give "
+            "--set deployment_window.override_reason='...', which the run records",
+        )
     when = dt.datetime.fromisoformat(at) if isinstance(at, str) and at else at or clock.now()
     if when.tzinfo is None:
         raise ValueError(f"{at!r} has no UTC offset: give the time as 2026-01-10T04:05:00-05:00")
