@@ -300,6 +300,18 @@ class DeploymentWindowConfig(Section):
     _reason = field_validator("override_reason")(lambda v: readable_reason(v))
 
 
+class MonitorFunctionConfig(CloudFunctionConfig):
+    """The daily monitor's deployment: a second function and scheduler job, after the nightly
+    backfill (which runs 01:00-03:30 New York time) and the 04:00 cleanup."""
+
+    name: str = "backfill-coverage-monitor"
+    topic: str = "backfill-coverage-monitor-trigger"
+    scheduler_job: str = "backfill-coverage-monitor-schedule"
+    schedule: str = "0 6 * * *"
+    entry_point: str = "monitor_backfill_coverage"
+    timeout: str = "300s"
+
+
 def config_error(e: ValidationError, source: str, order: tuple[str, ...] = ()) -> ParamsError:
     """Return the ParamsError for the first broken rule, naming source and key.
 

@@ -185,7 +185,7 @@ def test_health_endpoint_reports_healthy_with_the_project(bundle, local_params, 
 def test_bundle_holds_main_pinned_requirements_and_the_library(bundle):
     # The bundle served locally: the DuckDB backend instead of BigQuery's (the deployed one is
     # checked in a clean venv by tests/test_function_bundle.py).
-    assert "cleanup_upcoming_tables, health" in (bundle / "main.py").read_text()
+    assert "cleanup_upcoming_tables,\n    health," in (bundle / "main.py").read_text()
     reqs = (bundle / "requirements.txt").read_text().split()
     for dist in ("functions-framework", "duckdb", "pandas"):
         assert f"{dist}=={metadata.version(dist)}" in reqs

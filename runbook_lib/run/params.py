@@ -25,6 +25,7 @@ from runbook_lib.config import (
     ContactsConfig,
     Dated,
     DeploymentWindowConfig,
+    MonitorFunctionConfig,
     PromotionConfig,
     WarehouseConfig,
     config_error,
@@ -38,7 +39,7 @@ ENV_RE = r"[a-z][a-z0-9_-]{0,30}"
 CLOUD_ENVS = ("staging", "prod")
 # Which broken rule a params file is told about first: its keys in the order of params/local.yaml.
 KEY_ORDER = ("env", "backend", "project", "location", "warehouse_dir", "today", "datasets",
-             "maximum_bytes_billed", "bigquery", "backfill", "cleanup", "alerts", "cloud_function",
+             "maximum_bytes_billed", "bigquery", "backfill", "cleanup", "alerts", "cloud_function", "monitor_function",
              "promotion", "deployment_window", "contacts", "phases")  # fmt: skip
 
 
@@ -94,6 +95,7 @@ class Params(WarehouseConfig, Dated):
     # validate_default: a params file with no alerts section still gets its channel checked.
     alerts: AlertsConfig = Field(AlertsConfig(), validate_default=True)
     cloud_function: CloudFunctionConfig = CloudFunctionConfig()
+    monitor_function: MonitorFunctionConfig = MonitorFunctionConfig()
     promotion: PromotionConfig = PromotionConfig()
     deployment_window: DeploymentWindowConfig = DeploymentWindowConfig()
     contacts: ContactsConfig = ContactsConfig()
@@ -149,6 +151,7 @@ class Params(WarehouseConfig, Dated):
             cleanup=self.cleanup,
             alerts=self.alerts.model_copy(update={"webhook_url": webhook}),
             today=self.today,
+            runbook_env=self.env,
         )
 
 

@@ -21,6 +21,7 @@ Environment variables:
     WAREHOUSE_DIR         the DuckDB warehouse folder (duckdb only)
     BIGQUERY_ENDPOINT     a BigQuery-API server on 127.0.0.1 (the emulator only; never deployed)
     CLEANUP_TODAY         fixed "today" (YYYY-MM-DD) for local runs; default the UTC date
+    RUNBOOK_ENV           the runbook environment deployed from (the monitor's repair lines)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ ENV_VARS: dict[str, tuple[str, bool]] = {
     "WAREHOUSE_DIR": ("warehouse.warehouse_dir", True),
     "BIGQUERY_ENDPOINT": ("warehouse.bigquery.endpoint", True),
     "CLEANUP_TODAY": ("today", True),
+    "RUNBOOK_ENV": ("runbook_env", False),
 }
 
 
@@ -71,6 +73,9 @@ class FunctionConfig(Dated):
     warehouse: WarehouseConfig
     cleanup: CleanupConfig = CleanupConfig()
     alerts: AlertsConfig = AlertsConfig()
+    # The runbook environment it was deployed from: the monitor's alerts name it in the
+    # `runbook backfill --env ...` line that repairs a problem.
+    runbook_env: str | None = None
 
     @property
     def env(self) -> str:

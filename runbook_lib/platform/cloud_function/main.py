@@ -21,8 +21,9 @@ import functions_framework
 import pandas as pd
 
 from runbook_lib import clock, secrets
+from runbook_lib.config import BackfillConfig
 from runbook_lib.errors import ParamsError
-from runbook_lib.platform import cleanup, webhook
+from runbook_lib.platform import cleanup, monitor, monitoring, webhook
 from runbook_lib.platform.cloud_function.config import FunctionConfig
 from runbook_lib.warehouse import connect
 
@@ -30,6 +31,7 @@ log = logging.getLogger("upcoming_tables_cleanup")
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 FUNCTION = "upcoming_tables_cleanup"
+MONITOR_FUNCTION = "backfill_coverage_monitor"
 VERSION = "2.0"
 
 
@@ -165,6 +167,33 @@ def cleanup_upcoming_tables(cloud_event) -> dict:
     summary = run_cleanup(config, trigger=trigger_of(cloud_event), run_id=run_id)
     # One JSON line: Cloud Logging parses it into jsonPayload for queries and alerts.
     print(json.dumps({"severity": "INFO", "message": "cleanup summary", **summary}, default=str))
+    return summary
+
+
+def run_monitor(config: FunctionConfig, *, run_id: str | None = None) -> dict:
+    """Run the daily monitor: the four checks, one alert per new problem, the run recorded."""
+    wh = connect(config.warehouse, run_id=run_id)
+    settings = monitor.settings_for(config.alerts, BackfillConfig(), config.cleanup)
+    env = config.runbook_env or config.env
+    result = monitor.check(wh, config.tables, settings, config.effective_today(), env)
+    channel = monitoring.remote_channel(config.alerts.webhook_url)
+    monitor.alert(wh, config.tables, result, channel, run_id=run_id)
+    monitor.record(wh, config.tables, result, run_id=run_id)
+    return {
+        "status": "healthy" if result.healthy else "alerting",
+        "function": MONITOR_FUNCTION,
+        "headline": result.headline(),
+        "problems": [p.key for p in result.problems],
+        "alerts_sent": len(result.sent),
+        "run_id": run_id,
+    }
+
+
+@functions_framework.cloud_event
+def monitor_backfill_coverage(cloud_event) -> dict:
+    """Run the daily monitor for one Pub/Sub CloudEvent and log its JSON summary."""
+    summary = run_monitor(FunctionConfig.from_env(), run_id=_run_id(cloud_event))
+    print(json.dumps({"severity": "INFO", "message": "monitor summary", **summary}, default=str))
     return summary
 
 
