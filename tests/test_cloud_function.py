@@ -166,6 +166,9 @@ def test_real_local_server_runs_the_bundle_and_alerts_over_the_threshold(
     alert = receiver.received[0]
     assert alert["title"] == "Unusually Large Deletion"
     assert alert["summary"]["total_records_deleted"] == 5
+    # Whom to call: the params' contacts, carried to the function by ALERT_CONTACTS (issue 13.3).
+    assert alert["contacts"] == local_params.contacts.named() == env["ALERT_CONTACTS"]
+    assert alert["text"].endswith(f"Contacts: {local_params.contacts.named()}")
     summary = [json.loads(line) for line in srv.output().splitlines() if line.startswith("{")]
     assert summary[-1]["cutoff_date"] == CUTOFF.isoformat()
 

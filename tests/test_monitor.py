@@ -250,6 +250,8 @@ def test_runbook_monitor_should_record_each_run_and_alert_once_per_day(cli_wh, t
             got = _cli(tmp_params_dir)
             assert got.returncode == 1, got.stderr
     assert receiver.received_count() == 4
+    # Each alert names whom to call (params contacts; the OS user on local), issue 13.3.
+    assert all(m["text"].splitlines()[-1].startswith("Contacts: on-call ") for m in receiver.received)
     runs = wh.query(f"SELECT problems, alerts_sent, problem_keys FROM {t.monitor_runs.sql}")
     assert runs["problems"].tolist() == [4, 4] and runs["alerts_sent"].tolist() == [4, 0]
     assert f"low_coverage:{LOST}" in json.loads(runs["problem_keys"][0])

@@ -58,7 +58,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     result = monitor.check(wh, params.tables, settings, today, params.env)
     if not args.no_alert:
         with env_lock(params, "monitor", args):
-            channel = monitoring.remote_channel(params.alerts.webhook_url)
+            channel = monitoring.remote_channel(params.alerts.webhook_url, params.contacts.named())
             monitor.alert(wh, params.tables, result, channel)
             monitor.record(wh, params.tables, result)
     _print(result, alerted=not args.no_alert)

@@ -53,10 +53,11 @@ class Receiver:
     url: str
     received: list[dict] = field(default_factory=list)
     label: str = "local receiver"
+    contacts: str | None = None  # whom each message names (params contacts)
 
     def send(self, payload: dict) -> int:
         """POST a message to the receiver; return the HTTP status."""
-        return webhook.send_alert(self.url, payload)
+        return webhook.send_alert(self.url, payload, contacts=self.contacts)
 
     def received_count(self) -> int:
         """Return how many messages arrived."""
@@ -69,10 +70,11 @@ class Webhook:
 
     url: str = field(repr=False)
     label: str = "webhook"
+    contacts: str | None = None  # whom each message names (params contacts)
 
     def send(self, payload: dict) -> int:
         """POST a message to the webhook; return the HTTP status."""
-        return webhook.send_alert(self.url, payload)
+        return webhook.send_alert(self.url, payload, contacts=self.contacts)
 
     def received_count(self) -> int | None:
         """Return None: a remote channel's inbox cannot be read, only its HTTP status."""
@@ -99,28 +101,33 @@ class NoAlertChannel:
 AlertChannel = Receiver | Webhook | NoAlertChannel
 
 
-def remote_channel(webhook_url: str | None) -> Webhook | NoAlertChannel:
-    """Return the webhook of a cloud environment, or NoAlertChannel when none is set."""
+def remote_channel(
+    webhook_url: str | None, contacts: str | None = None
+) -> Webhook | NoAlertChannel:
+    """Return the webhook of a cloud environment (its messages naming `contacts`), or
+    NoAlertChannel when none is set."""
     if not webhook_url:
         return NoAlertChannel()
     from runbook_lib.secrets import mask_value
 
     # The label is archived: a webhook URL's path is its secret, so only the host is shown.
-    return Webhook(webhook_url, label=f"webhook {mask_value(webhook_url)}")
+    return Webhook(webhook_url, label=f"webhook {mask_value(webhook_url)}", contacts=contacts)
 
 
 @contextmanager
-def alert_channel(webhook_url: str | None, is_local: bool) -> Iterator[AlertChannel]:
+def alert_channel(
+    webhook_url: str | None, is_local: bool, contacts: str | None = None
+) -> Iterator[AlertChannel]:
     """Yield where alerts go: the params' webhook; on local a receiver on 127.0.0.1; else none.
 
     A receiver on this machine is unreachable from the cloud and proves nothing there, so a
     cloud environment without a webhook gets NoAlertChannel and its checks fail visibly.
     """
     if webhook_url or not is_local:
-        yield remote_channel(webhook_url)
+        yield remote_channel(webhook_url, contacts)
         return
     with local_receiver() as receiver:
-        receiver.label = f"local receiver {receiver.url}"
+        receiver.label, receiver.contacts = f"local receiver {receiver.url}", contacts
         yield receiver
 
 

@@ -42,7 +42,8 @@ AlertChannel = monitoring.AlertChannel
 @contextmanager
 def alert_channel(params: Params, webhook_url: str | None = None) -> Iterator[AlertChannel]:
     """Yield where the function's alerts go (see monitoring.alert_channel)."""
-    with monitoring.alert_channel(webhook_url or params.alerts.webhook_url, params.is_local) as ch:
+    url = webhook_url or params.alerts.webhook_url
+    with monitoring.alert_channel(url, params.is_local, params.contacts.named()) as ch:
         yield ch
 
 
@@ -108,7 +109,7 @@ def deploy(
     runner = GcloudRunner(plan.project, plan.region)
     number = deploy_plan.check_gcloud_access(plan, runner)
     steps = deploy_plan.resolve(plan, runner, number)
-    channel = monitoring.remote_channel(webhook_url)
+    channel = monitoring.remote_channel(webhook_url, params.contacts.named())
     threshold = params.alerts.large_deletion_rows
     if dry_run:
         return Deployment(

@@ -152,6 +152,7 @@ class Params(WarehouseConfig, Dated):
             alerts=self.alerts.model_copy(update={"webhook_url": webhook}),
             today=self.today,
             runbook_env=self.env,
+            contacts=self.contacts.named(),
         )
 
 

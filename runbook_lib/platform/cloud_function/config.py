@@ -22,6 +22,7 @@ Environment variables:
     BIGQUERY_ENDPOINT     a BigQuery-API server on 127.0.0.1 (the emulator only; never deployed)
     CLEANUP_TODAY         fixed "today" (YYYY-MM-DD) for local runs; default the UTC date
     RUNBOOK_ENV           the runbook environment deployed from (the monitor's repair lines)
+    ALERT_CONTACTS        whom every alert names: on-call and escalation (params contacts)
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ ENV_VARS: dict[str, tuple[str, bool]] = {
     "BIGQUERY_ENDPOINT": ("warehouse.bigquery.endpoint", True),
     "CLEANUP_TODAY": ("today", True),
     "RUNBOOK_ENV": ("runbook_env", False),
+    "ALERT_CONTACTS": ("contacts", False),
 }
 
 
@@ -76,6 +78,8 @@ class FunctionConfig(Dated):
     # The runbook environment it was deployed from: the monitor's alerts name it in the
     # `runbook backfill --env ...` line that repairs a problem.
     runbook_env: str | None = None
+    # Whom its alerts name (ContactsConfig.named() of the environment it was deployed from).
+    contacts: str | None = None
 
     @property
     def env(self) -> str:

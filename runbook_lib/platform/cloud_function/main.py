@@ -137,7 +137,8 @@ def alert(config: FunctionConfig, title: str, summary: dict) -> bool:
         "summary": summary,
     }
     try:
-        return 200 <= webhook.send_alert(config.alerts.webhook_url, body) < 300
+        sent = webhook.send_alert(config.alerts.webhook_url, body, contacts=config.contacts)
+        return 200 <= sent < 300
     except OSError:
         log.exception("alert %r could not be delivered to the webhook", title)
         return False
@@ -176,7 +177,7 @@ def run_monitor(config: FunctionConfig, *, run_id: str | None = None) -> dict:
     settings = monitor.settings_for(config.alerts, BackfillConfig(), config.cleanup)
     env = config.runbook_env or config.env
     result = monitor.check(wh, config.tables, settings, config.effective_today(), env)
-    channel = monitoring.remote_channel(config.alerts.webhook_url)
+    channel = monitoring.remote_channel(config.alerts.webhook_url, config.contacts)
     monitor.alert(wh, config.tables, result, channel, run_id=run_id)
     monitor.record(wh, config.tables, result, run_id=run_id)
     return {
