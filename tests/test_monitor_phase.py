@@ -74,3 +74,20 @@ def test_an_explicit_no_channel_should_be_not_configured_not_failed():
     check = phase_checks.alert_checks(None, 0, "none", no_channel=True)[0]
     assert check.ok and check.evidence.startswith("NOT CONFIGURED")
     assert not phase_checks.alert_checks(None, 0, "none", no_channel=False)[0].ok
+
+
+def test_the_monitor_function_should_run_from_the_bundle_and_record_its_run(nightly, local_params):
+    """Phase 05 on this machine: the monitor's Cloud Function entry point served by
+    functions-framework, one scheduled event, a run recorded in monitor_runs by the function."""
+    table = local_params.tables.monitor_runs  # created by the monitor's first recorded run
+    before = nightly.row_count(table) if nightly.table_exists(table) else 0
+    with monitoring.alert_channel(None, True, local_params.contacts.named()) as channel:
+        served = monitor_phase.serve_and_trigger(local_params, channel)
+    assert [c.ok for c in phase_checks.monitor_function_checks(served)] == [True], served
+    assert served["summary"]["function"] == "backfill_coverage_monitor"
+    assert nightly.row_count(table) == before + 1
+    assert all(m["contacts"] == local_params.contacts.named() for m in channel.received)
+    with monitoring.alert_channel("http://127.0.0.1:9/hook", False) as remote:
+        assert monitor_phase.serve_and_trigger(local_params.model_copy(
+            update={"bigquery": local_params.bigquery.model_copy(update={"endpoint": None}),
+                    "backend": "bigquery"}), remote)["served"] is False

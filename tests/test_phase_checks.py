@@ -240,3 +240,13 @@ def test_rollback_checks_should_say_no_data_to_restore_and_fail_an_unverified_re
         phase_checks.restore_checks([object()], pd.DataFrame([{**row, "verified": False}]))
     ).ok
     assert _one(phase_checks.function_rollback_checks({"ok": True, "detail": "none"})).ok
+
+
+def test_monitor_function_check_should_fail_on_an_error_status_or_no_summary():
+    ok = {"served": True, "http_status": 200, "summary": {"status": "healthy", "headline": "h"}}
+    assert [c.ok for c in phase_checks.monitor_function_checks(ok)] == [True]
+    assert not phase_checks.monitor_function_checks({**ok, "http_status": 500})[0].ok
+    assert not phase_checks.monitor_function_checks({**ok, "summary": {}})[0].ok
+    elsewhere = {"served": False, "note": "deployed by its plan"}
+    [check] = phase_checks.monitor_function_checks(elsewhere)
+    assert check.ok and "not served here" in check.evidence

@@ -259,8 +259,13 @@ def _function_step(plan: DeployPlan, runner: GcloudRunner) -> Step:
     )
 
 
-def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
-    job = runner.describe(
+def job_exists(plan: DeployPlan, runner: GcloudRunner) -> bool:
+    """Return whether the plan's scheduler job exists (described, not assumed)."""
+    return _describe_job(plan, runner) is not None
+
+
+def _describe_job(plan: DeployPlan, runner: GcloudRunner) -> dict | None:
+    return runner.describe(
         [
             "scheduler",
             "jobs",
@@ -272,6 +277,10 @@ def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
             "--format=json",
         ]
     )
+
+
+def _job_steps(plan: DeployPlan, runner: GcloudRunner) -> list[Step]:
+    job = _describe_job(plan, runner)
     if job is None:
         return [Step("scheduler job", plan.job, "create", job_command(plan, "create"))]
     drift = job_drift(plan, job)

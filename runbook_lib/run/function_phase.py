@@ -103,9 +103,10 @@ def deploy(
     webhook_url = webhook_url or params.alerts.webhook_url
     if params.is_local:
         return _serve(params, bundle, webhook_url)
-    plan = deploy_plan.build_plan(
-        params.env, params.cloud_function, params.function_config(webhook_url), bundle
-    )
+    config = params.function_config(webhook_url)
+    plan = deploy_plan.build_plan(params.env, params.cloud_function, config, bundle)
+    # The daily monitor: a second function of the same bundle, through the same plan (issue 11).
+    monitor = deploy_plan.build_plan(params.env, params.monitor_function, config, bundle)
     runner = GcloudRunner(plan.project, plan.region)
     number = deploy_plan.check_gcloud_access(plan, runner)
     steps = deploy_plan.resolve(plan, runner, number)
@@ -116,16 +117,17 @@ def deploy(
             params.env,
             bundle,
             plan=plan,
-            steps=steps,
+            steps=steps + deploy_plan.resolve(monitor, runner, number),
             alerts=channel,
             alert_threshold_rows=threshold,
         )
     result = deploy_plan.apply(plan, runner)
+    monitored = deploy_plan.apply(monitor, runner)
     return Deployment(
         params.env,
         bundle,
         plan=plan,
-        steps=list(result.steps),
+        steps=list(result.steps) + list(monitored.steps),
         previous_revision=result.previous_revision,
         applied=True,
         alerts=channel,

@@ -10,6 +10,8 @@ and the digests of the three tables equal those taken before planting.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import tempfile
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -56,6 +58,33 @@ def run_monitor(
     monitor.alert(wh, params.tables, result, channel, run_id=run_id)
     monitor.record(wh, params.tables, result, run_id=run_id)
     return result
+
+
+MONITOR_ENTRY_POINT = "monitor_backfill_coverage"
+
+
+def serve_and_trigger(params: Params, channel) -> dict:
+    """Run the monitor as its Cloud Function does, the way phase 03 runs the cleanup's.
+
+    On this machine the bundle's monitor entry point is served by functions-framework on
+    127.0.0.1 and sent one scheduled Pub/Sub CloudEvent; its alerts go to `channel` (the local
+    receiver). Elsewhere the function is deployed by its plan and fired by its scheduler job.
+    """
+    if not params.is_local or not getattr(channel, "url", None):
+        return {"served": False, "note": "deployed by its plan (`runbook function plan`); "
+                "fired daily by its scheduler job at " + params.monitor_function.schedule}
+    from runbook_lib.platform.cloud_function import local
+    from runbook_lib.platform.cloud_function.bundle import build_bundle
+
+    env = params.function_config(channel.url).to_env()
+    with tempfile.TemporaryDirectory(prefix="rbk-monitor-") as folder:
+        bundle = build_bundle(folder, params.engine)
+        with local.LocalFunctionServer(bundle, MONITOR_ENTRY_POINT, "cloudevent", env) as srv:
+            event = local.pubsub_event({}, params.monitor_function.topic, params.project)
+            status, _ = local.post(srv.url, *local.encode_event(*event, "structured"))
+            output = srv.output()
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return {"served": True, "http_status": status, "summary": lines[-1] if lines else {}}
 
 
 def channel_not_configured(params: Params) -> bool:

@@ -306,6 +306,21 @@ def monitor_checks(result, views) -> list[Check]:
     ]
 
 
+def monitor_function_checks(served: dict) -> list[Check]:
+    """Check the monitor's Cloud Function ran here (local) from the bundle: HTTP 200 and a
+    summary it logged; elsewhere say where it runs instead."""
+    if not served["served"]:
+        return [Check("monitor function", True, f"not served here: {served['note']}")]
+    summary = served["summary"]
+    return [
+        Check(
+            "monitor function served by functions-framework answers a scheduled event",
+            served["http_status"] == 200 and summary.get("status") in ("healthy", "alerting"),
+            f"HTTP {served['http_status']}; {summary.get('headline', 'no summary logged')}",
+        )
+    ]
+
+
 def demo_checks(demo) -> list[Check]:
     """Check the three planted problems were alerted, three messages arrived, and exactly they
     were removed (each table's digest as before, the monitor back to what it found before)."""

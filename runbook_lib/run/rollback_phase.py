@@ -117,16 +117,21 @@ def _gcloud_rollback(params: Params, steps: tuple[str, ...], action: str) -> dic
     from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
 
     with tempfile.TemporaryDirectory() as folder:
-        plan = deploy_plan.build_plan(
-            params.env,
-            params.cloud_function,
-            params.function_config(),
-            build_bundle(Path(folder) / "bundle"),
+        bundle = build_bundle(Path(folder) / "bundle")
+        plan, monitor = (
+            deploy_plan.build_plan(params.env, section, params.function_config(), bundle)
+            for section in (params.cloud_function, params.monitor_function)
         )
     runner = GcloudRunner(plan.project, plan.region)
     commands = [deploy_plan.rollback(plan, runner, step) for step in steps]
-    return {"ok": True, "action": action,
-            "detail": "; ".join("gcloud " + " ".join(c) for c in commands)}
+    detail = "; ".join("gcloud " + " ".join(c) for c in commands)
+    # The daily monitor's job is paused like the cleanup's (never deleted: it only reads and
+    # alerts); a run deployed before the monitor existed has none to pause.
+    if deploy_plan.job_exists(monitor, runner):
+        detail += "; gcloud " + " ".join(deploy_plan.rollback(monitor, runner, "pause"))
+    else:
+        detail += f"; monitor job {monitor.job} not deployed: nothing to pause"
+    return {"ok": True, "action": action, "detail": detail}
 
 
 def code_revert(run_dir=None) -> dict:
