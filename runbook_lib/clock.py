@@ -9,6 +9,7 @@ still starts with its date (`cleanup_backup.backup_date` reads it from there).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from secrets import token_hex
 
 RUN_ID_TIME = "%Y%m%dT%H%M%SZ"
@@ -29,3 +30,9 @@ def new_run_id(prefix: str = "", tail: str = "", when: dt.datetime | None = None
     stamp = (when or now()).astimezone(dt.UTC).strftime(RUN_ID_TIME)
     run_id = f"{stamp}-{tail or token_hex(2)}"
     return f"{prefix}-{run_id}" if prefix else run_id
+
+
+def run_tag(run_id: str) -> str:
+    """Return the letters and digits of a run id (at most 24): an event id, and so the tail of
+    the function run it triggers, that names the runbook run behind it."""
+    return re.sub(r"[^A-Za-z0-9]", "", run_id)[:24]

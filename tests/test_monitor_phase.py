@@ -8,7 +8,7 @@ import pytest
 
 from runbook_lib.errors import MonitorDemoError
 from runbook_lib.platform import monitoring
-from runbook_lib.run import backfill_steps, monitor_phase, phase_checks
+from runbook_lib.run import backfill_steps, monitor_phase, phase_checks, post_deployment
 
 TODAY = dt.date(2025, 4, 10)
 
@@ -82,10 +82,15 @@ def test_the_monitor_function_should_run_from_the_bundle_and_record_its_run(nigh
     table = local_params.tables.monitor_runs  # created by the monitor's first recorded run
     before = nightly.row_count(table) if nightly.table_exists(table) else 0
     with monitoring.alert_channel(None, True, local_params.contacts.named()) as channel:
-        served = monitor_phase.serve_and_trigger(local_params, channel)
+        served = monitor_phase.serve_and_trigger(local_params, channel, "20250410T120000Z-ab12")
     assert [c.ok for c in phase_checks.monitor_function_checks(served)] == [True], served
     assert served["summary"]["function"] == "backfill_coverage_monitor"
     assert nightly.row_count(table) == before + 1
+    # The run the deployment triggered is its own, never evidence that monitoring is active.
+    since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    evidence = post_deployment.monitor_runs_after(nightly, local_params.tables, since, "20250410T120000Z-ab12")
+    assert evidence.empty
+    assert len(post_deployment.monitor_runs_after(nightly, local_params.tables, since, "other")) == 1
     assert all(m["contacts"] == local_params.contacts.named() for m in channel.received)
     with monitoring.alert_channel("http://127.0.0.1:9/hook", False) as remote:
         assert monitor_phase.serve_and_trigger(local_params.model_copy(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from runbook_lib import clock
 from runbook_lib.errors import MonitorDemoError
 from runbook_lib.platform import monitor, monitor_sql
 from runbook_lib.platform.schema import Tables
@@ -63,12 +64,14 @@ def run_monitor(
 MONITOR_ENTRY_POINT = "monitor_backfill_coverage"
 
 
-def serve_and_trigger(params: Params, channel) -> dict:
+def serve_and_trigger(params: Params, channel, run_id: str = "") -> dict:
     """Run the monitor as its Cloud Function does, the way phase 03 runs the cleanup's.
 
     On this machine the bundle's monitor entry point is served by functions-framework on
     127.0.0.1 and sent one scheduled Pub/Sub CloudEvent; its alerts go to `channel` (the local
     receiver). Elsewhere the function is deployed by its plan and fired by its scheduler job.
+    The event's id is the run's tag, so the monitor run it records is the deployment's own and
+    never counts as evidence that monitoring is active (post_deployment.monitor_runs_after).
     """
     if not params.is_local or not getattr(channel, "url", None):
         return {"served": False, "note": "deployed by its plan (`runbook function plan`); "
@@ -80,7 +83,9 @@ def serve_and_trigger(params: Params, channel) -> dict:
     with tempfile.TemporaryDirectory(prefix="rbk-monitor-") as folder:
         bundle = build_bundle(folder, params.engine)
         with local.LocalFunctionServer(bundle, MONITOR_ENTRY_POINT, "cloudevent", env) as srv:
-            event = local.pubsub_event({}, params.monitor_function.topic, params.project)
+            event = local.pubsub_event(
+                {}, params.monitor_function.topic, params.project, clock.run_tag(run_id) or None
+            )
             status, _ = local.post(srv.url, *local.encode_event(*event, "structured"))
             output = srv.output()
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]

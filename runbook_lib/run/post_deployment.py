@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runbook_lib import clock
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run import attempts, manifest
 from runbook_lib.run.phase import read_results
@@ -77,9 +78,13 @@ def monitor_runs_after(
     sql = f"""
         SELECT monitor_day, checked_at, game_dates, problems, run_id
         FROM {tables.monitor_runs.sql}
-        WHERE checked_at >= @since AND (run_id IS NULL OR run_id != @run_id)
+        WHERE checked_at >= @since
+          AND (run_id IS NULL OR (run_id != @run_id AND NOT ENDS_WITH(run_id, @tag)))
         ORDER BY checked_at"""
-    return wh.query(sql, {"since": since, "run_id": exclude_run})
+    # Phase 05 triggers the monitor's function with the run's tag as its event id: its run is
+    # the deployment's own too, not evidence (monitor_phase.serve_and_trigger).
+    tag = "-" + clock.run_tag(exclude_run)
+    return wh.query(sql, {"since": since, "run_id": exclude_run, "tag": tag})
 
 
 def monitor_status(runs: pd.DataFrame) -> tuple[str, str]:

@@ -51,9 +51,15 @@ def next_free_port(after: int, tries: int = 100) -> int:
     return free_port()
 
 
-def pubsub_event(body: dict, topic: str, project: str) -> tuple[dict, dict]:
-    """Return (attributes, data) of a Pub/Sub `messagePublished` CloudEvent carrying `body`."""
-    message_id = str(uuid.uuid4().int)[:16]
+def pubsub_event(
+    body: dict, topic: str, project: str, message_id: str | None = None
+) -> tuple[dict, dict]:
+    """Return (attributes, data) of a Pub/Sub `messagePublished` CloudEvent carrying `body`.
+
+    `message_id` (default random) becomes the event's id, which the function turns into the
+    tail of its run id: a run triggered by the runbook can then be told from a scheduled one.
+    """
+    message_id = message_id or str(uuid.uuid4().int)[:16]
     now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     attributes = {
         "specversion": "1.0",

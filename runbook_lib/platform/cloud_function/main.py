@@ -15,7 +15,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import re
 
 import functions_framework
 import pandas as pd
@@ -157,7 +156,7 @@ def trigger_of(cloud_event) -> str:
 
 def _run_id(cloud_event) -> str:
     """Return the run id of one event: the time, then the event's id (letters and digits)."""
-    return clock.new_run_id(tail=re.sub(r"[^A-Za-z0-9]", "", str(cloud_event["id"]))[:24])
+    return clock.new_run_id(tail=clock.run_tag(str(cloud_event["id"])))
 
 
 @functions_framework.cloud_event
