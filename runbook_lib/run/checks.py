@@ -22,7 +22,16 @@ from pathlib import Path
 import pandas as pd
 
 from runbook_lib import paths
-from runbook_lib.platform.schema import ALL_TABLES, CLEANUP_OPERATIONS, Tables
+from runbook_lib.platform.schema import (
+    ALL_TABLES,
+    BACKFILL_METADATA,
+    CLEANUP_OPERATIONS,
+    PCF,
+    PCF_STAGING,
+    UPCG,
+    UTCG,
+    Tables,
+)
 from runbook_lib.run.display import facts_table
 from runbook_lib.warehouse.base import Warehouse
 
@@ -134,9 +143,7 @@ def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
 # What the run does to each table: the tables it writes need the three, the others the first two.
 READ = ("bigquery.tables.get", "bigquery.tables.getData")
 WRITE = (*READ, "bigquery.tables.updateData")
-WRITTEN = {"upcoming_player_game_context", "upcoming_team_game_context",
-           "player_composite_factors", "player_composite_factors_staging",
-           "backfill_processing_metadata", "cleanup_operations"}
+WRITTEN = (UPCG, UTCG, PCF, PCF_STAGING, BACKFILL_METADATA, CLEANUP_OPERATIONS)
 
 
 def probe_permissions(wh: Warehouse, tables: Tables) -> pd.DataFrame:
@@ -149,7 +156,7 @@ def probe_permissions(wh: Warehouse, tables: Tables) -> pd.DataFrame:
     jobs = wh.can_create_jobs()
     rows = [_permission_row(wh.project, "bigquery.jobs.create", jobs)]
     for schema in ALL_TABLES:
-        needed = list(WRITE if schema.name in WRITTEN else READ)
+        needed = list(WRITE if schema in WRITTEN else READ)
         granted = wh.granted_permissions(tables.id(schema), needed)
         for permission in needed:
             held = granted if isinstance(granted, str) else permission in granted
