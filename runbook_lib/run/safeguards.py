@@ -55,7 +55,12 @@ def _defensive_logging() -> str:
     from runbook_lib.platform import coverage
 
     _, lines = _logged(coverage.decide, DAY, 1, 187, 0.9)
-    wanted = ["Data source check", "(UPCG): 1 players", "(PGS): 187 players", "INCOMPLETE DATA DETECTED"]
+    wanted = [
+        "Data source check",
+        "(UPCG): 1 players",
+        "(PGS): 187 players",
+        "INCOMPLETE DATA DETECTED",
+    ]
     missing = [w for w in wanted if not any(w in line for line in lines)]
     _require(not missing, f"log lines missing: {missing}")
     return f"{len(lines)} lines logged for 1/187"
@@ -67,8 +72,10 @@ def _fallback() -> str:
     partial, _ = _logged(coverage.decide, DAY, 1, 187, 0.9)
     empty, _ = _logged(coverage.decide, DAY, 0, 187, 0.9)
     full, _ = _logged(coverage.decide, DAY, 187, 187, 0.9)
-    _require(partial == empty == coverage.FALLBACK and full == coverage.UPCG,
-             f"decisions for 1/187, 0/187, 187/187 UPCG: {partial}, {empty}, {full}")
+    _require(
+        partial == empty == coverage.FALLBACK and full == coverage.UPCG,
+        f"decisions for 1/187, 0/187, 187/187 UPCG: {partial}, {empty}, {full}",
+    )
     return "partial and empty UPCG fall back to PGS; complete UPCG is used"
 
 
@@ -79,8 +86,10 @@ def _validation() -> str:
     incident, _ = _logged(coverage.judge, DAY, 187, 1, **bands)
     warn, _ = _logged(coverage.judge, DAY, 200, 190, **bands)
     full, _ = _logged(coverage.judge, DAY, 187, 187, **bands)
-    _require(not incident.passed and warn.passed and full.passed,
-             f"verdicts for 0.5%, 95%, 100%: {incident}, {warn}, {full}")
+    _require(
+        not incident.passed and warn.passed and full.passed,
+        f"verdicts for 0.5%, 95%, 100%: {incident}, {warn}, {full}",
+    )
     return "0.5% fails, 95% warns and passes, 100% passes"
 
 
@@ -89,39 +98,87 @@ def _checkpoint() -> str:
 
     with tempfile.TemporaryDirectory() as folder:
         cp = Checkpoint(Path(folder) / "cp.json", DAY, DAY + dt.timedelta(days=1))
-        cp.record(successes={DAY + dt.timedelta(days=1): 175}, failures={DAY: "Coverage validation failed"})
-        failed, pending = cp.summary()["failed_dates"], cp.pending([DAY, DAY + dt.timedelta(days=1)])
+        cp.record(
+            successes={DAY + dt.timedelta(days=1): 175},
+            failures={DAY: "Coverage validation failed"},
+        )
+        failed, pending = (
+            cp.summary()["failed_dates"],
+            cp.pending([DAY, DAY + dt.timedelta(days=1)]),
+        )
     _require(failed == {str(DAY): "Coverage validation failed"}, f"failed dates kept: {failed}")
     _require(pending == [DAY], f"dates to retry: {pending}, expected [{DAY}]")
     return "failed date keeps its error and is retried on resume"
 
 
 def _probe_warehouse(folder: Path):
-    """Return (params, warehouse) of a scratch DuckDB with one incident-shaped date: 1/20 UPCG."""
-    from runbook_lib.platform.schema import ALL_TABLES
+    """Return (params, warehouse) of a scratch DuckDB under `folder`, not yet created."""
     from runbook_lib.run.params import load_params
     from runbook_lib.warehouse import connect
 
-    params = load_params("local", {"warehouse_dir": str(folder / "wh"), "today": "2023-03-01",
-                                   "backfill.checkpoint_dir": str(folder / "ck")})
-    wh = connect(params)
-    t = params.tables
+    params = load_params(
+        "local",
+        {
+            "warehouse_dir": str(folder / "wh"),
+            "today": "2023-03-01",
+            "backfill.checkpoint_dir": str(folder / "ck"),
+        },
+    )
+    return params, connect(params)
+
+
+def _seed_probe(wh, t) -> None:
+    """Create every table in `wh` and one incident-shaped date: 1/20 UPCG."""
+    from runbook_lib.platform.schema import ALL_TABLES
+
     for schema in ALL_TABLES:
         wh.ensure_table(t.id(schema), schema)
     opener, day = dt.date(2022, 10, 18), DAY
-    wh.load_dataframe(t.schedule, pd.DataFrame({
-        "game_id": ["o", "g"], "nba_game_id": ["1", "2"], "game_date": [opener, day],
-        "season_year": 2022, "home_team_abbr": "DEN", "away_team_abbr": "CLE",
-        "game_type": "Regular Season"}))
+    wh.load_dataframe(
+        t.schedule,
+        pd.DataFrame(
+            {
+                "game_id": ["o", "g"],
+                "nba_game_id": ["1", "2"],
+                "game_date": [opener, day],
+                "season_year": 2022,
+                "home_team_abbr": "DEN",
+                "away_team_abbr": "CLE",
+                "game_type": "Regular Season",
+            }
+        ),
+    )
     players = [f"p{i}" for i in range(20)]
-    wh.load_dataframe(t.pgs, pd.DataFrame({
-        "player_lookup": players, "game_id": "g", "game_date": day, "team_abbr": "DEN",
-        "opponent_team_abbr": "CLE", "season_year": 2022, "starter_flag": False,
-        "win_flag": True, "is_active": True, "minutes_played": 24.0, "usage_rate": 20.0}))
-    wh.load_dataframe(t.upcg, pd.DataFrame({
-        "player_lookup": players[:1], "game_id": "g", "game_date": day, "team_abbr": "DEN",
-        "opponent_team_abbr": "CLE"}))
-    return params, wh
+    wh.load_dataframe(
+        t.pgs,
+        pd.DataFrame(
+            {
+                "player_lookup": players,
+                "game_id": "g",
+                "game_date": day,
+                "team_abbr": "DEN",
+                "opponent_team_abbr": "CLE",
+                "season_year": 2022,
+                "starter_flag": False,
+                "win_flag": True,
+                "is_active": True,
+                "minutes_played": 24.0,
+                "usage_rate": 20.0,
+            }
+        ),
+    )
+    wh.load_dataframe(
+        t.upcg,
+        pd.DataFrame(
+            {
+                "player_lookup": players[:1],
+                "game_id": "g",
+                "game_date": day,
+                "team_abbr": "DEN",
+                "opponent_team_abbr": "CLE",
+            }
+        ),
+    )
 
 
 def _backfill_options() -> str:
@@ -129,16 +186,26 @@ def _backfill_options() -> str:
 
     with tempfile.TemporaryDirectory() as folder:
         params, wh = _probe_warehouse(Path(folder))
-        try:
-            _logged(run_backfill, wh, params, dates=[str(DAY)])
-            raise _Broken("--dates skipped the pre-flight on 1/20 UPCG")
-        except PreflightFailedError:
-            pass
-        result, _ = _logged(run_backfill, wh, params, dates=[str(DAY)], allow_partial_context=True)
+        # One connection for the whole probe: opening and closing the file around each
+        # statement was most of its time. The backfill opens its sessions inside this one.
+        with wh.session():
+            _seed_probe(wh, params.tables)
+            try:
+                _logged(run_backfill, wh, params, dates=[str(DAY)])
+                raise _Broken("--dates skipped the pre-flight on 1/20 UPCG")
+            except PreflightFailedError:
+                pass
+            result, _ = _logged(
+                run_backfill, wh, params, dates=[str(DAY)], allow_partial_context=True
+            )
         outcome = result.outcome(DAY)
         got = (outcome.decision, outcome.actual, outcome.status)
-    _require(got == ("PGS_FALLBACK", 20, "COMPLETE"), f"--allow-partial-context on 1/20 UPCG: {got}")
-    return "--dates stops at the pre-flight on 1/20 UPCG; --allow-partial-context falls back to 20/20"
+    _require(
+        got == ("PGS_FALLBACK", 20, "COMPLETE"), f"--allow-partial-context on 1/20 UPCG: {got}"
+    )
+    return (
+        "--dates stops at the pre-flight on 1/20 UPCG; --allow-partial-context falls back to 20/20"
+    )
 
 
 def _cleanup_confirmation() -> str:
@@ -166,7 +233,9 @@ def _cloud_function() -> str:
     from runbook_lib.platform.cloud_function import main
 
     kind = _function_registry.REGISTRY_MAP.get(main.cleanup_upcoming_tables.__name__)
-    _require(kind == "cloudevent", f"entry point registered as {kind!r}, deployed with a Pub/Sub trigger")
+    _require(
+        kind == "cloudevent", f"entry point registered as {kind!r}, deployed with a Pub/Sub trigger"
+    )
     return "Pub/Sub CloudEvent entry point, matching its --trigger-topic deployment"
 
 
