@@ -36,3 +36,21 @@ def test_a_parameter_should_reach_only_statements_that_name_it(empty_wh):
     assert int(got["n"].iloc[0]) == 1
     got = empty_wh.query("SELECT ARRAY_LENGTH(@dates) AS n", {"dates": [1, 2, 3], "date": 5})
     assert int(got["n"].iloc[0]) == 3
+
+
+def test_a_library_function_should_open_the_file_once_for_all_its_statements(
+    empty_wh, local_params, monkeypatch
+):
+    # Opening the file creates a DuckDB instance (30-45 ms); one_connection holds one for the
+    # whole call, so its statements share it, and it is closed again when the call returns.
+    from runbook_lib.platform.schema_check import compare
+    from runbook_lib.warehouse.duckdb_backend import DuckDBWarehouse
+
+    opened = []
+    real_open = DuckDBWarehouse._open
+    monkeypatch.setattr(DuckDBWarehouse, "_open", lambda self: opened.append(1) or real_open(self))
+    assert compare(empty_wh, local_params.tables) == []
+    assert len(opened) == 1
+    assert getattr(empty_wh._local, "con", None) is None  # released: another process may open it
+    compare.__wrapped__(empty_wh, local_params.tables)  # the same work without the decorator
+    assert len(opened) > 2

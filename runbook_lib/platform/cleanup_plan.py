@@ -18,7 +18,7 @@ import pandas as pd
 from runbook_lib.errors import DeleteCountMismatchError
 from runbook_lib.platform import cleanup_confirm
 from runbook_lib.platform.schema import UPCOMING_TABLES, Tables
-from runbook_lib.warehouse.base import RowsDigest, Warehouse
+from runbook_lib.warehouse.base import RowsDigest, Warehouse, one_connection
 from runbook_lib.warehouse.ids import TableId
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ def cutoff_for(today: dt.date, ttl_days: int) -> dt.date:
     return today - dt.timedelta(days=ttl_days)
 
 
+@one_connection
 def plan_cleanup(
     wh: Warehouse,
     tables: Tables,

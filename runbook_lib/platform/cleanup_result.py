@@ -12,7 +12,7 @@ import pandas as pd
 from runbook_lib.errors import WarehouseError
 from runbook_lib.platform.cleanup_plan import CleanupPlan
 from runbook_lib.platform.schema import CLEANUP_OPERATIONS, Tables
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, one_connection
 from runbook_lib.warehouse.ids import TableId
 
 CLEANUP_TYPE = "upcoming_tables_ttl"
@@ -81,6 +81,7 @@ def _table_entry(t: TableResult, cutoff: dt.date) -> dict:
     }
 
 
+@one_connection
 def start_audit(
     wh: Warehouse,
     tables: Tables,
@@ -99,6 +100,7 @@ def start_audit(
     write_audit(wh, tables, result, trigger=trigger, run_id=run_id, now=now)
 
 
+@one_connection
 def write_audit(
     wh: Warehouse,
     tables: Tables,

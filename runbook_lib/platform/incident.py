@@ -14,7 +14,7 @@ import datetime as dt
 import pandas as pd
 
 from runbook_lib.platform.schema import Tables
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, one_connection
 
 INCIDENT_PLAYER = "reggiejackson"
 
@@ -51,6 +51,7 @@ def plant_stale_context(
     return players
 
 
+@one_connection
 def plant_incident(wh: Warehouse, tables: Tables, rows_by_date: dict) -> dict[dt.date, list[str]]:
     """Top each date's UPCG up to the incident's row count; return the players planted per date."""
     have = context_counts(wh, tables, [_day(d) for d in rows_by_date])
@@ -61,6 +62,7 @@ def plant_incident(wh: Warehouse, tables: Tables, rows_by_date: dict) -> dict[dt
     }
 
 
+@one_connection
 def remove_incident(wh: Warehouse, tables: Tables, planted: dict) -> dict[dt.date, int]:
     """Delete exactly the (date, player) UPCG rows `plant_incident` planted."""
     return {day: remove_planted(wh, tables, day, players) for day, players in planted.items()}
@@ -75,6 +77,7 @@ def remove_planted(wh: Warehouse, tables: Tables, game_date: dt.date, players: l
     return wh.delete_exact(tables.upcg, where, params, len(players))
 
 
+@one_connection
 def incident_state(wh: Warehouse, tables: Tables, rows_by_date: dict) -> tuple[bool, pd.DataFrame]:
     """Return whether each date's UPCG rows equal the incident's count, and the counts."""
     counts = context_counts(wh, tables, [_day(d) for d in rows_by_date])

@@ -21,7 +21,7 @@ import pandas as pd
 
 from runbook_lib.platform import monitor_sql as msql
 from runbook_lib.platform.schema import MONITOR_ALERTS, MONITOR_RUNS, Tables
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, one_connection
 
 log = logging.getLogger("runbook.monitor")
 
@@ -199,6 +199,7 @@ def overflow_payload(problems: list[Problem]) -> dict:
     return {"text": text}
 
 
+@one_connection
 def alert(
     wh: Warehouse,
     tables: Tables,
@@ -272,6 +273,7 @@ def _alert_row(result: MonitorResult, p: Problem, channel: str, status: int, run
     }
 
 
+@one_connection
 def record(wh: Warehouse, tables: Tables, result: MonitorResult, run_id: str | None = None) -> None:
     """Append the run to monitor_runs: the evidence later checks of a deployment read."""
     table = tables.monitor_runs
@@ -295,6 +297,7 @@ def record(wh: Warehouse, tables: Tables, result: MonitorResult, run_id: str | N
     wh.load_dataframe(table, row)
 
 
+@one_connection
 def create_views(
     wh: Warehouse, tables: Tables, settings: msql.MonitorSettings, today: dt.date | None
 ) -> list[str]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from runbook_lib.errors import ConfirmationRequired
 from runbook_lib.platform.schema import ALL_TABLES, Tables
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, one_connection
 from runbook_lib.warehouse.schema import Field, TableSchema
 
 
@@ -67,6 +67,7 @@ def _column_differences(name: str, declared: TableSchema, live: TableSchema) -> 
     return out
 
 
+@one_connection
 def compare(
     wh: Warehouse, tables: Tables, schemas: tuple[TableSchema, ...] = ALL_TABLES
 ) -> list[Difference]:

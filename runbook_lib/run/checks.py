@@ -33,7 +33,7 @@ from runbook_lib.platform.schema import (
     Tables,
 )
 from runbook_lib.run.display import facts_table
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, one_connection
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def merge_fast_forward(branch: str, root: Path = paths.SOURCE_ROOT) -> dict:
             "detail": detail[-1] if detail else f"git merge --ff-only {branch}: exit {result.returncode}"}
 
 
+@one_connection
 def probe_access(wh: Warehouse, tables: Tables) -> pd.DataFrame:
     """Check each dataset is reachable, in the params' location, and writable; each table exists.
 
@@ -146,6 +147,7 @@ WRITE = (*READ, "bigquery.tables.updateData")
 WRITTEN = (UPCG, UTCG, PCF, PCF_STAGING, BACKFILL_METADATA, CLEANUP_OPERATIONS)
 
 
+@one_connection
 def probe_permissions(wh: Warehouse, tables: Tables) -> pd.DataFrame:
     """List each permission the run needs and whether the caller holds it (None: not known).
 

@@ -21,7 +21,7 @@ from runbook_lib.errors import MonitorDemoError
 from runbook_lib.platform import monitor, monitor_sql
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import Params
-from runbook_lib.warehouse.base import RowsDigest, Warehouse
+from runbook_lib.warehouse.base import RowsDigest, Warehouse, one_connection
 
 LOST_ROWS = 50
 PLANTED_GAME = "PLANTED_MONITOR_{:%Y%m%d}"
@@ -38,6 +38,7 @@ def settings(params: Params, window_days: int = 30) -> monitor_sql.MonitorSettin
     return monitor.settings_for(params.alerts, params.backfill, params.cleanup, window_days)
 
 
+@one_connection
 def create_views(wh: Warehouse, params: Params, window_days: int = 30) -> pd.DataFrame:
     """Create (or replace) the dashboard and alert views; return their names and how to open them.
 
@@ -51,6 +52,7 @@ def create_views(wh: Warehouse, params: Params, window_days: int = 30) -> pd.Dat
     )
 
 
+@one_connection
 def run_monitor(
     wh: Warehouse, params: Params, today: dt.date, channel, run_id: str, window_days: int = 30
 ) -> monitor.MonitorResult:
@@ -257,6 +259,7 @@ class Demo:
         return frame
 
 
+@one_connection
 def demonstrate(
     wh: Warehouse, params: Params, today: dt.date, channel, run_id: str, window_days: int = 30
 ) -> Demo:

@@ -18,7 +18,7 @@ from runbook_lib.platform.schema import Tables
 from runbook_lib.run import attempts, manifest
 from runbook_lib.run.phase import read_results
 from runbook_lib.statuses import CheckStatus, DateStatus, PhaseStatus
-from runbook_lib.warehouse.base import Warehouse
+from runbook_lib.warehouse.base import Warehouse, one_connection
 
 # Notebook 06 reads the statuses by these names.
 PASS, FAIL, PENDING = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.PENDING
@@ -122,6 +122,7 @@ def _later(df: pd.DataFrame, need: int, what: str) -> tuple[str, str]:
     ) + f"waiting for {what} after the deployment"
 
 
+@one_connection
 def post_deployment_checks(
     wh: Warehouse,
     tables: Tables,
