@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 
 import pytest
@@ -61,6 +62,39 @@ def test_run_tests_should_count_passes_and_failures(tmp_path):
     (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    assert False\n")
     result = checks.run_tests(["test_x.py"], root=tmp_path)
     assert (result["passed"], result["failed"]) == (1, 1) and result["exit_code"] == 1
+
+
+WAIT_FOR_GO = """import pathlib, time
+def test_waits_for_go():
+    for _ in range(3000):  # 30 s, then fail: the parent never let it go
+        if pathlib.Path("go").exists():
+            return
+        time.sleep(0.01)
+    raise RuntimeError("never told to go")
+"""
+
+
+def test_started_tests_should_run_while_the_caller_works_and_report_when_collected(tmp_path):
+    """start_tests returns while pytest runs: the test only passes once the caller, after
+    starting it, creates the file it waits for (a blocking start would leave it failing)."""
+    (tmp_path / "test_go.py").write_text(WAIT_FOR_GO)
+    started = checks.start_tests(["test_go.py"], root=tmp_path)
+    assert "running" in repr(started)
+    (tmp_path / "go").write_text("")
+    result = started.result()
+    assert (result["passed"], result["failed"], result["exit_code"]) == (1, 0, 0)
+    assert started.result() == result and "exited 0" in repr(started)
+
+
+def test_started_tests_dropped_uncollected_should_be_killed(tmp_path):
+    """The kernel drops the run (a cell failed, the kernel is shut down): pytest does not
+    go on running on its own."""
+    (tmp_path / "test_go.py").write_text(WAIT_FOR_GO)
+    started = checks.start_tests(["test_go.py"], root=tmp_path)
+    proc = started._proc
+    del started
+    gc.collect()
+    assert proc.returncode is not None and proc.returncode < 0  # killed, and reaped
 
 
 def test_default_approvals_should_sign_automatically_only_on_local():

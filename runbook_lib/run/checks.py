@@ -14,7 +14,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import uuid
+import weakref
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,26 +175,93 @@ def _permission_row(resource: str, permission: str, held: bool | str) -> dict:
             "note": "" if held else "MISSING"}
 
 
-def run_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> dict:
-    """Run pytest on `test_paths` in a subprocess; return passed/failed counts and the tail."""
-    # The safeguard tests use no installed pytest plugin, and loading them all (nbval with
-    # nbformat and jsonschema, bqemulator's fixtures, coverage, xdist, ...) cost more start-up
-    # than the tests themselves; the phase waits for this run, so none is loaded. The options
-    # pyproject.toml sets for those plugins are then unknown: that config warning is silenced.
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    # --color=no: a kernel may inherit FORCE_COLOR/PY_COLORS, and ANSI codes reached the manifest.
-    cmd = [sys.executable, "-m", "pytest", "-q", "--color=no", "-p", "no:cacheprovider",
-           "-W", "ignore::pytest.PytestConfigWarning", *test_paths]
-    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
-    tail = result.stdout.strip().splitlines()[-1:] or [result.stderr.strip()]
+class PytestRun:
+    """A pytest subprocess started now and collected later: the phase works while it runs.
+
+    Its output goes to files, not pipes, so a long report never blocks it while nobody reads.
+    If the run is abandoned (the kernel dies or the object is dropped uncollected), the
+    process is killed with it.
+    """
+
+    def __init__(self, test_paths: list[str], root: Path):
+        # The safeguard tests use no installed pytest plugin, and loading them all (nbval with
+        # nbformat and jsonschema, bqemulator's fixtures, coverage, xdist, ...) cost more
+        # start-up than the tests themselves; none is loaded. The options pyproject.toml sets
+        # for those plugins are then unknown: that config warning is silenced.
+        env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        # --color=no: a kernel may inherit FORCE_COLOR/PY_COLORS, and ANSI codes reached the
+        # manifest.
+        self.command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--color=no",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::pytest.PytestConfigWarning",
+            *test_paths,
+        ]
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            self.command, cwd=root, env=env, stdout=self._out, stderr=self._err
+        )
+        self._stop = weakref.finalize(self, _stop, self._proc, self._out, self._err)
+        self._result: dict | None = None
+
+    def result(self) -> dict:
+        """Wait for the tests; return passed/failed/skipped counts, exit code and summary line."""
+        if self._result is None:
+            code = self._proc.wait()
+            out, err = (_read(f) for f in (self._out, self._err))
+            self._stop()
+            self._result = _summary(code, out, err)
+        return self._result
+
+    def __repr__(self) -> str:
+        state = "running" if self._proc.poll() is None else f"exited {self._proc.returncode}"
+        return f"pytest {' '.join(self.command[3:])} (pid {self._proc.pid}, {state})"
+
+
+def _summary(code: int, out: str, err: str) -> dict:
+    tail = out.strip().splitlines()[-1:] or [err.strip()]
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|skipped)", tail[0])}
     return {
         "passed": counts.get("passed", 0),
         "failed": counts.get("failed", 0) + counts.get("error", 0),
         "skipped": counts.get("skipped", 0),
-        "exit_code": result.returncode,
+        "exit_code": code,
         "summary": tail[0],
     }
+
+
+def _read(file) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
+def _stop(proc: subprocess.Popen, *files) -> None:
+    """Kill `proc` if still running (a no-op once it has exited) and close its output files."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for f in files:
+        f.close()
+
+
+def start_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> PytestRun:
+    """Start pytest on `test_paths` in a subprocess of the tree at `root` as it is now.
+
+    Start it only once the tree is the code to test (after phase 01's merge): the process
+    imports that code when it starts. `.result()` waits and returns what `run_tests` does.
+    """
+    return PytestRun(test_paths, root)
+
+
+def run_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> dict:
+    """Run pytest on `test_paths` in a subprocess; return passed/failed counts and the tail."""
+    return start_tests(test_paths, root).result()
 
 
 def byte_compile(package: str = "runbook_lib") -> int:
