@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from runbook_lib import paths
-from runbook_lib.errors import ParamsError
+from runbook_lib.errors import DeployError, ParamsError
 from runbook_lib.platform import cleanup, monitoring
 from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.bundle import build_bundle, bundle_digest
@@ -334,3 +334,47 @@ def test_phase_deploy_on_local_counts_the_large_deletion_alert_in_its_own_receiv
     record = function_phase.result_record(deployment, answer, audit_row)
     assert record["alerts"]["received"] == 1
     assert not listening(receiver_url)  # stopped with the server
+
+
+def processes_of(server: local.LocalFunctionServer) -> list[int]:
+    """Return the pids of a running server: gunicorn's master and its workers."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
+def test_a_launched_server_answers_the_first_post_and_its_stop_leaves_no_process(
+    bundle, local_params, fn_env
+):
+    """launch does not wait for the port; post waits for it. stop (gunicorn's quick shutdown)
+    ends the master and its workers, and what the function printed stays readable."""
+    server = local.LocalFunctionServer(bundle, "health", "http", fn_env).launch()
+    try:
+        status, text = server.post({}, b"")
+        assert status == 200 and json.loads(text)["project"] == local_params.project
+        pids = processes_of(server)
+        assert len(pids) >= 2  # the master and at least one worker
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert not listening(server.url)
+
+
+def test_a_server_that_cannot_start_fails_the_trigger_and_is_stopped(
+    bundle, wh, local_params, tmp_path
+):
+    """Phase 03 does not wait for the server at deploy: a bundle that cannot load fails the
+    trigger with functions-framework's own words, and nothing is left running or listening."""
+    broken = shutil.copytree(bundle, tmp_path / "broken")
+    (broken / "main.py").write_text("raise ImportError('the bundle lost its library')\n")
+    params = local_params.model_copy(
+        update={"alerts": local_params.alerts.model_copy(update={"webhook_url": None})}
+    )
+    deployment = function_phase.deploy(params, broken, dry_run=False)
+    receiver_url = deployment.alerts.url
+    with pytest.raises(DeployError, match="(?s)functions-framework exited:.*lost its library"):
+        function_phase.trigger_and_stop(deployment)
+    assert deployment.server.process.poll() is not None
+    assert not listening(receiver_url)
+    assert stale(wh, params.tables) == 5  # nothing ran

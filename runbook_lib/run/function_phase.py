@@ -97,6 +97,8 @@ def deploy(
 ) -> Deployment:
     """Serve the bundle locally, or plan (and unless dry_run apply) it on GCP.
 
+    On local the server is started and not waited for: it boots while the phase goes on, and
+    `trigger` waits until it listens (a server that cannot start fails the trigger, stopped).
     Alerts go to `webhook_url`, by default the params' alerts.webhook_url; on local without
     one, to a local receiver that `stop` (or `trigger_and_stop`) closes with the server.
     """
@@ -140,7 +142,8 @@ def _serve(params: Params, bundle: Path, webhook_url: str | None) -> Deployment:
     try:
         channel = resources.enter_context(alert_channel(params, webhook_url))
         env = next_scheduled_run(params).function_config(channel.url).to_env()
-        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).start()
+        # Not waited for: it boots (about a second) while the phase goes on; trigger waits.
+        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).launch()
     except BaseException:
         resources.close()
         raise
@@ -164,7 +167,7 @@ def trigger(deployment: Deployment, wait_seconds: float = 90) -> dict:
             {"trigger": "scheduled"}, deployment.topic, deployment.project
         )
         headers, body = local.encode_event(attributes, data, "binary")
-        status, _ = local.post(deployment.server.url, headers, body)
+        status, _ = deployment.server.post(headers, body)
         # The function posts its alert before it answers, so the receiver already holds it.
         received = deployment.alerts_received()
         return {
