@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 
 import pytest
 
@@ -96,3 +97,19 @@ def test_the_monitor_function_should_run_from_the_bundle_and_record_its_run(nigh
         assert monitor_phase.serve_and_trigger(local_params.model_copy(
             update={"bigquery": local_params.bigquery.model_copy(update={"endpoint": None}),
                     "backend": "bigquery"}), remote)["served"] is False
+
+
+def test_the_monitor_function_served_for_a_block_stops_with_it_even_when_the_block_fails(
+    local_params,
+):
+    """Phase 05 starts the monitor's function at the top of its cell, so it boots while the
+    monitor runs here; a failure before the trigger still stops it and removes its bundle."""
+    with monitoring.alert_channel(None, True) as channel:
+        with pytest.raises(MonitorDemoError):
+            with monitor_phase.monitor_function(local_params, channel, "run-1") as function:
+                server = function.server
+                raise MonitorDemoError(TODAY, 30)  # as the demonstration would
+    assert server.process.poll() is not None
+    assert not server.bundle_dir.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()

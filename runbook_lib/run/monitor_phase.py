@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,6 +25,9 @@ from runbook_lib.platform import monitor, monitor_sql
 from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import Params
 from runbook_lib.warehouse.base import RowsDigest, Warehouse, one_connection
+
+if TYPE_CHECKING:
+    from runbook_lib.platform.cloud_function.local import LocalFunctionServer
 
 LOST_ROWS = 50
 PLANTED_GAME = "PLANTED_MONITOR_{:%Y%m%d}"
@@ -66,32 +72,67 @@ def run_monitor(
 MONITOR_ENTRY_POINT = "monitor_backfill_coverage"
 
 
-def serve_and_trigger(params: Params, channel, run_id: str = "") -> dict:
-    """Run the monitor as its Cloud Function does, the way phase 03 runs the cleanup's.
+@dataclass
+class MonitorFunction:
+    """The monitor's Cloud Function as phase 05 fires it: served here (on local), or not here."""
 
-    On this machine the bundle's monitor entry point is served by functions-framework on
-    127.0.0.1 and sent one scheduled Pub/Sub CloudEvent; its alerts go to `channel` (the local
-    receiver). Elsewhere the function is deployed by its plan and fired by its scheduler job.
-    The event's id is the run's tag, so the monitor run it records is the deployment's own and
-    never counts as evidence that monitoring is active (post_deployment.monitor_runs_after).
+    params: Params
+    run_id: str = ""
+    server: LocalFunctionServer | None = None
+
+    def trigger(self) -> dict:
+        """Send the served function one scheduled event; return its HTTP status and summary.
+
+        The event's id is the run's tag, so the monitor run it records is the deployment's own
+        and never counts as evidence that monitoring is active
+        (post_deployment.monitor_runs_after).
+        """
+        if self.server is None:
+            return {
+                "served": False,
+                "note": "deployed by its plan (`runbook function plan`); fired daily by its "
+                "scheduler job at " + self.params.monitor_function.schedule,
+            }
+        from runbook_lib.platform.cloud_function import local
+
+        topic, project = self.params.monitor_function.topic, self.params.project
+        event = local.pubsub_event({}, topic, project, clock.run_tag(self.run_id) or None)
+        status, _ = self.server.post(*local.encode_event(*event, "structured"))
+        # The function prints its summary before it answers, unbuffered: the line is there now.
+        output = self.server.output()
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        return {"served": True, "http_status": status, "summary": lines[-1] if lines else {}}
+
+
+@contextmanager
+def monitor_function(params: Params, channel, run_id: str = "") -> Iterator[MonitorFunction]:
+    """Serve the monitor's Cloud Function for the block, the way phase 03 serves the cleanup's.
+
+    On this machine the bundle's monitor entry point is started under functions-framework on
+    127.0.0.1 at once, without waiting: it boots while the block does its other work, and
+    `trigger` waits for it. Its alerts go to `channel` (the local receiver). Elsewhere nothing
+    is served: the function is deployed by its plan and fired by its scheduler job.
     """
     if not params.is_local or not getattr(channel, "url", None):
-        return {"served": False, "note": "deployed by its plan (`runbook function plan`); "
-                "fired daily by its scheduler job at " + params.monitor_function.schedule}
+        yield MonitorFunction(params, run_id)
+        return
     from runbook_lib.platform.cloud_function import local
     from runbook_lib.platform.cloud_function.bundle import build_bundle
 
     env = params.function_config(channel.url).to_env()
     with tempfile.TemporaryDirectory(prefix="rbk-monitor-") as folder:
         bundle = build_bundle(folder, params.engine)
-        with local.LocalFunctionServer(bundle, MONITOR_ENTRY_POINT, "cloudevent", env) as srv:
-            event = local.pubsub_event(
-                {}, params.monitor_function.topic, params.project, clock.run_tag(run_id) or None
-            )
-            status, _ = local.post(srv.url, *local.encode_event(*event, "structured"))
-            output = srv.output()
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    return {"served": True, "http_status": status, "summary": lines[-1] if lines else {}}
+        server = local.LocalFunctionServer(bundle, MONITOR_ENTRY_POINT, "cloudevent", env)
+        try:
+            yield MonitorFunction(params, run_id, server.launch())
+        finally:
+            server.stop()
+
+
+def serve_and_trigger(params: Params, channel, run_id: str = "") -> dict:
+    """Serve the monitor's Cloud Function, send it one scheduled event, stop it (see above)."""
+    with monitor_function(params, channel, run_id) as function:
+        return function.trigger()
 
 
 def channel_not_configured(params: Params) -> bool:
