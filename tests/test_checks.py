@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -86,15 +87,31 @@ def test_started_tests_should_run_while_the_caller_works_and_report_when_collect
     assert started.result() == result and "exited 0" in repr(started)
 
 
+def test_started_tests_should_keep_their_files_in_a_folder_of_their_own_removed_after(tmp_path):
+    """Not pytest's numbered folders shared with every other pytest run (rotating them made
+    phase 01 delete another run's files): the run's own folder, gone once collected."""
+    (tmp_path / "test_where.py").write_text(
+        "import pathlib\n"
+        "def test_where(tmp_path):\n"
+        "    (tmp_path / 'f').write_text('x')\n"
+        "    pathlib.Path('where').write_text(str(tmp_path))\n"
+    )
+    started = checks.start_tests(["test_where.py"], root=tmp_path)
+    assert started.result()["passed"] == 1
+    used = Path((tmp_path / "where").read_text())
+    assert used.is_relative_to(started._tmp) and not Path(started._tmp).exists()
+
+
 def test_started_tests_dropped_uncollected_should_be_killed(tmp_path):
     """The kernel drops the run (a cell failed, the kernel is shut down): pytest does not
     go on running on its own."""
     (tmp_path / "test_go.py").write_text(WAIT_FOR_GO)
     started = checks.start_tests(["test_go.py"], root=tmp_path)
-    proc = started._proc
+    proc, folder = started._proc, started._tmp
     del started
     gc.collect()
     assert proc.returncode is not None and proc.returncode < 0  # killed, and reaped
+    assert not Path(folder).exists()
 
 
 def test_default_approvals_should_sign_automatically_only_on_local():

@@ -12,6 +12,7 @@ import inspect
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,11 +204,17 @@ class PytestRun:
             "ignore::pytest.PytestConfigWarning",
             *test_paths,
         ]
+        # The tests' temporary files in a folder of this run's own (on /dev/shm where there is
+        # one: a DuckDB commit's fsync costs nothing in memory), removed when it is collected.
+        # pytest's default, numbered folders under /tmp shared with every other pytest run,
+        # made this run delete the oldest of them, another run's hundreds of files.
+        self._tmp = tempfile.mkdtemp(prefix="runbook-safeguard-tests-", dir=_memory_dir())
+        basetemp = f"--basetemp={Path(self._tmp) / 'tmp'}"
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            self.command, cwd=root, env=env, stdout=self._out, stderr=self._err
+            [*self.command, basetemp], cwd=root, env=env, stdout=self._out, stderr=self._err
         )
-        self._stop = weakref.finalize(self, _stop, self._proc, self._out, self._err)
+        self._stop = weakref.finalize(self, _stop, self._proc, self._tmp, self._out, self._err)
         self._result: dict | None = None
 
     def result(self) -> dict:
@@ -241,11 +248,19 @@ def _read(file) -> str:
     return file.read().decode(errors="replace")
 
 
-def _stop(proc: subprocess.Popen, *files) -> None:
-    """Kill `proc` if still running (a no-op once it has exited) and close its output files."""
+def _memory_dir() -> str | None:
+    """Return /dev/shm when it is a writable folder (Linux), else None (the system default)."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _stop(proc: subprocess.Popen, tmp: str, *files) -> None:
+    """Kill `proc` if still running (a no-op once it has exited), remove its temporary
+    folder and close its output files."""
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
     for f in files:
         f.close()
 
