@@ -208,7 +208,7 @@ class PytestRun:
         # one: a DuckDB commit's fsync costs nothing in memory), removed when it is collected.
         # pytest's default, numbered folders under /tmp shared with every other pytest run,
         # made this run delete the oldest of them, another run's hundreds of files.
-        self._tmp = tempfile.mkdtemp(prefix="runbook-safeguard-tests-", dir=_memory_dir())
+        self._tmp = tempfile.mkdtemp(prefix="runbook-safeguard-tests-", dir=scratch_dir())
         basetemp = f"--basetemp={Path(self._tmp) / 'tmp'}"
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
@@ -248,8 +248,9 @@ def _read(file) -> str:
     return file.read().decode(errors="replace")
 
 
-def _memory_dir() -> str | None:
-    """Return /dev/shm when it is a writable folder (Linux), else None (the system default)."""
+def scratch_dir() -> str | None:
+    """Return where to put scratch files nothing keeps: /dev/shm when it is a writable folder
+    (Linux; in memory, so a DuckDB commit's fsync costs nothing), else None (the default)."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from runbook_lib.errors import ConfirmationRequired, PreflightFailedError, SafeguardMissingError
 from runbook_lib.log_capture import capture_logs
+from runbook_lib.run.checks import scratch_dir
 
 DAY = dt.date(2023, 2, 23)
 
@@ -184,7 +185,7 @@ def _seed_probe(wh, t) -> None:
 def _backfill_options() -> str:
     from runbook_lib.run.backfill_steps import run_backfill
 
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=scratch_dir()) as folder:
         params, wh = _probe_warehouse(Path(folder))
         # One connection for the whole probe: opening and closing the file around each
         # statement was most of its time. The backfill opens its sessions inside this one.
