@@ -206,7 +206,7 @@ def test_rollback_with_a_backup_missing_changes_nothing_and_names_it(root):
     assert snapshot(root) == before
 
 
-def _kernels_of(pid: int) -> list[int]:
+def kernels_of(pid: int) -> list[int]:
     """Return the pids of the ipykernel processes whose parent is `pid`."""
     out = []
     for proc in Path("/proc").iterdir():
@@ -230,10 +230,13 @@ def test_a_run_stopped_by_sigterm_mid_phase_releases_its_lock_and_resumes(root):
         env=_env(root, "sigterm"), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
+    # The first phase's kernel starts before the run is checked and created: wait for the
+    # phase itself (papermill saves its notebook as it starts executing it).
+    run_dir = root / "outputs/local/term"
     deadline = time.monotonic() + 120
-    while not _kernels_of(proc.pid) and time.monotonic() < deadline:
+    while not list(run_dir.glob("02_*.ipynb")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _kernels_of(proc.pid), "the phase's kernel never started"
+    assert kernels_of(proc.pid), "the phase's kernel never started"
     proc.terminate()  # SIGTERM to the runner alone, while its phase runs
     _, err = proc.communicate(timeout=120)
     wait_until_gone("sigterm", root)
@@ -241,7 +244,6 @@ def test_a_run_stopped_by_sigterm_mid_phase_releases_its_lock_and_resumes(root):
     assert "interrupted by SIGTERM" in err and "lock released" in err
     warehouse = root / "outputs/local/warehouse"
     assert not any(lock_file(f).exists() for f in warehouse.glob("*.duckdb"))
-    run_dir = root / "outputs/local/term"
     assert runbook(root, "verify", str(run_dir)).returncode == 1  # INCOMPLETE: 02 has no record
     resumed = runbook(root, "resume", str(run_dir))  # no --break-stale-lock: none was left
     assert resumed.returncode == 0, resumed.stderr[-3000:]

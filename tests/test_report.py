@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from runbook_lib.errors import PhaseFailedError
-from runbook_lib.run import report, runner, static_widgets
+from runbook_lib.run import manifest, notebook_html, report, runner, static_widgets
 from tests.phase_notebooks import FAULTS, write_phase
 
 LONG = "backup nba_backups.upcoming_player_game_context_backup_run1 verified, " * 12
@@ -71,6 +71,40 @@ def test_report_needs_no_cdn_and_shows_widgets_as_their_values(archive):
 def test_report_evidence_is_whole(archive):
     _, page = archive
     assert "…" not in page and LONG.strip() in page
+
+
+def test_the_report_assembled_during_the_run_is_the_page_rendered_at_the_end(archive):
+    """Each attempt's HTML, rendered while the next phase ran (and at resume, the attempts
+    archived before), gives the same bytes as rendering every notebook at the end."""
+    run_dir, page = archive
+    assert report.render(run_dir) == page
+
+
+def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tmp_path, monkeypatch):
+    """A notebook or results changed after its fragment was rendered is rendered again."""
+    run_dir, _ = archive
+    nb = tmp_path / "00_first.ipynb"
+    nb.write_bytes((run_dir / "00_first.ipynb").read_bytes())
+    results = manifest.latest_status(manifest.load(run_dir))["00_first"]["results"]
+    other = {**results, "confirmation": {"how": "typed again", "given": "something else"}}
+    real = notebook_html.render
+    expected = real(nb.read_bytes(), results)
+    rendered = []
+    monkeypatch.setattr(notebook_html, "render", lambda d, r: rendered.append(r) or real(d, r))
+    fragments = notebook_html.Fragments()
+    try:
+        fragments.submit(nb, results)
+        assert fragments.html(nb, results) == expected and len(rendered) == 1  # reused
+        shown = fragments.html(nb, other)
+        assert "typed again" in shown and shown == real(nb.read_bytes(), other)
+        doc = nbformat.read(nb, as_version=4)
+        doc.cells.append(nbformat.v4.new_markdown_cell("added after the render"))
+        nbformat.write(doc, nb)
+        shown = fragments.html(nb, results)
+        assert "added after the render" in shown and shown == real(nb.read_bytes(), results)
+        assert len(rendered) == 3
+    finally:
+        fragments.close()
 
 
 def test_make_static_without_saved_state_shows_what_the_phase_recorded():

@@ -20,6 +20,7 @@ from runbook_lib.errors import (
 from runbook_lib.run import lock, manifest, phases, runner
 from runbook_lib.run.params import load_params
 from tests.phase_notebooks import FAULTS, write_phase
+from tests.test_crashes import kernels_of
 
 OK = ['phase.check("first", True, "fine")', 'phase.record("n", 3)']
 
@@ -60,6 +61,7 @@ def test_faulty_phase_is_failed_and_resume_completes_the_run(nbdir, tmp_path, fa
         "01_faulty": "FAILED",
         "02_after": "SKIPPED",
     }
+    assert not kernels_of(os.getpid())  # 01's and the kernel started for 02 are stopped
 
     write_phase(nbdir, "01_faulty", ['phase.check("before", True)'])  # the fault removed
     assert bad.exists()
@@ -175,6 +177,7 @@ def test_lock_refuses_a_second_run_while_held(nbdir, tmp_path):
         lock.release(params, held)
     assert caught.value.run_id == "other-run" and caught.value.lock_id == held["lock_id"]
     assert not (tmp_path / "out").exists()
+    assert not kernels_of(os.getpid())  # the first phase's kernel, started early, is stopped
 
 
 def test_stale_lock_is_reported_and_broken_on_request(nbdir, tmp_path):
@@ -215,6 +218,7 @@ def test_run_writes_notebooks_log_report_and_records_results(nbdir, tmp_path):
     log_text = (run_dir / "deployment_log.md").read_text()
     assert "[Name]" not in log_text and "YYYY" not in log_text and "X records" not in log_text
     assert "00_first" in (run_dir / "report.html").read_text()
+    assert not kernels_of(os.getpid())  # every phase's kernel is gone when the run returns
 
 
 def test_verify_fails_after_the_deployment_log_or_a_results_file_is_edited(nbdir, tmp_path):
@@ -261,6 +265,7 @@ def test_mistyped_parameter_stops_the_run_before_it_starts(nbdir, tmp_path):
     with pytest.raises(ParamsError, match="declares confirm as str"):
         _run(nbdir, tmp_path, overrides={"phases.00_first.confirm": True})
     assert not (tmp_path / "out").exists()
+    assert not kernels_of(os.getpid())  # the first phase's kernel, started early, is stopped
 
 
 def _cli(capsys, *argv) -> tuple[int, str]:

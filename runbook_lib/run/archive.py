@@ -100,8 +100,11 @@ def scrub_phase(
     return scrubbed
 
 
-def finalise(run_dir: Path, params: Params, overrides: dict) -> dict:
+def finalise(run_dir: Path, params: Params, overrides: dict, fragments=None) -> dict:
     """Write deployment_log.md and report.html, then chain the archive record; return it.
+
+    `fragments` (notebook_html.Fragments) holds the notebooks' HTML rendered while the run went
+    on; without it every notebook is rendered here.
 
     The log and report are best effort (the run's verdict must not depend on them); the
     archive record is not: it is what lets `verify` catch an edit of the log, the report,
@@ -111,7 +114,11 @@ def finalise(run_dir: Path, params: Params, overrides: dict) -> dict:
     """
     from runbook_lib.run import deployment_log, report
 
-    for what, fn in (("deployment log", deployment_log.write), ("report", report.write)):
+    writers = (
+        ("deployment log", deployment_log.write),
+        ("report", lambda d: report.write(d, fragments)),
+    )
+    for what, fn in writers:
         try:
             fn(run_dir)
         except Exception:  # noqa: BLE001 - the run's verdict must not depend on its report

@@ -11,12 +11,12 @@ charts are already embedded PNG in the executed notebooks, and widgets become st
 
 from __future__ import annotations
 
-import functools
 import html
 from pathlib import Path
 
-from runbook_lib.run import deployment_log, manifest, rollback_phase, static_widgets
+from runbook_lib.run import deployment_log, manifest, rollback_phase
 from runbook_lib.run.display import esc, status_html, table_html
+from runbook_lib.run.notebook_html import Fragments, notebook_html
 from runbook_lib.statuses import CheckStatus, PhaseStatus, RunVerdict
 
 REPORT_NAME = "report.html"
@@ -155,25 +155,7 @@ def _toc(phases: dict[str, list[dict]]) -> str:
     return f"<nav class='toc'><h2>Contents</h2><ol>{''.join(items)}</ol></nav>"
 
 
-@functools.cache
-def _exporter():
-    # One exporter per process: building one loads and compiles its templates (~0.3 s each).
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="basic")
-    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
-    return exporter
-
-
-def _notebook_html(path: Path, results: dict | None) -> str:
-    import nbformat
-
-    nb = static_widgets.make_static(nbformat.read(path, as_version=4), results)
-    body, _ = _exporter().from_notebook_node(nb)
-    return body
-
-
-def _phase_section(run_dir: Path, phase: str, recs: list[dict]) -> str:
+def _phase_section(run_dir: Path, phase: str, recs: list[dict], fragments: Fragments | None) -> str:
     parts = [
         f"<section class='phase' id='{phase_anchor(phase)}'><h2>{esc(phase)} "
         f"{status_html(recs[-1]['status'])}<a class='top' href='#top'>top</a></h2>"
@@ -187,18 +169,18 @@ def _phase_section(run_dir: Path, phase: str, recs: list[dict]) -> str:
             f"<section class='attempt' id='{attempt_anchor(rec)}'><h3>{esc(nb)} "
             f"{status_html(rec['status'])}</h3>"
             + (f"<p>reason: {esc(rec['reason'])}</p>" if rec.get("reason") else "")
-            + f"{_notebook_html(run_dir / nb, rec.get('results'))}</section>"
+            + f"{notebook_html(run_dir / nb, rec.get('results'), fragments)}</section>"
         )
     return "".join(parts) + "</section>"
 
 
-def render(run_dir: Path) -> str:
-    """Return the run's report as one self-contained HTML page."""
+def render(run_dir: Path, fragments: Fragments | None = None) -> str:
+    """Return the run's report as one self-contained HTML page (notebooks from `fragments`)."""
     run_dir = Path(run_dir)
     man = manifest.load(run_dir)
     phases = _phases(man)
     body = [_header(man), _toc(phases)]
-    body += [_phase_section(run_dir, phase, recs) for phase, recs in phases.items()]
+    body += [_phase_section(run_dir, phase, recs, fragments) for phase, recs in phases.items()]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>run "
@@ -207,8 +189,8 @@ def render(run_dir: Path) -> str:
     )
 
 
-def write(run_dir: Path) -> Path:
+def write(run_dir: Path, fragments: Fragments | None = None) -> Path:
     """Write `report.html` into the run dir; return its path."""
     path = Path(run_dir) / REPORT_NAME
-    path.write_text(render(run_dir))
+    path.write_text(render(run_dir, fragments))
     return path

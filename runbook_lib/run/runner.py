@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runbook_lib import paths, secrets
 from runbook_lib.clock import new_run_id, now_iso
@@ -33,6 +34,7 @@ from runbook_lib.run.archive import (
     skipped_record,
 )
 from runbook_lib.run.interact import HEADLESS_ENV
+from runbook_lib.run.notebook_html import Fragments
 from runbook_lib.run.params import Params, load_params
 from runbook_lib.run.phase import ATTEMPT_ENV, OVERRIDES_ENV, read_results
 from runbook_lib.run.phases import (
@@ -45,6 +47,9 @@ from runbook_lib.run.phases import (
 )
 from runbook_lib.run.verdict import failure_reason
 from runbook_lib.statuses import PhaseStatus
+
+if TYPE_CHECKING:
+    from runbook_lib.run import engine
 
 __all__ = [
     "ROLLBACK",
@@ -143,18 +148,37 @@ def run(
     break_stale_lock: bool = False,
 ) -> RunResult:
     """Run the phases of `env` in order into a new run dir; raise PhaseFailedError on failure."""
-    ctx, available, selected = prepare_run(
+    ctx, available, selected = new_run(
         env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout
     )
-    with run_lock(ctx, break_stale_lock):
-        create_run_dir(ctx, available, selected)
-        return _chain(ctx, selected)
+    # The first phase's kernel boots (~2 s: interpreter and imports) while the run is checked,
+    # locked and created; any refusal stops it, and nothing it does at start touches the run.
+    first = start_kernel(ctx, selected[0]) if selected else None
+    try:
+        check_run(ctx, selected)
+        with run_lock(ctx, break_stale_lock):
+            create_run_dir(ctx, available, selected)
+            return _chain(ctx, selected, first=first)
+    finally:
+        if first:
+            first.shutdown()  # already stopped when the chain ran
 
 
 def prepare_run(
     env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout=600
 ) -> tuple[_Ctx, list[Path], list[Path]]:
     """Check a new run before any side effect; return its context, all and selected notebooks."""
+    ctx, available, selected = new_run(
+        env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout
+    )
+    check_run(ctx, selected)
+    return ctx, available, selected
+
+
+def new_run(
+    env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout=600
+) -> tuple[_Ctx, list[Path], list[Path]]:
+    """Return a new run's context (its params loaded), all and selected notebooks; no side effect."""
     notebooks_dir = Path(notebooks_dir or paths.NOTEBOOKS_DIR)
     available = phase_notebooks(notebooks_dir)
     if not available:
@@ -163,13 +187,17 @@ def prepare_run(
     run_id = run_id or new_run_id()
     run_dir = Path(out_root or paths.OUTPUTS_DIR) / env / run_id
     ctx = _make_ctx(env, run_dir, run_id, overrides, notebooks_dir, cell_timeout, progress)
+    return ctx, available, selected
+
+
+def check_run(ctx: _Ctx, selected: list[Path]) -> None:
+    """Refuse a new run before any side effect: pre-flight, credentials, gate, parameters."""
     require_preflight(ctx.params, [nb.stem for nb in selected], set(), "--phases")
     check_credentials(ctx.params)
-    ctx.facts = _deployment_facts(ctx.params, run_dir.parent)
-    check_phase_keys(ctx.params, notebooks_dir)
+    ctx.facts = _deployment_facts(ctx.params, ctx.run_dir.parent)
+    check_phase_keys(ctx.params, ctx.notebooks_dir)
     for nb in selected:  # strict parameters before any side effect
         check_parameters(nb, ctx.parameters(nb.stem))
-    return ctx, available, selected
 
 
 def _deployment_facts(params: Params, env_dir: Path) -> dict:
@@ -357,53 +385,89 @@ def _restore_overrides(stored: dict, given: dict) -> dict:
 
 
 def _chain(
-    ctx: _Ctx, notebooks: list[Path], extra: dict | None = None, kind: str = "phase"
+    ctx: _Ctx, notebooks: list[Path], extra: dict | None = None, kind: str = "phase",
+    first: engine.Kernel | None = None,
 ) -> RunResult:
-    from runbook_lib.run import engine
+    """Run `notebooks` in order, then finalise the archive; `first` is the first's kernel if started.
 
-    kname = engine.kernel_name()
+    Each attempt's notebook HTML is rendered in the background (notebook_html.Fragments) while
+    the next phase runs, and the attempts archived before this chain while the first one runs,
+    so finalise assembles the report instead of rendering every notebook at the end.
+    """
     result = RunResult(ctx.run_id, ctx.run_dir, ctx.params.env)
-
-    def start(nb: Path) -> engine.Kernel:
-        # The attempt is fixed when its kernel starts: the kernel names its results and journal.
-        attempt = next_attempt(ctx.run_dir, nb.stem)
-        imports = [*engine.BASE_IMPORTS, engine.WAREHOUSE_MODULES[ctx.params.backend],
-                   *engine.notebook_imports(nb)]
-        env = {**ctx.kernel_env, ATTEMPT_ENV: str(attempt)}
-        kernel = engine.start_kernel(kname, nb.stem, env, nb.parent, imports)
-        kernel.attempt = attempt
-        return kernel
-
-    kernel = start(notebooks[0]) if notebooks else None
-    for i, nb in enumerate(notebooks):
-        # Start the next phase's kernel now so its boot and imports overlap this phase.
-        upcoming = start(notebooks[i + 1]) if i + 1 < len(notebooks) else None
-        where = {"phase": nb.stem, "index": i + 1, "total": len(notebooks)}
-        ctx.progress({"event": "phase_start", **where})
-        params = ctx.parameters(nb.stem, (extra or {}).get(nb.stem))
-        rec = _run_phase(ctx, nb, kernel, params, kname, kind)
-        stored = manifest.append(ctx.run_dir, rec)
-        result.records.append(stored)
-        ctx.progress({"event": "phase_end", **where, **_outcome(rec)})
-        kernel = upcoming
-        if rec["status"] != PhaseStatus.SUCCEEDED:
-            _skip_rest(ctx, result, notebooks[i + 1 :], nb.stem, kernel)
-            result.failed = stored
-            break
-    finalise(ctx.run_dir, ctx.params, ctx.overrides)
+    fragments = Fragments()
+    kernels = [first] if first else []  # the kernels this chain holds, stopped however it ends
+    try:
+        for rec in manifest.load(ctx.run_dir)["records"]:
+            if rec.get("notebook") and (ctx.run_dir / rec["notebook"]).exists():
+                _render(ctx, fragments, rec)
+        _run_phases(ctx, notebooks, extra or {}, kind, result, fragments, kernels)
+        finalise(ctx.run_dir, ctx.params, ctx.overrides, fragments)
+    finally:
+        for kernel in kernels:
+            kernel.shutdown()
+        fragments.close()
     if result.failed:
         _raise_failed(ctx, result)
     return result
+
+
+def start_kernel(ctx: _Ctx, nb: Path) -> engine.Kernel:
+    """Start the kernel of phase notebook `nb`'s next attempt; return without waiting for it."""
+    from runbook_lib.run import engine  # jupyter_client: only a run needs it, not verify
+
+    # The attempt is fixed when its kernel starts: the kernel names its results and journal.
+    attempt = next_attempt(ctx.run_dir, nb.stem)
+    imports = [*engine.BASE_IMPORTS, engine.WAREHOUSE_MODULES[ctx.params.backend],
+               *engine.notebook_imports(nb)]
+    env = {**ctx.kernel_env, ATTEMPT_ENV: str(attempt)}
+    kernel = engine.start_kernel(engine.kernel_name(), nb.stem, env, nb.parent, imports)
+    kernel.attempt = attempt
+    return kernel
+
+
+def _run_phases(ctx, notebooks, extra, kind, result, fragments, kernels) -> None:
+    """Run each phase in its kernel (the next one started meanwhile); stop at the first failure.
+
+    A phase's notebook HTML is rendered once the next phase is under way: in the runner's
+    thread the render would slow the work between phases (records, the next kernel's start).
+    """
+    if notebooks and not kernels:
+        kernels.append(start_kernel(ctx, notebooks[0]))
+    render = None  # the previous phase's record, rendered once this phase has started
+    for i, nb in enumerate(notebooks):
+        # Start the next phase's kernel now so its boot and imports overlap this phase.
+        if i + 1 < len(notebooks):
+            kernels.append(start_kernel(ctx, notebooks[i + 1]))
+        where = {"phase": nb.stem, "index": i + 1, "total": len(notebooks)}
+        ctx.progress({"event": "phase_start", **where})
+        params = ctx.parameters(nb.stem, extra.get(nb.stem))
+        _render(ctx, fragments, render)
+        rec = _run_phase(ctx, nb, kernels[0], params, kind)
+        kernels.pop(0)  # stopped by _execute
+        render = stored = manifest.append(ctx.run_dir, rec)
+        result.records.append(stored)
+        ctx.progress({"event": "phase_end", **where, **_outcome(rec)})
+        if rec["status"] != PhaseStatus.SUCCEEDED:
+            while kernels:  # the next phase's, started for nothing
+                kernels.pop().shutdown()
+            _skip_rest(ctx, result, notebooks[i + 1 :], nb.stem)
+            result.failed = stored
+            break
+    _render(ctx, fragments, render)
+
+
+def _render(ctx: _Ctx, fragments: Fragments, rec: dict | None) -> None:
+    if rec and rec.get("notebook"):
+        fragments.submit(ctx.run_dir / rec["notebook"], rec.get("results"))
 
 
 def _outcome(rec: dict) -> dict:
     return {"status": rec["status"], "seconds": rec["seconds"], "reason": rec["reason"]}
 
 
-def _skip_rest(ctx: _Ctx, result: RunResult, later: list[Path], failed: str, kernel) -> None:
-    """Record every phase after a failed one as SKIPPED and stop the kernel started for it."""
-    if kernel:
-        kernel.shutdown()
+def _skip_rest(ctx: _Ctx, result: RunResult, later: list[Path], failed: str) -> None:
+    """Record every phase after a failed one as SKIPPED."""
     for nb in later:
         result.records.append(
             manifest.append(ctx.run_dir, skipped_record(nb.stem, f"not run: {failed} failed"))
@@ -420,12 +484,12 @@ def _raise_failed(ctx: _Ctx, result: RunResult) -> None:
     raise err
 
 
-def _run_phase(ctx: _Ctx, nb: Path, kernel, parameters: dict, kname: str, kind: str) -> dict:
+def _run_phase(ctx: _Ctx, nb: Path, kernel, parameters: dict, kind: str) -> dict:
     attempt = kernel.attempt
     out_name = attempt_file(nb.stem, attempt)
     out = ctx.run_dir / out_name
     started, t0 = now_iso(), time.perf_counter()
-    error = _execute(ctx, nb, out, kernel, parameters, kname)
+    error = _execute(ctx, nb, out, kernel, parameters)
     seconds = round(time.perf_counter() - t0, 3)
     return phase_record(ctx, nb.stem, (attempt, out_name), parameters, error, kind, started, seconds)
 
@@ -466,7 +530,7 @@ def phase_record(
     }
 
 
-def _execute(ctx: _Ctx, nb: Path, out: Path, kernel, parameters: dict, kname: str):
+def _execute(ctx: _Ctx, nb: Path, out: Path, kernel, parameters: dict):
     """Execute one phase notebook in its kernel; return the exception it ended with, if any."""
     import papermill as pm
 
@@ -476,7 +540,7 @@ def _execute(ctx: _Ctx, nb: Path, out: Path, kernel, parameters: dict, kname: st
             str(out),
             parameters=parameters,
             engine_name="runbook",
-            kernel_name=kname,
+            kernel_name=kernel.km.kernel_name,
             km=kernel.km,
             progress=ctx.progress,
             phase=nb.stem,
