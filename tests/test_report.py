@@ -81,7 +81,8 @@ def test_the_report_assembled_during_the_run_is_the_page_rendered_at_the_end(arc
 
 
 def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tmp_path, monkeypatch):
-    """A notebook or results changed after its fragment was rendered is rendered again."""
+    """The worker's fragment is used for the same notebook and results; a notebook or results
+    changed after it was rendered are rendered again, here."""
     run_dir, _ = archive
     nb = tmp_path / "00_first.ipynb"
     nb.write_bytes((run_dir / "00_first.ipynb").read_bytes())
@@ -89,12 +90,12 @@ def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tm
     other = {**results, "confirmation": {"how": "typed again", "given": "something else"}}
     real = notebook_html.render
     expected = real(nb.read_bytes(), results)
-    rendered = []
-    monkeypatch.setattr(notebook_html, "render", lambda d, r: rendered.append(r) or real(d, r))
+    here = []  # renders in this process, not in the worker
+    monkeypatch.setattr(notebook_html, "render", lambda d, r: here.append(r) or real(d, r))
     fragments = notebook_html.Fragments()
     try:
         fragments.submit(nb, results)
-        assert fragments.html(nb, results) == expected and len(rendered) == 1  # reused
+        assert fragments.html(nb, results) == expected and here == []  # the worker's
         shown = fragments.html(nb, other)
         assert "typed again" in shown and shown == real(nb.read_bytes(), other)
         doc = nbformat.read(nb, as_version=4)
@@ -102,7 +103,7 @@ def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tm
         nbformat.write(doc, nb)
         shown = fragments.html(nb, results)
         assert "added after the render" in shown and shown == real(nb.read_bytes(), results)
-        assert len(rendered) == 3
+        assert len(here) == 2
     finally:
         fragments.close()
 

@@ -1,13 +1,16 @@
 """One executed notebook as report HTML, rendered while the run goes on (report.py assembles them).
 
 Rendering the seven notebooks of a run with nbconvert took 2.6 s at its end. `Fragments`
-renders each attempt's notebook in a background thread right after its phase ends, while the
+renders each attempt's notebook in a worker process right after its phase ends, while the
 next phase runs; the report then takes each fragment from there. A fragment is keyed by the
 notebook's bytes and the results it was rendered with (the results fill in its forms), so it
 is reused only when both are unchanged (e.g. not after finalise's secret scrub rewrote the
 notebook) and rendered again otherwise: the page is the same bytes as rendering at the end.
-A thread, not a process: the runner's main thread mostly waits on its kernel, and a process
-would import nbconvert and build the exporter again (~1 s of CPU on a 2-core machine).
+A process, not a thread: in the runner's process the render holds the GIL, and the runner's
+thread that relays the kernel's messages waited for it (60 cells: 2-2.7 s alone, 3.6-5.1 s
+beside a rendering thread, measured). The worker is `python -m runbook_lib.run.notebook_html`
+(multiprocessing's spawn would re-run the caller's `__main__`) and runs niced: the phase's
+kernel is the critical path.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from runbook_lib.run import static_widgets
 
-# nbconvert's exporter is not documented as thread-safe: one render at a time per process.
+# nbconvert's exporter is not documented as thread-safe: one render at a time per process
+# (a caller may run two runs in threads).
 _RENDER_LOCK = threading.Lock()
 
 
@@ -45,44 +53,69 @@ def render(data: bytes, results: dict | None) -> str:
     return body
 
 
-def _key(data: bytes, results: dict | None) -> tuple[str, str]:
-    shown = json.dumps(results, sort_keys=True, default=str).encode()
-    return hashlib.sha256(data).hexdigest(), hashlib.sha256(shown).hexdigest()
+def _name(data: bytes, results_json: str) -> str:
+    """Return a fragment's file name: the hashes of the notebook's bytes and of its results."""
+    shown = hashlib.sha256(results_json.encode()).hexdigest()
+    return f"{hashlib.sha256(data).hexdigest()}-{shown}.html"
+
+
+def _results_json(results: dict | None) -> str:
+    # Order kept: a form's answers show in their recorded order.
+    return json.dumps(results, default=str)
 
 
 class Fragments:
-    """Notebook HTML rendered in one background thread, reused while notebook and results match."""
+    """Notebook HTML rendered by one worker process, reused while notebook and results match."""
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-fragments")
-        self._pending: list[Future] = []
-        self._html: dict[tuple[str, str], str] = {}
+        self._dir = Path(tempfile.mkdtemp(prefix="rbk-report-"))
+        self._worker: subprocess.Popen | None = None
 
     def submit(self, path: Path, results: dict | None) -> None:
-        """Render the notebook at `path` with `results` in the background."""
-        self._pending.append(self._pool.submit(self._render, Path(path), results))
-
-    def _render(self, path: Path, results: dict | None) -> None:
-        data = path.read_bytes()  # the key is of the bytes rendered, whatever changes later
-        self._html[_key(data, results)] = render(data, results)
+        """Render the notebook at `path` with `results` in the worker (started on first use)."""
+        if self._worker is None or self._worker.poll() is not None:
+            self._worker = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(self._dir)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        request = {"path": str(path), "results": _results_json(results)}
+        try:
+            self._worker.stdin.write(json.dumps(request) + "\n")
+            self._worker.stdin.flush()
+        except OSError:  # a worker that died: its notebooks are rendered when asked
+            pass
 
     def html(self, path: Path, results: dict | None) -> str:
         """Return the notebook's HTML: the fragment of these exact bytes and results, or a new one."""
         self.wait()
         data = Path(path).read_bytes()
-        found = self._html.get(_key(data, results))
-        return found if found is not None else render(data, results)
+        shown = _results_json(results)
+        fragment = self._dir / _name(data, shown)
+        if fragment.exists():
+            return fragment.read_text()
+        return render(data, results)
 
     def wait(self) -> None:
-        """Wait for the renders submitted so far (one that failed is rendered again when asked)."""
-        for future in self._pending:
-            future.exception()
-        self._pending.clear()
+        """Wait for the worker to render everything submitted so far, and end it."""
+        if self._worker is None:
+            return
+        try:
+            self._worker.stdin.close()
+        except OSError:
+            pass
+        self._worker.wait()
+        self._worker = None
 
     def close(self) -> None:
-        """Drop what is not started yet, wait for the render under way, and stop the thread."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._html.clear()
+        """Stop the worker where it is and remove its fragments."""
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker.wait()
+            self._worker = None
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def notebook_html(path: Path, results: dict | None, fragments: Fragments | None = None) -> str:
@@ -90,3 +123,23 @@ def notebook_html(path: Path, results: dict | None, fragments: Fragments | None 
     if fragments is not None:
         return fragments.html(path, results)
     return render(Path(path).read_bytes(), results)
+
+
+def _serve(folder: Path) -> None:
+    """Render each requested notebook into `folder` until stdin closes (the worker's main)."""
+    os.nice(5)
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            data = Path(request["path"]).read_bytes()  # named by the bytes rendered
+            body = render(data, json.loads(request["results"]))
+        except Exception:  # noqa: BLE001 - a notebook it cannot render is rendered when asked
+            continue
+        target = folder / _name(data, request["results"])
+        part = target.with_suffix(".part")
+        part.write_text(body)
+        part.replace(target)  # whole or absent: never half a fragment
+
+
+if __name__ == "__main__":
+    _serve(Path(sys.argv[1]))

@@ -429,8 +429,8 @@ def start_kernel(ctx: _Ctx, nb: Path) -> engine.Kernel:
 def _run_phases(ctx, notebooks, extra, kind, result, fragments, kernels) -> None:
     """Run each phase in its kernel (the next one started meanwhile); stop at the first failure.
 
-    A phase's notebook HTML is rendered once the next phase is under way: in the runner's
-    thread the render would slow the work between phases (records, the next kernel's start).
+    A phase's notebook HTML is sent to the render worker once the next phase is under way, so
+    the render does not compete with the work between phases (records, the next kernel's start).
     """
     if notebooks and not kernels:
         kernels.append(start_kernel(ctx, notebooks[0]))
