@@ -193,9 +193,9 @@ class LocalFunctionServer:
         if self.process and self.process.poll() is None:
             workers = _children(self.process.pid)
             # gunicorn's quick shutdown: its graceful one (SIGTERM) idles ~0.9 s in the worker's
-            # poll loop. Every answer is back by the time the runbook stops a server, and the
-            # output is unbuffered, so nothing is cut short. Before gunicorn has set its
-            # handlers, SIGINT is Python's KeyboardInterrupt: the process ends all the same.
+            # poll loop. Phases 03 and 05 stop a server once its answer is back, and the output
+            # is unbuffered, so nothing is cut short. Before gunicorn has set its handlers,
+            # SIGINT is Python's KeyboardInterrupt: the process ends all the same.
             self.process.send_signal(signal.SIGINT)
             if workers:
                 self._end_master_once_alone(timeout=10)
