@@ -95,6 +95,7 @@ def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tm
     fragments = notebook_html.Fragments()
     try:
         fragments.submit(nb, results)
+        fragments.wait()
         assert fragments.html(nb, results) == expected and here == []  # the worker's
         shown = fragments.html(nb, other)
         assert "typed again" in shown and shown == real(nb.read_bytes(), other)
