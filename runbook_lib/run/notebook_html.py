@@ -126,9 +126,25 @@ def notebook_html(path: Path, results: dict | None, fragments: Fragments | None 
     return render(Path(path).read_bytes(), results)
 
 
+def _die_with_parent() -> None:
+    """Have Linux SIGKILL this worker when the runner dies: a killed run's fragments are moot.
+
+    Without it the worker would notice only at its next read of stdin, after the render under
+    way, which at the lowest priority on a busy machine can take seconds.
+    """
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: stdin's end still stops it
+        pass
+
+
 def _serve(folder: Path) -> None:
     """Render each requested notebook into `folder` until stdin closes (the worker's main)."""
     os.nice(19)
+    _die_with_parent()
     for line in sys.stdin:
         request = json.loads(line)
         try:
