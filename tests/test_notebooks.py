@@ -170,6 +170,8 @@ def local_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as env:
         env.setenv(SQL_TRACE_ENV, str(root / "sql_trace.jsonl"))
+        # As on a user's machine, where Python writes bytecode (the archive must not gain any).
+        env.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
         params = _seed(root)
         overrides = {"warehouse_dir": str(params.warehouse_path),
                      "backfill.checkpoint_dir": str(root / "checkpoints"), "today": TODAY}
@@ -188,6 +190,8 @@ def test_full_local_run_should_succeed_and_archive_every_phase(local_run):
     assert archived == [p.name for p in NOTEBOOKS if not p.stem.startswith("9")]
     for name in ("manifest.json", "deployment_log.md", "report.html"):
         assert (local_run.run_dir / name).stat().st_size > 0
+    # The archived function bundle is what was built: serving it wrote no bytecode into it.
+    assert not list(local_run.run_dir.rglob("__pycache__"))
 
 
 def test_full_local_run_should_send_only_sql_that_bigquery_types(local_run, tmp_path, monkeypatch):

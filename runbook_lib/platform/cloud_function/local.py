@@ -150,12 +150,14 @@ class LocalFunctionServer:
         """
         # The bundle goes first on the path so the server runs the bundle's copy of the library.
         # Unbuffered: every line the function prints is in the log the moment it is printed,
-        # whatever way the process ends.
+        # whatever way the process ends. No bytecode written: the bundle a run archives stays the
+        # files it was built with, not __pycache__ folders left by serving it.
         env = {
             **os.environ,
             **self.env,
             "PYTHONPATH": str(self.bundle_dir),
             "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
         }
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
