@@ -111,8 +111,8 @@ def test_the_monitor_function_served_for_a_block_stops_with_it_even_when_the_blo
                 raise MonitorDemoError(TODAY, 30)  # as the demonstration would
     assert server.process.poll() is not None
     assert not server.bundle_dir.exists()
-    # No process of it is left (gunicorn's workers carry the master's command line, which names
-    # this test's own bundle). Not "its port refuses": another test's server may take the port.
+    # No process of it is left: gunicorn's workers carry the master's command line, which names
+    # this test's own bundle (the suite caught a worker forked during the boot outliving it).
     assert not _processes_naming(str(server.bundle_dir))
 
 

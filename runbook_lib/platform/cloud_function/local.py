@@ -206,9 +206,27 @@ class LocalFunctionServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process:
+            self._kill_stragglers()
         if self._final_output is None:
             self._final_output = self.output()  # kept in memory: output() works after stop()
             self.log_path.unlink(missing_ok=True)
+
+    def _kill_stragglers(self) -> None:
+        """Kill any process still running this server's command line once its master is gone.
+
+        A stop that lands while gunicorn boots can leave a worker behind (seen in the suite: the
+        worker forked just before the quick shutdown, not yet answering signals of its own,
+        outlived its master and kept serving the port). Such a worker keeps the master's command
+        line, which names this server's own bundle and port and no other process's.
+        """
+        wanted = "\0".join(self.command()[1:]).encode()
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if wanted in (proc / "cmdline").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:  # gone meanwhile, or not ours to read: nothing left to stop
+                continue
 
     def _end_master_once_alone(self, timeout: float) -> None:
         """Kill gunicorn's master once it has reaped its workers, instead of waiting out its exit.
