@@ -83,7 +83,8 @@ def test_the_monitor_function_should_run_from_the_bundle_and_record_its_run(nigh
     table = local_params.tables.monitor_runs  # created by the monitor's first recorded run
     before = nightly.row_count(table) if nightly.table_exists(table) else 0
     with monitoring.alert_channel(None, True, local_params.contacts.named()) as channel:
-        served = monitor_phase.serve_and_trigger(local_params, channel, "20250410T120000Z-ab12")
+        with monitor_phase.monitor_function(local_params, channel, "20250410T120000Z-ab12") as fn:
+            served = fn.trigger()
     assert [c.ok for c in phase_checks.monitor_function_checks(served)] == [True], served
     assert served["summary"]["function"] == "backfill_coverage_monitor"
     assert nightly.row_count(table) == before + 1
@@ -94,9 +95,11 @@ def test_the_monitor_function_should_run_from_the_bundle_and_record_its_run(nigh
     assert len(post_deployment.monitor_runs_after(nightly, local_params.tables, since, "other")) == 1
     assert all(m["contacts"] == local_params.contacts.named() for m in channel.received)
     with monitoring.alert_channel("http://127.0.0.1:9/hook", False) as remote:
-        assert monitor_phase.serve_and_trigger(local_params.model_copy(
+        remote_params = local_params.model_copy(
             update={"bigquery": local_params.bigquery.model_copy(update={"endpoint": None}),
-                    "backend": "bigquery"}), remote)["served"] is False
+                    "backend": "bigquery"})
+        with monitor_phase.monitor_function(remote_params, remote) as fn:
+            assert fn.trigger()["served"] is False
 
 
 def test_the_monitor_function_served_for_a_block_stops_with_it_even_when_the_block_fails(

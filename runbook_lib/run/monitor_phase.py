@@ -129,12 +129,6 @@ def monitor_function(params: Params, channel, run_id: str = "") -> Iterator[Moni
             server.stop()
 
 
-def serve_and_trigger(params: Params, channel, run_id: str = "") -> dict:
-    """Serve the monitor's Cloud Function, send it one scheduled event, stop it (see above)."""
-    with monitor_function(params, channel, run_id) as function:
-        return function.trigger()
-
-
 def channel_not_configured(params: Params) -> bool:
     """Return whether the params say explicitly that there is no alert channel (and no webhook)."""
     return params.alerts.no_channel and not params.alerts.webhook_url

@@ -82,7 +82,7 @@ def monitor_runs_after(
           AND (run_id IS NULL OR (run_id != @run_id AND NOT ENDS_WITH(run_id, @tag)))
         ORDER BY checked_at"""
     # Phase 05 triggers the monitor's function with the run's tag as its event id: its run is
-    # the deployment's own too, not evidence (monitor_phase.serve_and_trigger).
+    # the deployment's own too, not evidence (monitor_phase.MonitorFunction.trigger).
     tag = "-" + clock.run_tag(exclude_run)
     return wh.query(sql, {"since": since, "run_id": exclude_run, "tag": tag})
 
