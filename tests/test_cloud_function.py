@@ -343,11 +343,13 @@ def processes_of(server: local.LocalFunctionServer) -> list[int]:
     return [pid, *map(int, children)]
 
 
+@pytest.mark.parametrize("answered", [False, True], ids=["shutdown", "answered"])
 def test_a_launched_server_answers_the_first_post_and_its_stop_leaves_no_process(
-    bundle, local_params, fn_env
+    bundle, local_params, fn_env, answered
 ):
     """launch does not wait for the port; post waits for it. stop (gunicorn's quick shutdown,
-    the master killed once it has reaped its workers) leaves no process, not even a zombie."""
+    or with every answer back its workers killed; the master killed once it has reaped its
+    workers) leaves no process, not even a zombie, and keeps what the server printed."""
     server = local.LocalFunctionServer(bundle, "health", "http", fn_env).launch()
     try:
         status, text = server.post({}, b"")
@@ -355,9 +357,37 @@ def test_a_launched_server_answers_the_first_post_and_its_stop_leaves_no_process
         pids = processes_of(server)
         assert len(pids) >= 2  # the master and at least one worker
     finally:
-        server.stop()
+        server.stop(answered=answered)
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
     assert not listening(server.url)
+    assert server.output() is not None and not server.log_path.exists()
+
+
+SLOW_MAIN = """import os, pathlib, time
+import functions_framework
+
+@functions_framework.http
+def slow(request):
+    time.sleep(2)
+    pathlib.Path(os.environ["DONE_FILE"]).write_text("done")
+    return "ok"
+"""
+
+
+def test_a_stop_after_a_post_left_unanswered_lets_the_running_request_finish(tmp_path):
+    """stop(answered=True) kills workers only when every post got its answer: a post that timed
+    out leaves its request running, and the quick shutdown lets it end (its file is written)."""
+    (tmp_path / "main.py").write_text(SLOW_MAIN)
+    done = tmp_path / "done.txt"
+    server = local.LocalFunctionServer(tmp_path, "slow", "http", {"DONE_FILE": str(done)})
+    server.start()
+    try:
+        with pytest.raises(OSError):  # urllib's timeout: the request is still running
+            server.post({}, b"", timeout=0.3)
+    finally:
+        server.stop(answered=True)
+    assert done.read_text() == "done"
+    assert server.process.poll() is not None
 
 
 def test_a_server_that_cannot_start_fails_the_trigger_and_is_stopped(

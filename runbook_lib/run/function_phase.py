@@ -219,7 +219,7 @@ def _summary_line(output: str) -> dict:
 def stop(deployment: Deployment) -> str:
     """Stop what the phase started: the local server and receiver (a GCP deployment stays)."""
     if deployment.server is not None:
-        deployment.server.stop()
+        deployment.server.stop(answered=True)  # the phase's own server: only it posts there
         deployment.resources.close()
         return f"local function server on {deployment.server.url} stopped"
     return "deployed function left running on its schedule"

@@ -126,7 +126,7 @@ def monitor_function(params: Params, channel, run_id: str = "") -> Iterator[Moni
         try:
             yield MonitorFunction(params, run_id, server.launch())
         finally:
-            server.stop()
+            server.stop(answered=True)  # the block's own server: only trigger posts there
 
 
 def channel_not_configured(params: Params) -> bool:
