@@ -47,24 +47,27 @@ def run_cleanup(
     wh = connect(config.warehouse, run_id=run_id)
     plan = None
     try:
-        plan = cleanup.plan_cleanup(
-            wh,
-            config.tables,
-            config.effective_today(),
-            config.cleanup.ttl_days,
-            config.cleanup.max_delete_fraction,
-            env=config.env,
-        )
-        log.info("TTL cutoff date: %s", plan.cutoff)
-        result = cleanup.apply_cleanup(
-            wh,
-            config.tables,
-            plan,
-            confirm=plan.tokens,
-            run_id=run_id,
-            trigger=trigger,
-            now=started,
-        )
+        # One connection for the plan and its apply (on the local warehouse each connection
+        # opened alone is a DuckDB instance), inside the try: a refused one is a failed run.
+        with wh.session():
+            plan = cleanup.plan_cleanup(
+                wh,
+                config.tables,
+                config.effective_today(),
+                config.cleanup.ttl_days,
+                config.cleanup.max_delete_fraction,
+                env=config.env,
+            )
+            log.info("TTL cutoff date: %s", plan.cutoff)
+            result = cleanup.apply_cleanup(
+                wh,
+                config.tables,
+                plan,
+                confirm=plan.tokens,
+                run_id=run_id,
+                trigger=trigger,
+                now=started,
+            )
     except Exception as e:
         if plan is None:  # apply_cleanup audits its own failures; a failed plan is audited here
             _audit_failed_plan(wh, config, trigger, run_id, started, e)
@@ -79,7 +82,10 @@ def run_cleanup(
         alert(config, "Upcoming Tables Cleanup Failed", summary)
         raise
     # Only after a verified, successful run: yesterday's backups are this run's safety net.
-    pruned = cleanup.prune_backups(wh, config.tables, config.cleanup.backup_retention_days, started)
+    with wh.session():
+        pruned = cleanup.prune_backups(
+            wh, config.tables, config.cleanup.backup_retention_days, started
+        )
     summary = {
         **result.to_dict(),
         "backups_pruned": [str(b) for b in pruned],
@@ -175,10 +181,11 @@ def run_monitor(config: FunctionConfig, *, run_id: str | None = None) -> dict:
     wh = connect(config.warehouse, run_id=run_id)
     settings = monitor.settings_for(config.alerts, BackfillConfig(), config.cleanup)
     env = config.runbook_env or config.env
-    result = monitor.check(wh, config.tables, settings, config.effective_today(), env)
-    channel = monitoring.remote_channel(config.alerts.webhook_url, config.contacts)
-    monitor.alert(wh, config.tables, result, channel, run_id=run_id)
-    monitor.record(wh, config.tables, result, run_id=run_id)
+    with wh.session():  # one connection for the check, its alerts and its record
+        result = monitor.check(wh, config.tables, settings, config.effective_today(), env)
+        channel = monitoring.remote_channel(config.alerts.webhook_url, config.contacts)
+        monitor.alert(wh, config.tables, result, channel, run_id=run_id)
+        monitor.record(wh, config.tables, result, run_id=run_id)
     return {
         "status": "healthy" if result.healthy else "alerting",
         "function": MONITOR_FUNCTION,
