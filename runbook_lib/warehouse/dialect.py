@@ -67,8 +67,10 @@ def to_duckdb(sql: str) -> list[str]:
     for tree in sqlglot.parse(sql, read="bigquery"):
         if tree is None:
             continue
-        tree = tree.transform(_fix, copy=True)
-        out.append(tree.sql(dialect="duckdb"))
+        # The tree is this call's own: fixed and generated in place, without the two deep
+        # copies sqlglot makes by default (a third of the translation's time, measured).
+        tree = tree.transform(_fix, copy=False)
+        out.append(tree.sql(dialect="duckdb", copy=False))
     return out
 
 

@@ -24,6 +24,14 @@ from runbook_lib.warehouse.ids import TableId, check_name, check_project
 from runbook_lib.warehouse.schema import Field, TableSchema
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+# The catalog is read through DuckDB's own table functions, not the information_schema views
+# built on them: binding a view's definition made every lookup 3-6 ms instead of ~1 ms
+# (measured). The same rows: information_schema.tables is duckdb_tables() plus duckdb_views().
+_RELATIONS = (
+    "SELECT table_name AS name FROM duckdb_tables() WHERE database_name = $1 AND schema_name = $2"
+    " UNION ALL "
+    "SELECT view_name FROM duckdb_views() WHERE database_name = $1 AND schema_name = $2"
+)
 _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 
 
@@ -184,7 +192,7 @@ class DuckDBWarehouse(Warehouse):
     def dataset_exists(self, dataset: str) -> bool:
         with self._con() as con:
             rows = con.execute(
-                "SELECT 1 FROM information_schema.schemata WHERE catalog_name = ? AND schema_name = ?",
+                "SELECT 1 FROM duckdb_schemas() WHERE database_name = ? AND schema_name = ?",
                 [self.project, check_name(dataset, "dataset")],
             ).fetchall()
         return bool(rows)
@@ -223,8 +231,7 @@ class DuckDBWarehouse(Warehouse):
     def table_exists(self, table: TableId) -> bool:
         with self._con() as con:
             rows = con.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_catalog = ? "
-                "AND table_schema = ? AND table_name = ?",
+                f"SELECT 1 FROM ({_RELATIONS}) WHERE name = $3",
                 [table.project, table.dataset, table.table],
             ).fetchall()
         return bool(rows)
@@ -232,8 +239,7 @@ class DuckDBWarehouse(Warehouse):
     def list_tables(self, dataset: str) -> list[str]:
         with self._con() as con:
             rows = con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
-                "AND table_schema = ? ORDER BY table_name",
+                f"SELECT name FROM ({_RELATIONS}) ORDER BY name",
                 [self.project, check_name(dataset, "dataset")],
             ).fetchall()
         return [r[0] for r in rows]
@@ -249,12 +255,17 @@ class DuckDBWarehouse(Warehouse):
                 frame[name] = pd.to_datetime(frame[name].astype("datetime64[ns]"))
         cols = ", ".join(_q(c) for c in frame.columns)
         with self._con() as con:
-            if not self.table_exists(table):
-                raise TableNotFoundError(str(table))
             con.register("_runbook_load", frame)
             try:
                 con.execute(f"INSERT INTO {_ref(table)} ({cols}) SELECT {cols} FROM _runbook_load")
-            except duckdb.BinderException as e:  # a column the table lacks, as BigQuery says it
+            except (duckdb.BinderException, duckdb.CatalogException) as e:
+                # Whether the table exists is asked only once the INSERT failed: a lookup before
+                # every load cost about as much as the load.
+                if not self.table_exists(table):
+                    raise TableNotFoundError(str(table)) from e
+                if isinstance(e, duckdb.CatalogException):
+                    raise
+                # A column the table lacks, as BigQuery says it.
                 raise WarehouseError(f"{table} has no column(s) the rows carry: {e}") from e
             finally:
                 con.unregister("_runbook_load")
@@ -282,9 +293,8 @@ class DuckDBWarehouse(Warehouse):
     def _columns(con, table: TableId) -> list[tuple[str, str, str]]:
         """Return (name, DuckDB type, is_nullable) of each column, in order."""
         return con.execute(
-            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-            "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? "
-            "ORDER BY ordinal_position",
+            "SELECT column_name, data_type, IF(is_nullable, 'YES', 'NO') FROM duckdb_columns() "
+            "WHERE database_name = ? AND schema_name = ? AND table_name = ? ORDER BY column_index",
             [table.project, table.dataset, table.table],
         ).fetchall()
 
