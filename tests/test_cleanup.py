@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 
 import pandas as pd
 import pytest
@@ -64,12 +65,57 @@ def tables(local_params) -> Tables:
     return local_params.tables
 
 
+def load_stale_rows(wh, tables) -> None:
+    """UPCG: 3 stale rows (03-31..04-02), 1 on the cutoff, 7 after; UTCG: 2 stale, 5 kept."""
+    wh.load_dataframe(tables.upcg, upcg_rows(days(dt.date(2025, 3, 31), 11)))
+    wh.load_dataframe(tables.utcg, utcg_rows(days(dt.date(2025, 4, 1), 7)))
+
+
 @pytest.fixture
 def wh(empty_wh, tables):
-    """UPCG: 3 stale rows (03-31..04-02), 1 on the cutoff, 7 after; UTCG: 2 stale, 5 kept."""
-    empty_wh.load_dataframe(tables.upcg, upcg_rows(days(dt.date(2025, 3, 31), 11)))
-    empty_wh.load_dataframe(tables.utcg, utcg_rows(days(dt.date(2025, 4, 1), 7)))
+    """A warehouse of the test's own with `load_stale_rows`' rows."""
+    load_stale_rows(empty_wh, tables)
     return empty_wh
+
+
+@pytest.fixture(scope="module")
+def _shared_stale(tmp_path_factory, empty_file):
+    """One warehouse with `load_stale_rows`' rows for the module's tests that must change nothing.
+
+    Opening a warehouse creates a DuckDB instance (30-45 ms on 2 cores) and the rows take two
+    loads: phase 01 waits for these tests, and when they pass they only read. Held open (one
+    connection, like the safeguard tests' own warehouses), without the checkpoint at close.
+    """
+    folder = tmp_path_factory.mktemp("shared-stale") / "warehouse"
+    folder.mkdir()
+    shutil.copy(empty_file, folder / empty_file.name)
+    params = load_params("local", {"warehouse_dir": str(folder), "today": str(TODAY)})
+    shared = connect(params)
+    with shared.session(), shared._con() as con:
+        con.execute("PRAGMA disable_checkpoint_on_shutdown")
+        load_stale_rows(shared, params.tables)
+        yield shared, params.tables, _state(shared, params.tables)
+
+
+def _state(wh, tables: Tables) -> dict:
+    """Return each table of each dataset with its row count (one query): what a cleanup changes."""
+    ids = [
+        TableId(wh.project, dataset, name)
+        for dataset in sorted(set(tables.datasets.values()))
+        for name in wh.list_tables(dataset)
+    ]
+    sql = " UNION ALL ".join(f"SELECT '{t.short}' AS t, COUNT(*) AS n FROM {t.sql}" for t in ids)
+    return dict(wh.query(sql).itertuples(index=False))
+
+
+@pytest.fixture
+def untouched(_shared_stale):
+    """Return (warehouse, tables) with `load_stale_rows`' rows, shared by the module's tests that
+    must change nothing; it is checked to be exactly as loaded before each of them, so a test
+    that changed it fails every later one too instead of leaving them another state to judge."""
+    shared, tables, loaded = _shared_stale
+    assert _state(shared, tables) == loaded, "an earlier test changed the shared warehouse"
+    return shared, tables
 
 
 def plan_of(wh, tables, fraction: float = 0.9, ttl: int = 7) -> cleanup.CleanupPlan:
@@ -142,7 +188,8 @@ def test_apply_writes_one_audit_row_matching_the_declared_schema(wh, tables):
 
 
 @pytest.mark.safeguard
-def test_dry_run_changes_nothing_and_speaks_in_the_conditional(wh, tables):
+def test_dry_run_changes_nothing_and_speaks_in_the_conditional(untouched):
+    wh, tables = untouched
     before = counts(wh, tables)
     result = cleanup.apply_cleanup(wh, tables, plan_of(wh, tables), dry_run=True)
     assert result.total_deleted == 0
@@ -164,7 +211,8 @@ def test_dry_run_changes_nothing_and_speaks_in_the_conditional(wh, tables):
     ],
 )
 @pytest.mark.safeguard
-def test_wrong_missing_or_stale_token_changes_nothing(wh, tables, confirm):
+def test_wrong_missing_or_stale_token_changes_nothing(untouched, confirm):
+    wh, tables = untouched
     before = counts(wh, tables)
     with pytest.raises(ConfirmationRequired) as err:
         cleanup.apply_cleanup(wh, tables, plan_of(wh, tables), confirm=confirm, run_id="t4")
@@ -421,7 +469,6 @@ def test_contract_plan_and_apply_give_the_same_answer_on_both_backends(warehouse
 
 
 # -- review findings: bad input is one clear error, exit 2, nothing changed ----------------------
-
 
 
 class _Terminal(io.StringIO):
