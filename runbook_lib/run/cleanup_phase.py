@@ -13,9 +13,18 @@ def apply_cleanup(phase, plan, tokens: list[str], dry_run: bool):
     """Apply a confirmed plan in phase 02: backups named by run and attempt, steps journaled."""
     from runbook_lib.platform import cleanup
 
-    return cleanup.apply_cleanup(phase.wh, phase.tables, plan, confirm=tokens, dry_run=dry_run,
-                                 run_id=phase.backup_suffix, trigger="runbook",
-                                 journal=phase.journal)
+    # One connection for the audit intent, backups, deletes and audit row (one DuckDB instance).
+    with phase.wh.session():
+        return cleanup.apply_cleanup(
+            phase.wh,
+            phase.tables,
+            plan,
+            confirm=tokens,
+            dry_run=dry_run,
+            run_id=phase.backup_suffix,
+            trigger="runbook",
+            journal=phase.journal,
+        )
 
 
 def cleanup_records(result) -> dict:
@@ -23,14 +32,31 @@ def cleanup_records(result) -> dict:
     import pandas as pd
 
     return {
-        "tables": pd.DataFrame([{"table": t.table.short, "previewed": t.previewed, "deleted": t.deleted,
-                                 "backup": str(t.backup_table or ""), "backup_rows": t.backup_rows,
-                                 "verified": t.verified} for t in result.tables]),
+        "tables": pd.DataFrame(
+            [
+                {
+                    "table": t.table.short,
+                    "previewed": t.previewed,
+                    "deleted": t.deleted,
+                    "backup": str(t.backup_table or ""),
+                    "backup_rows": t.backup_rows,
+                    "verified": t.verified,
+                }
+                for t in result.tables
+            ]
+        ),
         "rows_deleted": result.total_deleted,
-        "backups": [{"table": str(t.table), "backup": str(t.backup_table),
-                     "backup_rows": t.backup_rows, "deleted": t.deleted,
-                     "cutoff": result.plan.cutoff.isoformat()}
-                    for t in result.tables if t.backup_table],
+        "backups": [
+            {
+                "table": str(t.table),
+                "backup": str(t.backup_table),
+                "backup_rows": t.backup_rows,
+                "deleted": t.deleted,
+                "cutoff": result.plan.cutoff.isoformat(),
+            }
+            for t in result.tables
+            if t.backup_table
+        ],
     }
 
 
@@ -61,10 +87,20 @@ def confirmation_record(
 
     holder = given if isinstance(given, Confirmation) else None
     text = holder.value if holder else (given or "")
-    how = "dry run: no confirmation needed" if dry_run else (
-        "auto (local: the previewed plan accepted)" if text.strip() == AUTO
-        else (holder.how if holder and holder.how else f"typed ({source or 'given'})"))
-    return {"expected": confirmation_line(plan), "given": join_tokens(tokens), "how": how,
-            "source": source, "by": (holder.by if holder else None) or f"{who(phase)} ({source or 'parameter'})",
-            "at": (holder.at if holder else None) or now_iso()}
-
+    how = (
+        "dry run: no confirmation needed"
+        if dry_run
+        else (
+            "auto (local: the previewed plan accepted)"
+            if text.strip() == AUTO
+            else (holder.how if holder and holder.how else f"typed ({source or 'given'})")
+        )
+    )
+    return {
+        "expected": confirmation_line(plan),
+        "given": join_tokens(tokens),
+        "how": how,
+        "source": source,
+        "by": (holder.by if holder else None) or f"{who(phase)} ({source or 'parameter'})",
+        "at": (holder.at if holder else None) or now_iso(),
+    }
