@@ -13,6 +13,7 @@ what it imports where it runs: no run/, no pyyaml, and no duckdb or sqlglot on G
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import shutil
 import sys
@@ -100,12 +101,24 @@ def _parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, mtime_ns: int, size: int) -> ast.Module:
+    """Return a source file's syntax tree, parsed once per version of the file (a build reads
+    each file for its library imports, then for its third-party ones)."""
+    return ast.parse(path.read_text(), str(path))
+
+
+def _tree(path: Path) -> ast.Module:
+    stat = path.stat()
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
 def _imported(path: Path, module: str) -> list[str]:
     """Return the runbook_lib modules `path` imports when it is imported (not in a function's
     body, not under TYPE_CHECKING); a `from pkg import name` may name a module."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
-    for node in _import_time(ast.parse(path.read_text(), str(path)).body):
+    for node in _import_time(_tree(path).body):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -133,11 +146,22 @@ def _import_time(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from _import_time(inner)
 
 
+def _statements(body: list) -> Iterator[ast.AST]:
+    """Yield every statement of `body` at any depth, function bodies included: an import is a
+    statement, so the expressions (most of a module's nodes) need no walk."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list):
+                yield from _statements(inner)
+
+
 def third_party_imports(files: list[Path]) -> set[str]:
     """Return the top-level names of every non-stdlib, non-runbook_lib import in `files`."""
     names = set()
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in _statements(_tree(path).body):
             if isinstance(node, ast.Import):
                 names.update(a.name.split(".")[0] for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
