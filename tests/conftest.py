@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -96,7 +95,6 @@ def _one_connection_per_safeguard_test(request):
     meanwhile; the code under test opens its sessions inside this one, as it would in a kernel.
     The file is a copy thrown away with the test, so its close skips the checkpoint (writing
     the test's changes into the file, ~25 ms a test): nothing reads the file afterwards.
-    Closing the database (tearing down its catalog, ~15 ms) happens beside the next test.
     """
     if (
         request.node.get_closest_marker("safeguard") is None
@@ -107,25 +105,7 @@ def _one_connection_per_safeguard_test(request):
     wh = request.getfixturevalue("empty_wh")
     with wh.session(), wh._con() as con:
         con.execute("PRAGMA disable_checkpoint_on_shutdown")
-        database = con.cursor()  # a second connection: the database outlives the session's
         yield
-    _close_beside(database)
-
-
-_CLOSING: list[threading.Thread] = []
-
-
-def _close_beside(database) -> None:
-    """Close a DuckDB connection in a thread of its own (DuckDB releases the GIL meanwhile)."""
-    closing = threading.Thread(target=database.close, name="duckdb-close", daemon=True)
-    closing.start()
-    _CLOSING.append(closing)
-
-
-def pytest_sessionfinish(session):
-    """Wait for the databases still closing."""
-    for closing in _CLOSING:
-        closing.join()
 
 
 @pytest.fixture(scope="session")
