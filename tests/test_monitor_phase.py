@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,34 @@ def test_the_demonstration_should_alert_three_planted_problems_and_remove_exactl
     )
     left = nightly.query(f"SELECT COUNT(*) AS n FROM {local_params.tables.monitor_alerts.sql}")
     assert int(left["n"][0]) == 0
+
+
+def test_the_demonstration_should_reuse_the_daily_check_only_for_the_same_day(
+    nightly, local_params
+):
+    """Phase 05 passes the daily run's result: the same check is not run twice; a result of
+    another day or window is not used."""
+    with monitoring.alert_channel(None, is_local=True) as channel:
+        daily = monitor_phase.run_monitor(nightly, local_params, TODAY, channel, "run-05")
+        assert daily.problems  # the seed's stale upcoming rows
+        demo = monitor_phase.demonstrate(
+            nightly, local_params, TODAY, channel, "run-05", before=daily
+        )
+        assert [c for c in phase_checks.demo_checks(demo) if not c.ok] == []
+        assert demo.before == [p.key for p in daily.problems] == demo.after
+        marked = replace(daily, problems=[])  # told apart from a fresh check by its problems
+        assert (
+            monitor_phase.demonstrate(
+                nightly, local_params, TODAY, channel, "r2", before=marked
+            ).before
+            == []
+        )
+        for other in (replace(marked, day=daily.day - dt.timedelta(days=1)),
+                      replace(marked, window_days=7)):  # fmt: skip
+            again = monitor_phase.demonstrate(
+                nightly, local_params, TODAY, channel, "r3", before=other
+            )
+            assert again.before == demo.before
 
 
 def test_the_demonstration_should_not_plant_through_a_real_channel(nightly, local_params):
@@ -90,14 +119,21 @@ def test_the_monitor_function_should_run_from_the_bundle_and_record_its_run(nigh
     assert nightly.row_count(table) == before + 1
     # The run the deployment triggered is its own, never evidence that monitoring is active.
     since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    evidence = post_deployment.monitor_runs_after(nightly, local_params.tables, since, "20250410T120000Z-ab12")
+    evidence = post_deployment.monitor_runs_after(
+        nightly, local_params.tables, since, "20250410T120000Z-ab12"
+    )
     assert evidence.empty
-    assert len(post_deployment.monitor_runs_after(nightly, local_params.tables, since, "other")) == 1
+    assert (
+        len(post_deployment.monitor_runs_after(nightly, local_params.tables, since, "other")) == 1
+    )
     assert all(m["contacts"] == local_params.contacts.named() for m in channel.received)
     with monitoring.alert_channel("http://127.0.0.1:9/hook", False) as remote:
         remote_params = local_params.model_copy(
-            update={"bigquery": local_params.bigquery.model_copy(update={"endpoint": None}),
-                    "backend": "bigquery"})
+            update={
+                "bigquery": local_params.bigquery.model_copy(update={"endpoint": None}),
+                "backend": "bigquery",
+            }
+        )
         with monitor_phase.monitor_function(remote_params, remote) as fn:
             assert fn.trigger()["served"] is False
 
