@@ -20,6 +20,7 @@ import pytest
 
 from runbook_lib import paths
 from runbook_lib.run import manifest
+from runbook_lib.run.forkserver import KERNEL_NAME
 from runbook_lib.run.params import load_params
 from runbook_lib.statuses import PhaseStatus
 from runbook_lib.warehouse import connect
@@ -207,17 +208,26 @@ def test_rollback_with_a_backup_missing_changes_nothing_and_names_it(root):
 
 
 def kernels_of(pid: int) -> list[int]:
-    """Return the pids of the ipykernel processes whose parent is `pid`."""
-    out = []
+    """Return the pids of the kernels `pid` started: launched ones (its ipykernel children) and
+    forked ones (named rbk-kernel, children of its fork server; forkserver.py)."""
+    procs = {}
     for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
         try:
             stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
             cmd = (proc / "cmdline").read_bytes()
+            comm = (proc / "comm").read_text().strip()
         except (OSError, IndexError):
             continue
-        if int(stat[1]) == pid and b"ipykernel" in cmd:
-            out.append(int(proc.name))
-    return out
+        procs[int(proc.name)] = (int(stat[1]), b"ipykernel" in cmd or comm == KERNEL_NAME)
+
+    def descends(p: int) -> bool:
+        while p in procs and p != pid:
+            p = procs[p][0]
+        return p == pid
+
+    return [p for p, (ppid, kernel) in procs.items() if kernel and p != pid and descends(ppid)]
 
 
 def test_a_run_stopped_by_sigterm_mid_phase_releases_its_lock_and_resumes(root):

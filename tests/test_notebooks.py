@@ -175,8 +175,12 @@ def local_run(tmp_path_factory):
         params = _seed(root)
         overrides = {"warehouse_dir": str(params.warehouse_path),
                      "backfill.checkpoint_dir": str(root / "checkpoints"), "today": TODAY}
-        result = runner.run("local", out_root=root / "outputs", overrides=overrides)
+        events = []
+        result = runner.run(
+            "local", out_root=root / "outputs", overrides=overrides, progress=events.append
+        )
     result.sql_trace, result.tables = root / "sql_trace.jsonl", params.tables
+    result.kernels = {e["phase"]: e["started"] for e in events if e["event"] == "kernel"}
     return result
 
 
@@ -192,6 +196,12 @@ def test_full_local_run_should_succeed_and_archive_every_phase(local_run):
         assert (local_run.run_dir / name).stat().st_size > 0
     # The archived function bundle is what was built: serving it wrote no bytecode into it.
     assert not list(local_run.run_dir.rglob("__pycache__"))
+
+
+def test_full_local_run_should_fork_every_phase_kernel(local_run):
+    """Every phase ran in a kernel forked from the run's fork server (forkserver.py), so the
+    assertions of this module hold for forked kernels; none was refused."""
+    assert local_run.kernels == {r["phase"]: "forked" for r in local_run.records}
 
 
 def test_full_local_run_should_send_only_sql_that_bigquery_types(local_run, tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ papermill's own engine reports progress only through tqdm; `RunbookEngine` calls
 after each cell instead. `start_kernel` launches a phase's kernel before the previous phase
 ends, with the modules that phase imports loaded at kernel start (IPKernelApp.exec_lines),
 so kernel start-up and heavy imports overlap the previous phase instead of adding to it.
+Given a fork server (forkserver.py), the kernel is forked from it with those modules already
+loaded; a fork it refuses falls back to a kernel launched from a new interpreter.
 """
 
 from __future__ import annotations
@@ -12,16 +14,24 @@ import ast
 import atexit
 import json
 import os
+import select
 import shutil
+import signal
+import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from nbclient.util import run_sync
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+
+from runbook_lib.run.forkserver import ForkRefused, ForkServer
+from runbook_lib.run.phase import ATTEMPT_ENV
 
 PROJECT_KERNEL = "backfill-runbook"
 ENGINE_NAME = "runbook"
@@ -75,6 +85,11 @@ class Kernel:
     attempt: int = 1  # which attempt of the phase it runs (the runner sets it)
     stopped: bool = False
 
+    @property
+    def forked(self) -> str:
+        """Return how the kernel started: 'forked', or why it was launched from an interpreter."""
+        return getattr(self.km.provisioner, "started", "launched")
+
     def shutdown(self) -> None:
         """Stop the kernel now (graceful shutdown stalls 3.3 s in 1 of 5-15 runs here); idempotent.
 
@@ -98,12 +113,26 @@ class Kernel:
 
 
 def start_kernel(
-    name: str, phase: str, env: dict[str, str], cwd: Path, imports: list[str]
+    name: str,
+    phase: str,
+    env: dict[str, str],
+    cwd: Path,
+    imports: list[str],
+    forks: ForkServer | None = None,
 ) -> Kernel:
-    """Launch a kernel that imports `imports` at start-up; return without waiting for it."""
+    """Launch a kernel that imports `imports` at start-up; return without waiting for it.
+
+    With `forks`, the kernel is forked from that server when it accepts (see forkserver.py).
+    """
     # IPC (Unix sockets) instead of TCP on 127.0.0.1: the kernel is reachable only by this user,
     # and ipykernel no longer warns about unencrypted TCP on every phase.
     km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=str(_ipc_folder() / "k"))
+    if forks is not None:
+        km.kernel_id = str(uuid.uuid4())
+        km.provisioner = ForkedProvisioner(
+            kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
+        )
+        km.provisioner.forks = forks
     # exec_lines run before the kernel answers; import_module binds no name in the
     # notebook's namespace, so a phase sees exactly the globals its own cells create.
     lines = [
@@ -113,6 +142,91 @@ def start_kernel(
     extra = [f"--IPKernelApp.exec_lines={json.dumps(lines)}"] if lines else []
     run_sync(km.start_kernel)(env={**os.environ, **env}, cwd=str(cwd), extra_arguments=extra)
     return Kernel(km, phase)
+
+
+def can_fork() -> bool:
+    """Return whether kernels can be forked here: fork, and pidfds to watch a non-child."""
+    if not (hasattr(os, "fork") and hasattr(os, "pidfd_open")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # Linux before 5.3, or a sandbox that denies it
+        return False
+    return True
+
+
+def fork_server(name: str, env: dict[str, str], cwd: Path, stages: list[list[str]]) -> ForkServer:
+    """Start a fork server for kernels of kernelspec `name` (the same interpreter and flags)."""
+    argv = KernelSpecManager().get_kernel_spec(name).argv
+    prefix = argv[: argv.index("-m")] if "-m" in argv else argv
+    return ForkServer(prefix, {**os.environ, **env}, stages, cwd, per_kernel=(ATTEMPT_ENV,))
+
+
+class ForkedProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, forking the kernel from a fork server when it can."""
+
+    forks: ForkServer | None = None
+    started = "launched"
+
+    async def launch_kernel(self, cmd: list[str], **kwargs):
+        """Fork the kernel from the server; launch it from a new interpreter if refused."""
+        try:
+            pid = self.forks.fork(cmd, kwargs.get("env", dict(os.environ)), kwargs.get("cwd"))
+        except ForkRefused as e:
+            self.started = f"launched (fork refused: {e})"
+            return await super().launch_kernel(cmd, **kwargs)
+        self.process = _ForkedProcess(pid)
+        self.pid = self.pgid = pid  # its own session: the group is the kernel and its children
+        self.cwd = kwargs.get("cwd")
+        self.started = "forked"
+        return self.connection_info
+
+    async def kill(self, restart: bool = False) -> None:
+        """Kill the kernel's process group (LocalProvisioner's), noting that it was killed."""
+        if isinstance(self.process, _ForkedProcess):
+            self.process.killed = True
+        await super().kill(restart)
+
+
+class _ForkedProcess:
+    """What jupyter_client needs of a Popen, for a kernel that is the fork server's child.
+
+    Its exit is seen through a pidfd; its exit status belongs to its parent (the server), so
+    `returncode` is -SIGKILL when this side killed it and 0 otherwise once it is gone.
+    """
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+        self.killed = False
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            self._fd, self.returncode = None, 0
+
+    def poll(self) -> int | None:
+        return self.wait(timeout=0, raise_timeout=False)
+
+    def wait(self, timeout: float | None = None, raise_timeout: bool = True) -> int | None:
+        if self.returncode is None and select.select([self._fd], [], [], timeout)[0]:
+            os.close(self._fd)
+            self.returncode = -signal.SIGKILL if self.killed else 0
+        if self.returncode is None and raise_timeout:
+            raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            self.killed |= sig == signal.SIGKILL
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
 
 
 def _ipc_folder() -> Path:

@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 
 from runbook_lib.run import static_widgets
+from runbook_lib.run.forkserver import die_with_parent
 
 # nbconvert's exporter is not documented as thread-safe: one render at a time per process
 # (a caller may run two runs in threads).
@@ -126,25 +127,13 @@ def notebook_html(path: Path, results: dict | None, fragments: Fragments | None 
     return render(Path(path).read_bytes(), results)
 
 
-def _die_with_parent() -> None:
-    """Have Linux SIGKILL this worker when the runner dies: a killed run's fragments are moot.
-
-    Without it the worker would notice only at its next read of stdin, after the render under
-    way, which at the lowest priority on a busy machine can take seconds.
-    """
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: stdin's end still stops it
-        pass
-
-
 def _serve(folder: Path) -> None:
     """Render each requested notebook into `folder` until stdin closes (the worker's main)."""
     os.nice(19)
-    _die_with_parent()
+    # Killed with the runner: a killed run's fragments are moot, and without it the worker
+    # would notice only at its next read of stdin, after the render under way, which at the
+    # lowest priority on a busy machine can take seconds.
+    die_with_parent()
     for line in sys.stdin:
         request = json.loads(line)
         try:

@@ -11,8 +11,10 @@ notebooks run with which parameters is phases.py; what the run leaves on disk is
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,6 +65,8 @@ __all__ = [
 ]
 
 ROLLBACK = "90_rollback"
+# "0" launches every phase kernel from a new interpreter instead of forking it (forkserver.py).
+FORK_KERNELS_ENV = "RUNBOOK_FORK_KERNELS"
 _BIGQUERY_SCOPE = "https://www.googleapis.com/auth/bigquery"
 Progress = Callable[[dict], None]
 
@@ -99,6 +103,7 @@ class _Ctx:
     progress: Progress
     kernel_env: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)  # the header's code, promotion gate, previous run
+    forks: object = None  # the fork server the kernels come from (forkserver.ForkServer), if any
 
     def parameters(self, name: str, extra: dict | None = None) -> dict:
         """Return the parameters phase `name` runs with in this run."""
@@ -151,17 +156,13 @@ def run(
     ctx, available, selected = new_run(
         env, phases, run_id, out_root, overrides, progress, notebooks_dir, cell_timeout
     )
-    # The first phase's kernel boots (~2 s: interpreter and imports) while the run is checked,
-    # locked and created; any refusal stops it, and nothing it does at start touches the run.
-    first = start_kernel(ctx, selected[0]) if selected else None
-    try:
+    # The kernels' fork server loads their imports (~2.5 s) while the run is checked, locked
+    # and created; any refusal stops it.
+    with kernel_forks(ctx, selected):
         check_run(ctx, selected)
         with run_lock(ctx, break_stale_lock):
             create_run_dir(ctx, available, selected)
-            return _chain(ctx, selected, first=first)
-    finally:
-        if first:
-            first.shutdown()  # already stopped when the chain ran
+            return _chain(ctx, selected)
 
 
 def prepare_run(
@@ -288,25 +289,39 @@ def resume(
     same chain.
     """
     ctx, todo = prepare_resume(run_dir, overrides, progress, rerun)
-    with run_lock(ctx, break_stale_lock):
+    with kernel_forks(ctx, todo), run_lock(ctx, break_stale_lock):
         manifest.append(ctx.run_dir, manifest.reopen_record("resume"))
         _recover(ctx)
         return _chain(ctx, todo)
 
 
-def prepare_resume(run_dir: Path, overrides=None, progress=None, rerun=None) -> tuple[_Ctx, list[Path]]:
+def prepare_resume(
+    run_dir: Path, overrides=None, progress=None, rerun=None
+) -> tuple[_Ctx, list[Path]]:
     """Check a resume before any side effect; return the run's context and the phases to run."""
     run_dir = Path(run_dir).resolve()
     manifest.require_intact(run_dir, "resume")  # a tampered run is refused before anything
     man = manifest.load(run_dir)
     header = man["header"]
     ctx = _stored_ctx(run_dir, header, overrides, header["notebooks_dir"], progress)
-    done = {k for k, r in manifest.latest_status(man).items() if r["status"] == PhaseStatus.SUCCEEDED}
-    again = {n for n in header["planned"] if any(n == r or n.startswith(f"{r}_") for r in rerun or [])}
-    unknown = [r for r in rerun or [] if not any(n == r or n.startswith(f"{r}_") for n in header["planned"])]
+    done = {
+        k for k, r in manifest.latest_status(man).items() if r["status"] == PhaseStatus.SUCCEEDED
+    }
+    again = {
+        n for n in header["planned"] if any(n == r or n.startswith(f"{r}_") for r in rerun or [])
+    }
+    unknown = [
+        r
+        for r in rerun or []
+        if not any(n == r or n.startswith(f"{r}_") for n in header["planned"])
+    ]
     if unknown:
-        raise ParamsError("--rerun", ", ".join(unknown), "names no phase of this run",
-                          f"use one of {', '.join(header['planned'])}")
+        raise ParamsError(
+            "--rerun",
+            ", ".join(unknown),
+            "names no phase of this run",
+            f"use one of {', '.join(header['planned'])}",
+        )
     done -= again
     todo = [
         Path(header["notebooks_dir"]) / f"{n}.ipynb" for n in header["planned"] if n not in done
@@ -385,10 +400,9 @@ def _restore_overrides(stored: dict, given: dict) -> dict:
 
 
 def _chain(
-    ctx: _Ctx, notebooks: list[Path], extra: dict | None = None, kind: str = "phase",
-    first: engine.Kernel | None = None,
+    ctx: _Ctx, notebooks: list[Path], extra: dict | None = None, kind: str = "phase"
 ) -> RunResult:
-    """Run `notebooks` in order, then finalise the archive; `first` is the first's kernel if started.
+    """Run `notebooks` in order, then finalise the archive.
 
     Each attempt's notebook HTML is rendered in the background (notebook_html.Fragments) while
     the next phase runs, and the attempts archived before this chain while the first one runs,
@@ -396,7 +410,7 @@ def _chain(
     """
     result = RunResult(ctx.run_id, ctx.run_dir, ctx.params.env)
     fragments = Fragments()
-    kernels = [first] if first else []  # the kernels this chain holds, stopped however it ends
+    kernels: list = []  # the kernels this chain holds, stopped however it ends
     try:
         for rec in manifest.load(ctx.run_dir)["records"]:
             if rec.get("notebook") and (ctx.run_dir / rec["notebook"]).exists():
@@ -418,12 +432,52 @@ def start_kernel(ctx: _Ctx, nb: Path) -> engine.Kernel:
 
     # The attempt is fixed when its kernel starts: the kernel names its results and journal.
     attempt = next_attempt(ctx.run_dir, nb.stem)
-    imports = [*engine.BASE_IMPORTS, engine.WAREHOUSE_MODULES[ctx.params.backend],
-               *engine.notebook_imports(nb)]
     env = {**ctx.kernel_env, ATTEMPT_ENV: str(attempt)}
-    kernel = engine.start_kernel(engine.kernel_name(), nb.stem, env, nb.parent, imports)
+    kernel = engine.start_kernel(
+        engine.kernel_name(), nb.stem, env, nb.parent, _kernel_imports(ctx, nb), ctx.forks
+    )
     kernel.attempt = attempt
+    ctx.progress({"event": "kernel", "phase": nb.stem, "started": kernel.forked})
     return kernel
+
+
+def _kernel_imports(ctx: _Ctx, nb: Path) -> list[str]:
+    from runbook_lib.run import engine
+
+    return [
+        *engine.BASE_IMPORTS,
+        engine.WAREHOUSE_MODULES[ctx.params.backend],
+        *engine.notebook_imports(nb),
+    ]
+
+
+@contextmanager
+def kernel_forks(ctx: _Ctx, notebooks: list[Path]):
+    """Fork the kernels of `notebooks` from one server while in the block (see forkserver.py).
+
+    Off for a single notebook (the server's start is a kernel's), when FORK_KERNELS_ENV is "0",
+    or where there is no fork and pidfd: every kernel is then launched from a new interpreter,
+    as a refused fork is.
+    """
+    from runbook_lib.run import engine
+
+    if len(notebooks) < 2 or os.environ.get(FORK_KERNELS_ENV) == "0" or not engine.can_fork():
+        yield
+        return
+    # The first two phases' imports before the first fork (the second kernel is asked for as
+    # soon as the first phase starts), the others' while they run.
+    stages = [
+        list(dict.fromkeys(m for nb in notebooks[:2] for m in _kernel_imports(ctx, nb))),
+        list(dict.fromkeys(m for nb in notebooks[2:] for m in _kernel_imports(ctx, nb))),
+    ]
+    ctx.forks = engine.fork_server(
+        engine.kernel_name(), ctx.kernel_env, notebooks[0].parent, stages
+    )
+    try:
+        yield
+    finally:
+        ctx.forks.stop()
+        ctx.forks = None
 
 
 def _run_phases(ctx, notebooks, extra, kind, result, fragments, kernels) -> None:
@@ -491,12 +545,21 @@ def _run_phase(ctx: _Ctx, nb: Path, kernel, parameters: dict, kind: str) -> dict
     started, t0 = now_iso(), time.perf_counter()
     error = _execute(ctx, nb, out, kernel, parameters)
     seconds = round(time.perf_counter() - t0, 3)
-    return phase_record(ctx, nb.stem, (attempt, out_name), parameters, error, kind, started, seconds)
+    return phase_record(
+        ctx, nb.stem, (attempt, out_name), parameters, error, kind, started, seconds
+    )
 
 
 def phase_record(
-    ctx: _Ctx, name: str, archived: tuple[int, str], parameters: dict, error, kind: str,
-    started: str, seconds: float, mode: str = "headless",
+    ctx: _Ctx,
+    name: str,
+    archived: tuple[int, str],
+    parameters: dict,
+    error,
+    kind: str,
+    started: str,
+    seconds: float,
+    mode: str = "headless",
 ) -> dict:
     """Return the manifest record of an executed phase notebook (headless or sealed)."""
     attempt, out_name = archived
