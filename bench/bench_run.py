@@ -2,7 +2,8 @@
 
 Three ways to execute the same phase notebooks on a freshly seeded local warehouse:
 1. `runner.run` (what `runbook run --env local` calls): papermill's Python API, one process,
-   a fresh kernel per phase started while the previous phase runs;
+   a fresh kernel per phase started while the previous phase runs, forked from the run's fork
+   server (RUNBOOK_FORK_KERNELS=0 in the environment launches each from an interpreter);
 2. direct: every notebook's code cells exec'd in this one Python process (no kernel, no
    papermill), the same library work;
 3. one `papermill` CLI call per phase (a new Python process and kernel each), the comparison.

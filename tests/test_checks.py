@@ -10,7 +10,15 @@ import pytest
 
 from runbook_lib.errors import ConfirmationRequired
 from runbook_lib.platform import cleanup
-from runbook_lib.run import backfill_steps, checks, cleanup_phase, phase_checks, rollback_phase
+from runbook_lib.run import (
+    backfill_steps,
+    checks,
+    cleanup_phase,
+    engine,
+    phase_checks,
+    rollback_phase,
+)
+from runbook_lib.run.forkserver import SOCKET_ENV
 from tests.test_cleanup import plan_of, tables, wh  # noqa: F401 - fixtures
 
 
@@ -59,10 +67,27 @@ def test_byte_compile_should_count_every_module():
     assert checks.byte_compile() >= 20
 
 
-def test_run_tests_should_count_passes_and_failures(tmp_path):
+@pytest.fixture(params=["launched", "forked"])
+def started_as(request, tmp_path, monkeypatch):
+    """How the tests' pytest starts: launched, or forked from a fork server (as in a run's
+    kernel, which finds the server through SOCKET_ENV; forkserver.py)."""
+    if request.param == "forked":
+        if not engine.can_fork():
+            pytest.skip("needs fork and pidfd (Linux)")
+        # The server's environment is the one the test body asks with (pytest names the
+        # running phase of the test in PYTEST_CURRENT_TEST).
+        during = {"PYTEST_CURRENT_TEST": f"{request.node.nodeid} (call)"}
+        server = engine.fork_server(engine.kernel_name(), during, tmp_path, [["pytest"]])
+        request.addfinalizer(server.stop)
+        monkeypatch.setenv(SOCKET_ENV, server.socket_path)
+    return request.param
+
+
+def test_run_tests_should_count_passes_and_failures(tmp_path, started_as):
     (tmp_path / "test_x.py").write_text("def test_a():\n    pass\n\ndef test_b():\n    assert False\n")
     result = checks.run_tests(["test_x.py"], root=tmp_path)
     assert (result["passed"], result["failed"]) == (1, 1) and result["exit_code"] == 1
+    assert result["started"] == started_as
 
 
 WAIT_FOR_GO = """import pathlib, time
@@ -75,7 +100,9 @@ def test_waits_for_go():
 """
 
 
-def test_started_tests_should_run_while_the_caller_works_and_report_when_collected(tmp_path):
+def test_started_tests_should_run_while_the_caller_works_and_report_when_collected(
+    tmp_path, started_as
+):
     """start_tests returns while pytest runs: the test only passes once the caller, after
     starting it, creates the file it waits for (a blocking start would leave it failing)."""
     (tmp_path / "test_go.py").write_text(WAIT_FOR_GO)
@@ -85,9 +112,12 @@ def test_started_tests_should_run_while_the_caller_works_and_report_when_collect
     result = started.result()
     assert (result["passed"], result["failed"], result["exit_code"]) == (1, 0, 0)
     assert started.result() == result and "exited 0" in repr(started)
+    assert result["started"] == started_as
 
 
-def test_started_tests_should_keep_their_files_in_a_folder_of_their_own_removed_after(tmp_path):
+def test_started_tests_should_keep_their_files_in_a_folder_of_their_own_removed_after(
+    tmp_path, started_as
+):
     """Not pytest's numbered folders shared with every other pytest run (rotating them made
     phase 01 delete another run's files): the run's own folder, gone once collected."""
     (tmp_path / "test_where.py").write_text(
@@ -102,12 +132,13 @@ def test_started_tests_should_keep_their_files_in_a_folder_of_their_own_removed_
     assert used.is_relative_to(started._tmp) and not Path(started._tmp).exists()
 
 
-def test_started_tests_dropped_uncollected_should_be_killed(tmp_path):
+def test_started_tests_dropped_uncollected_should_be_killed(tmp_path, started_as):
     """The kernel drops the run (a cell failed, the kernel is shut down): pytest does not
     go on running on its own."""
     (tmp_path / "test_go.py").write_text(WAIT_FOR_GO)
     started = checks.start_tests(["test_go.py"], root=tmp_path)
     proc, folder = started._proc, started._tmp
+    assert started.started == started_as
     del started
     gc.collect()
     assert proc.returncode is not None and proc.returncode < 0  # killed, and reaped

@@ -20,7 +20,7 @@ import pytest
 
 from runbook_lib import paths
 from runbook_lib.run import manifest
-from runbook_lib.run.forkserver import KERNEL_NAME
+from runbook_lib.run.forkserver import KERNEL_NAME, SERVER_NAME
 from runbook_lib.run.params import load_params
 from runbook_lib.statuses import PhaseStatus
 from runbook_lib.warehouse import connect
@@ -210,6 +210,15 @@ def test_rollback_with_a_backup_missing_changes_nothing_and_names_it(root):
 def kernels_of(pid: int) -> list[int]:
     """Return the pids of the kernels `pid` started: launched ones (its ipykernel children) and
     forked ones (named rbk-kernel, children of its fork server; forkserver.py)."""
+    return _descendants(pid, lambda cmd, comm: b"ipykernel" in cmd or comm == KERNEL_NAME)
+
+
+def forkservers_of(pid: int) -> list[int]:
+    """Return the pids of the fork servers `pid` started (named rbk-forkserver)."""
+    return _descendants(pid, lambda cmd, comm: comm == SERVER_NAME)
+
+
+def _descendants(pid: int, match) -> list[int]:
     procs = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -220,14 +229,14 @@ def kernels_of(pid: int) -> list[int]:
             comm = (proc / "comm").read_text().strip()
         except (OSError, IndexError):
             continue
-        procs[int(proc.name)] = (int(stat[1]), b"ipykernel" in cmd or comm == KERNEL_NAME)
+        procs[int(proc.name)] = (int(stat[1]), match(cmd, comm))
 
     def descends(p: int) -> bool:
         while p in procs and p != pid:
             p = procs[p][0]
         return p == pid
 
-    return [p for p, (ppid, kernel) in procs.items() if kernel and p != pid and descends(ppid)]
+    return [p for p, (ppid, found) in procs.items() if found and p != pid and descends(ppid)]
 
 
 def test_a_run_stopped_by_sigterm_mid_phase_releases_its_lock_and_resumes(root):
@@ -240,8 +249,8 @@ def test_a_run_stopped_by_sigterm_mid_phase_releases_its_lock_and_resumes(root):
         env=_env(root, "sigterm"), cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
-    # The first phase's kernel starts before the run is checked and created: wait for the
-    # phase itself (papermill saves its notebook as it starts executing it).
+    # Wait for the phase itself (papermill saves its notebook as it starts executing it), not
+    # only for its kernel.
     run_dir = root / "outputs/local/term"
     deadline = time.monotonic() + 120
     while not list(run_dir.glob("02_*.ipynb")) and time.monotonic() < deadline:

@@ -202,6 +202,9 @@ def test_full_local_run_should_fork_every_phase_kernel(local_run):
     """Every phase ran in a kernel forked from the run's fork server (forkserver.py), so the
     assertions of this module hold for forked kernels; none was refused."""
     assert local_run.kernels == {r["phase"]: "forked" for r in local_run.records}
+    # Phase 01's safeguard pytest too: forked from the same server by its kernel.
+    tests_cell = (local_run.run_dir / "01_code_deployment.ipynb").read_text()
+    assert "'started': 'forked'" in tests_cell
 
 
 def test_full_local_run_should_send_only_sql_that_bigquery_types(local_run, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from runbook_lib.errors import (
 from runbook_lib.run import lock, manifest, phases, runner
 from runbook_lib.run.params import load_params
 from tests.phase_notebooks import FAULTS, write_phase
-from tests.test_crashes import kernels_of
+from tests.test_crashes import forkservers_of, kernels_of
 
 OK = ['phase.check("first", True, "fine")', 'phase.record("n", 3)']
 
@@ -168,6 +168,7 @@ def test_rollback_runs_with_the_runs_backups_and_extends_the_chain(tmp_path):
 
 def test_lock_refuses_a_second_run_while_held(nbdir, tmp_path):
     """One writer per warehouse: a live holder's lock stops a second run before it writes."""
+    write_phase(nbdir, "01_second", OK)  # two phases: the run starts its fork server early
     params = load_params("local")
     held = lock.acquire(params, "other-run")
     try:
@@ -177,7 +178,7 @@ def test_lock_refuses_a_second_run_while_held(nbdir, tmp_path):
         lock.release(params, held)
     assert caught.value.run_id == "other-run" and caught.value.lock_id == held["lock_id"]
     assert not (tmp_path / "out").exists()
-    assert not kernels_of(os.getpid())  # the first phase's kernel, started early, is stopped
+    assert not kernels_of(os.getpid()) and not forkservers_of(os.getpid())  # both stopped
 
 
 def test_stale_lock_is_reported_and_broken_on_request(nbdir, tmp_path):
@@ -262,10 +263,11 @@ def test_annotated_or_none_default_parameter_types(tmp_path):
 def test_mistyped_parameter_stops_the_run_before_it_starts(nbdir, tmp_path):
     """The type check runs before the run dir or the lock exist."""
     _declares(nbdir, 'confirm = "auto"\n')
+    write_phase(nbdir, "01_second", OK)  # two phases: the run starts its fork server early
     with pytest.raises(ParamsError, match="declares confirm as str"):
         _run(nbdir, tmp_path, overrides={"phases.00_first.confirm": True})
     assert not (tmp_path / "out").exists()
-    assert not kernels_of(os.getpid())  # the first phase's kernel, started early, is stopped
+    assert not kernels_of(os.getpid()) and not forkservers_of(os.getpid())  # both stopped
 
 
 def _cli(capsys, *argv) -> tuple[int, str]:

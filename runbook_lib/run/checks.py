@@ -36,6 +36,7 @@ from runbook_lib.platform.schema import (
     Tables,
 )
 from runbook_lib.run.display import facts_table
+from runbook_lib.run.forkserver import ForkClient, ForkRefused
 from runbook_lib.warehouse.base import Warehouse, one_connection
 
 
@@ -210,25 +211,42 @@ class PytestRun:
         # made this run delete the oldest of them, another run's hundreds of files.
         self._tmp = tempfile.mkdtemp(prefix="runbook-safeguard-tests-", dir=scratch_dir())
         basetemp = f"--basetemp={Path(self._tmp) / 'tmp'}"
-        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            [*self.command, basetemp], cwd=root, env=env, stdout=self._out, stderr=self._err
-        )
-        self._stop = weakref.finalize(self, _stop, self._proc, self._tmp, self._out, self._err)
+        self._output = Path(self._tmp) / "pytest"  # .out, .err (and .exit when forked)
+        self._proc, self.started = _start([*self.command, basetemp], root, env, self._output)
+        self._stop = weakref.finalize(self, _stop, self._proc, self._tmp)
         self._result: dict | None = None
 
     def result(self) -> dict:
         """Wait for the tests; return passed/failed/skipped counts, exit code and summary line."""
         if self._result is None:
             code = self._proc.wait()
-            out, err = (_read(f) for f in (self._out, self._err))
+            out, err = (_read(Path(f"{self._output}.{s}")) for s in ("out", "err"))
             self._stop()
-            self._result = _summary(code, out, err)
+            self._result = {**_summary(code, out, err), "started": self.started}
         return self._result
 
     def __repr__(self) -> str:
         state = "running" if self._proc.poll() is None else f"exited {self._proc.returncode}"
         return f"pytest {' '.join(self.command[3:])} (pid {self._proc.pid}, {state})"
+
+
+def _start(command: list[str], root: Path, env: dict, output: Path) -> tuple[object, str]:
+    """Start `command` (`python -m pytest ...`): forked from the run's fork server when this is
+    one of its kernels and it accepts (the imports are loaded; forkserver.py), else launched.
+    Return the process and how it started."""
+    forks = ForkClient.from_env()
+    how = "launched"
+    if forks is not None:
+        try:
+            process = forks.run_module(
+                "pytest", command[3:], root, env, output,
+                runtime_env=("PYTEST_DISABLE_PLUGIN_AUTOLOAD",),
+            )
+            return process, "forked"
+        except ForkRefused as e:
+            how = f"launched (fork refused: {e})"
+    with open(f"{output}.out", "wb") as out, open(f"{output}.err", "wb") as err:
+        return subprocess.Popen(command, cwd=root, env=env, stdout=out, stderr=err), how
 
 
 def _summary(code: int, out: str, err: str) -> dict:
@@ -243,9 +261,11 @@ def _summary(code: int, out: str, err: str) -> dict:
     }
 
 
-def _read(file) -> str:
-    file.seek(0)
-    return file.read().decode(errors="replace")
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode(errors="replace")
+    except FileNotFoundError:  # a forked run killed before it opened its output
+        return ""
 
 
 def scratch_dir() -> str | None:
@@ -255,15 +275,13 @@ def scratch_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def _stop(proc: subprocess.Popen, tmp: str, *files) -> None:
+def _stop(proc, tmp: str) -> None:
     """Kill `proc` if still running (a no-op once it has exited), remove its temporary
-    folder and close its output files."""
+    folder with its output files."""
     if proc.poll() is None:
         proc.kill()
         proc.wait()
     shutil.rmtree(tmp, ignore_errors=True)
-    for f in files:
-        f.close()
 
 
 def start_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> PytestRun:

@@ -14,10 +14,7 @@ import ast
 import atexit
 import json
 import os
-import select
 import shutil
-import signal
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -31,7 +28,7 @@ from nbclient.util import run_sync
 from nbformat.v4 import nbjson
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
-from runbook_lib.run.forkserver import ForkRefused, ForkServer
+from runbook_lib.run.forkserver import SOCKET_ENV, ForkedProcess, ForkRefused, ForkServer
 from runbook_lib.run.phase import ATTEMPT_ENV
 
 PROJECT_KERNEL = "backfill-runbook"
@@ -129,6 +126,7 @@ def start_kernel(
     # and ipykernel no longer warns about unencrypted TCP on every phase.
     km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=str(_ipc_folder() / "k"))
     if forks is not None:
+        env = {**env, SOCKET_ENV: forks.socket_path}  # the kernel may fork from it too (pytest)
         km.kernel_id = str(uuid.uuid4())
         km.provisioner = ForkedProvisioner(
             kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
@@ -176,7 +174,7 @@ class ForkedProvisioner(LocalProvisioner):
         except ForkRefused as e:
             self.started = f"launched (fork refused: {e})"
             return await super().launch_kernel(cmd, **kwargs)
-        self.process = _ForkedProcess(pid)
+        self.process = ForkedProcess(pid)
         self.pid = self.pgid = pid  # its own session: the group is the kernel and its children
         self.cwd = kwargs.get("cwd")
         self.started = "forked"
@@ -184,50 +182,9 @@ class ForkedProvisioner(LocalProvisioner):
 
     async def kill(self, restart: bool = False) -> None:
         """Kill the kernel's process group (LocalProvisioner's), noting that it was killed."""
-        if isinstance(self.process, _ForkedProcess):
+        if isinstance(self.process, ForkedProcess):
             self.process.killed = True
         await super().kill(restart)
-
-
-class _ForkedProcess:
-    """What jupyter_client needs of a Popen, for a kernel that is the fork server's child.
-
-    Its exit is seen through a pidfd; its exit status belongs to its parent (the server), so
-    `returncode` is -SIGKILL when this side killed it and 0 otherwise once it is gone.
-    """
-
-    stdin = stdout = stderr = None
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.returncode: int | None = None
-        self.killed = False
-        try:
-            self._fd: int | None = os.pidfd_open(pid)
-        except ProcessLookupError:  # already gone
-            self._fd, self.returncode = None, 0
-
-    def poll(self) -> int | None:
-        return self.wait(timeout=0, raise_timeout=False)
-
-    def wait(self, timeout: float | None = None, raise_timeout: bool = True) -> int | None:
-        if self.returncode is None and select.select([self._fd], [], [], timeout)[0]:
-            os.close(self._fd)
-            self.returncode = -signal.SIGKILL if self.killed else 0
-        if self.returncode is None and raise_timeout:
-            raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        if self.returncode is None:
-            self.killed |= sig == signal.SIGKILL
-            os.kill(self.pid, sig)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
 
 
 def _ipc_folder() -> Path:

@@ -17,8 +17,9 @@ server) when the fork would not be that kernel:
 - a different interpreter or launcher, or the server is not single-threaded (a fork copies
   only the calling thread).
 
-This module runs as the server (`python -m runbook_lib.run.forkserver SOCKET SETUP_JSON`): it
-imports only the standard library until it preloads.
+The server process is forkserver_process.py; this module is the handles on it: the runner's
+(ForkServer: start, kernels, stop) and a kernel's (ForkClient: a process forked to run a module,
+such as phase 01's safeguard pytest). Both import only the standard library.
 """
 
 from __future__ import annotations
@@ -29,19 +30,12 @@ import select
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 LAUNCHER = ("-m", "ipykernel_launcher")
-# Environment keys jupyter_client adds when it launches a kernel: a forked kernel may differ
-# from the server in them, and in the keys the runner names per kernel (`per_kernel`).
-LAUNCH_ENV_PREFIX = "JPY_"
-# Modules that do set-up at import when an IPython shell exists (ipywidgets registers its comm
-# targets, the inline backend its figure hooks): imported in the server, where there is no
-# shell, they would skip it in every kernel. The server never preloads them.
-SHELL_AWARE = ("ipywidgets", "matplotlib_inline", "tqdm.auto")
+# Where a kernel forked by the server finds it (to fork a module's run, ForkClient).
+SOCKET_ENV = "RUNBOOK_FORKSERVER"
 _READY_TIMEOUT = 60.0
 
 
@@ -49,6 +43,7 @@ _READY_TIMEOUT = 60.0
 # server's (no exec), so the name is how a person or a test tells a kernel from its server.
 SERVER_NAME = "rbk-forkserver"
 KERNEL_NAME = "rbk-kernel"
+PROCESS_NAME = "rbk-forked"  # a module run forked for a kernel (phase 01's pytest)
 
 
 def die_with_parent() -> None:
@@ -56,8 +51,9 @@ def die_with_parent() -> None:
     _prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
-def _name_process(name: str) -> None:
-    _prctl(15, name.encode())  # 15: PR_SET_NAME (/proc/PID/comm, 15 bytes at most)
+def name_process(name: str) -> None:
+    """Set this process's name (/proc/PID/comm) on Linux."""
+    _prctl(15, name.encode())  # 15: PR_SET_NAME (15 bytes at most)
 
 
 def _prctl(option: int, value) -> None:
@@ -69,7 +65,72 @@ def _prctl(option: int, value) -> None:
         pass
 
 
-class ForkServer:
+class ForkClient:
+    """A handle on a running fork server: ask it to fork a process."""
+
+    process: subprocess.Popen | None = None  # the server, when this process started it
+
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+
+    @classmethod
+    def from_env(cls) -> ForkClient | None:
+        """Return the server of the run this process belongs to (a forked kernel), or None."""
+        path = os.environ.get(SOCKET_ENV)
+        return cls(path) if path else None
+
+    def run_module(
+        self,
+        module: str,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        output: Path,
+        runtime_env: tuple[str, ...] = (),
+    ) -> ForkedProcess:
+        """Fork a process that runs `python -m module *args` in `cwd` with `env`.
+
+        Its stdout and stderr go to `output`.out and `output`.err, its exit status to
+        `output`.exit. `runtime_env` names variables the module reads only when it runs (they
+        may differ from the server's). Raise ForkRefused with the reason.
+        """
+        request = {
+            "module": module,
+            "argv": list(args),
+            "cwd": str(cwd),
+            "env": dict(env),
+            "output": str(output),
+            "runtime_env": list(runtime_env),
+        }
+        return ForkedProcess(self._pid(request), Path(f"{output}.exit"))
+
+    def _pid(self, request: dict) -> int:
+        try:
+            reply = self._ask(request)
+        except OSError as e:
+            raise ForkRefused(f"fork server unavailable: {e}") from None
+        if "pid" not in reply:
+            raise ForkRefused(reply.get("refused", f"unexpected reply {reply}"))
+        return int(reply["pid"])
+
+    def _ask(self, request: dict) -> dict:
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while True:  # the socket exists once the server runs; it answers once it has preloaded
+            if self.process is not None and self.process.poll() is not None:
+                raise OSError(f"fork server exited with {self.process.returncode}")
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                    conn.connect(self.socket_path)
+                    conn.sendall(json.dumps(request).encode() + b"\n")
+                    conn.settimeout(max(deadline - time.monotonic(), 0.1))
+                    return json.loads(read_line(conn))
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+
+class ForkServer(ForkClient):
     """The runner's handle on a fork server process: start it, ask it for kernels, stop it."""
 
     def __init__(
@@ -86,13 +147,21 @@ class ForkServer:
         preloads `stages` of imports: the first before its first fork, each next one after a
         fork (names that are not modules are skipped).
         """
-        self.prefix = list(prefix)
-        self.env = dict(env)
         self._dir = Path(_short_tempdir())
-        self.socket_path = str(self._dir / "s")
+        super().__init__(str(self._dir / "s"))
+        self.prefix = list(prefix)
+        # Its kernels find it through SOCKET_ENV: the server has it too, so theirs matches.
+        self.env = {**env, SOCKET_ENV: self.socket_path}
+        per_kernel = (*per_kernel, SOCKET_ENV)
         setup = {"stages": [list(stage) for stage in stages], "per_kernel": list(per_kernel)}
         self.process = subprocess.Popen(
-            [*self.prefix, "-m", __name__, self.socket_path, json.dumps(setup)],
+            [
+                *self.prefix,
+                "-m",
+                f"{__package__}.forkserver_process",
+                self.socket_path,
+                json.dumps(setup),
+            ],
             env=self.env,
             cwd=str(cwd),
             stdin=subprocess.DEVNULL,
@@ -104,29 +173,7 @@ class ForkServer:
         if list(cmd[: len(self.prefix) + 2]) != [*self.prefix, *LAUNCHER]:
             raise ForkRefused(f"not this server's kernel command: {cmd[: len(self.prefix) + 2]}")
         request = {"argv": list(cmd[len(self.prefix) + 2 :]), "env": env, "cwd": str(cwd)}
-        try:
-            reply = self._ask(request)
-        except OSError as e:
-            raise ForkRefused(f"fork server unavailable: {e}") from None
-        if "pid" not in reply:
-            raise ForkRefused(reply.get("refused", f"unexpected reply {reply}"))
-        return int(reply["pid"])
-
-    def _ask(self, request: dict) -> dict:
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while True:  # the socket exists once the server runs; it answers once it has preloaded
-            if self.process.poll() is not None:
-                raise OSError(f"fork server exited with {self.process.returncode}")
-            try:
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                    conn.connect(self.socket_path)
-                    conn.sendall(json.dumps(request).encode() + b"\n")
-                    conn.settimeout(max(deadline - time.monotonic(), 0.1))
-                    return json.loads(_read_line(conn))
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        return self._pid(request)
 
     def stop(self) -> None:
         """Kill the server (kernels it forked live on until their own shutdown); idempotent."""
@@ -149,7 +196,58 @@ def _short_tempdir() -> str:
     return tempfile.mkdtemp(prefix="rbk-fs-", dir="/tmp" if os.path.isdir("/tmp") else None)
 
 
-def _read_line(conn: socket.socket) -> bytes:
+class ForkedProcess:
+    """What a Popen offers, for a process that is the fork server's child, not this one's.
+
+    Its exit is seen through a pidfd. Its exit status belongs to its parent (the server): it
+    is read from `exit_file` when the process wrote one, else it is -SIGKILL when this side
+    killed it and 0 otherwise once it is gone.
+    """
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int, exit_file: Path | None = None):
+        self.pid = pid
+        self.exit_file = exit_file
+        self.returncode: int | None = None
+        self.killed = False
+        try:
+            self._fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone
+            self._fd = None
+            self._ended()
+
+    def poll(self) -> int | None:
+        return self.wait(timeout=0, raise_timeout=False)
+
+    def wait(self, timeout: float | None = None, raise_timeout: bool = True) -> int | None:
+        if self.returncode is None and select.select([self._fd], [], [], timeout)[0]:
+            os.close(self._fd)
+            self._ended()
+        if self.returncode is None and raise_timeout:
+            raise subprocess.TimeoutExpired(f"process {self.pid}", timeout)
+        return self.returncode
+
+    def _ended(self) -> None:
+        try:
+            self.returncode = int(self.exit_file.read_text())
+        except (AttributeError, OSError, ValueError):  # none written: killed, or not asked
+            self.returncode = -signal.SIGKILL if self.killed else 0
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            self.killed |= sig == signal.SIGKILL
+            os.killpg(self.pid, sig)  # its own process group: what it started goes too
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def read_line(conn: socket.socket) -> bytes:
+    """Return one newline-ended message from `conn` (the fork server's protocol)."""
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(65536)
@@ -157,174 +255,3 @@ def _read_line(conn: socket.socket) -> bytes:
             raise OSError("fork server closed the connection without an answer")
         data += chunk
     return data
-
-
-# -- The server process ---------------------------------------------------------------------
-
-
-def _serve(socket_path: str, setup: dict) -> None:
-    """Preload the setup's imports and fork a kernel per request, until killed.
-
-    The first stage of imports is loaded before the first fork; the later ones one module at
-    a time between requests, a request waiting never longer than one module's import.
-    """
-    die_with_parent()
-    _name_process(SERVER_NAME)
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        del sys.path[0]  # as ipykernel_launcher does: imports never come from the cwd
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)
-    listener.listen(8)
-    state = _Loaded(set(setup["per_kernel"]))
-    stages = setup["stages"] or [[]]
-    state.preload(["ipykernel.kernelapp", *stages[0]])
-    later = [name for stage in stages[1:] for name in stage]
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels are reaped as they exit
-    while True:
-        if later and not select.select([listener], [], [], 0)[0]:
-            state.preload([later.pop(0)])  # nobody waiting: load the next module
-            continue
-        conn, _ = listener.accept()
-        with conn:
-            try:
-                request = json.loads(_read_line(conn))
-                refused = state.refusal(request)
-                if not refused:
-                    request["env"] = state.kernel_env(request["env"])
-                reply = {"refused": refused} if refused else {"pid": _fork(request, listener, conn)}
-            except Exception as e:  # noqa: BLE001 - a bad request is answered, never fatal
-                reply = {"refused": f"{type(e).__name__}: {e}"}
-            conn.sendall(json.dumps(reply).encode() + b"\n")
-
-
-class _Loaded:
-    """What the server has loaded: module files as read, the environment it changed."""
-
-    def __init__(self, per_kernel: set[str]):
-        self.start_env = dict(os.environ)
-        self.allowed = per_kernel | {"MPLBACKEND"}  # MPLBACKEND: set as ipykernel does
-        self.files: dict[str, tuple[int, int]] = {}
-        self.unusable = ""
-
-    def preload(self, imports: list[str]) -> None:
-        """Import `imports`; note why forks became unusable, if so."""
-        import importlib
-
-        # ipykernel sets this before a kernel imports anything; matplotlib reads it at import.
-        if not os.environ.get("MPLBACKEND"):
-            os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-        began = time.time_ns()
-        for name in imports:
-            if name.startswith(SHELL_AWARE):
-                continue
-            try:
-                importlib.import_module(name)
-            except ImportError:  # a name that is not a module (`from m import func`)
-                pass
-        self._note_files(began)
-        loaded = [m for m in sys.modules if m.startswith(SHELL_AWARE)]
-        if loaded:
-            self.unusable = f"the server imported {loaded[0]}, which sets itself up in a kernel"
-        elif threading.active_count() != 1:
-            self.unusable = f"the server runs {threading.active_count()} threads"
-
-    def _note_files(self, began: int) -> None:
-        for module in list(sys.modules.values()):
-            path = getattr(module, "__file__", None)
-            if not path or path in self.files:
-                continue
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            # A file written while it was being imported may hold other code than was read.
-            self.files[path] = (st.st_mtime_ns, st.st_size) if st.st_mtime_ns < began else (0, 0)
-
-    def refusal(self, request: dict) -> str:
-        """Return why a kernel forked now would differ from a freshly launched one, or ''."""
-        if self.unusable:
-            return self.unusable
-        for path, stamp in self.files.items():
-            try:
-                st = os.stat(path)
-            except OSError:
-                return f"{path} was removed since the fork server loaded it"
-            if (st.st_mtime_ns, st.st_size) != stamp:
-                return f"{path} changed since the fork server loaded it"
-        env = request["env"]
-        differ = sorted(
-            k
-            for k in set(env) | set(self.start_env)
-            if env.get(k) != self.start_env.get(k)
-            and k not in self.allowed
-            and not k.startswith(LAUNCH_ENV_PREFIX)
-        )
-        if differ:
-            return f"the kernel's environment differs from the fork server's in {', '.join(differ)}"
-        return ""
-
-    def kernel_env(self, env: dict[str, str]) -> dict[str, str]:
-        """Return a forked kernel's environment: `env` and what the preloaded modules set.
-
-        A module that sets a variable at import (numpy does) would have set it in a kernel
-        that imported it; the requested value wins where there is one.
-        """
-        imported = {
-            k: v
-            for k, v in os.environ.items()
-            if self.start_env.get(k) != v and k not in self.allowed
-        }
-        return {**imported, **env}
-
-
-def _fork(request: dict, listener: socket.socket, conn: socket.socket) -> int:
-    pid = os.fork()
-    if pid:
-        return pid
-    # The child: become the phase's kernel, never return into the server's loop.
-    code = 1
-    try:
-        listener.close()
-        conn.close()
-        _become_kernel(request)
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
-    except BaseException:  # noqa: BLE001 - reported on stderr like a kernel that failed to start
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return 0  # unreachable
-
-
-def _become_kernel(request: dict) -> None:
-    os.setsid()  # its own session and process group, as jupyter_client launches kernels
-    _name_process(KERNEL_NAME)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    # Its parent is this server, not the runner: ipykernel watches the pid it is given and
-    # exits when it goes (the server dies with the runner). ipykernel read JPY_PARENT_PID when
-    # the server imported it, so the pid is also given on the command line.
-    os.environ["JPY_PARENT_PID"] = str(os.getppid())
-    if "numpy.random" in sys.modules:  # `random` reseeds itself after a fork; numpy does not
-        sys.modules["numpy.random"].seed()
-    sys.argv = [
-        "ipykernel_launcher",
-        *request["argv"],
-        f"--IPKernelApp.parent_handle={os.getppid()}",
-    ]
-    from ipykernel import kernelapp
-
-    kernelapp.launch_new_instance()
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], json.loads(sys.argv[2]))
