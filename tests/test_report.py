@@ -133,3 +133,29 @@ def test_make_static_without_saved_state_shows_what_the_phase_recorded():
         and static_widgets.VIEW not in outputs[0].data
     )
     assert static_widgets.VIEW in nb.cells[0].outputs[0].data  # the archived notebook is untouched
+
+
+def test_the_report_waits_for_a_fragment_the_worker_is_still_rendering(archive, tmp_path, monkeypatch):
+    """At the end of a run the last phase's fragment is usually not written yet: the report
+    waits for the worker (its exporter is loaded) instead of rendering it here; once the
+    worker is gone, what it did not deliver is rendered here."""
+    run_dir, _ = archive
+    nb = tmp_path / "00_first.ipynb"
+    nb.write_bytes((run_dir / "00_first.ipynb").read_bytes())
+    results = manifest.latest_status(manifest.load(run_dir))["00_first"]["results"]
+    real = notebook_html.render
+    expected = real(nb.read_bytes(), results)
+    here = []  # renders in this process, not in the worker
+    monkeypatch.setattr(notebook_html, "render", lambda d, r: here.append(r) or real(d, r))
+    fragments = notebook_html.Fragments()
+    try:
+        fragments.submit(nb, results)  # no wait(): asked at once, as finalise does
+        assert fragments.html(nb, results) == expected and here == []
+        other = tmp_path / "other.ipynb"
+        other.write_bytes(nb.read_bytes().replace(b"backups verified", b"backups checked"))
+        fragments.submit(other, results)
+        fragments._worker.kill()  # the worker dies before it delivers
+        fragments._worker.wait()
+        assert "backups checked" in fragments.html(other, results) and len(here) == 1
+    finally:
+        fragments.close()

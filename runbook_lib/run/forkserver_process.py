@@ -50,7 +50,8 @@ def _serve(socket_path: str, setup: dict) -> None:
     """Preload the setup's imports and fork a kernel per request, until killed.
 
     The first stage of imports is loaded before the first fork; the later ones one module at
-    a time between requests, a request waiting never longer than one module's import.
+    a time between requests once two kernels are forked (the runner asks for the second as
+    soon as the first phase starts), a request waiting never longer than one module's import.
     """
     die_with_parent()
     name_process(SERVER_NAME)
@@ -64,11 +65,13 @@ def _serve(socket_path: str, setup: dict) -> None:
     state.preload(["ipykernel.kernelapp", *stages[0]])
     later = [name for stage in stages[1:] for name in stage]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels are reaped as they exit
+    served = 0
     while True:
-        if later and not select.select([listener], [], [], 0)[0]:
+        if later and served >= 2 and not select.select([listener], [], [], 0)[0]:
             state.preload([later.pop(0)])  # nobody waiting: load the next module
             continue
         conn, _ = listener.accept()
+        served += 1
         with conn:
             try:
                 request = json.loads(read_line(conn))
