@@ -80,18 +80,30 @@ def test_the_report_assembled_during_the_run_is_the_page_rendered_at_the_end(arc
     assert report.render(run_dir) == page
 
 
-def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tmp_path, monkeypatch):
-    """The worker's fragment is used for the same notebook and results; a notebook or results
-    changed after it was rendered are rendered again, here."""
+class _Renders(list):
+    """The renders done in this process (not in the worker), and the real render."""
+
+    real = staticmethod(notebook_html.render)
+
+
+def _watched_first_phase(archive, tmp_path, monkeypatch):
+    """Return a copy of phase 00's notebook, its results, its HTML, and the renders done here."""
     run_dir, _ = archive
     nb = tmp_path / "00_first.ipynb"
     nb.write_bytes((run_dir / "00_first.ipynb").read_bytes())
     results = manifest.latest_status(manifest.load(run_dir))["00_first"]["results"]
+    here = _Renders()
+    expected = here.real(nb.read_bytes(), results)
+    monkeypatch.setattr(notebook_html, "render", lambda d, r: here.append(r) or here.real(d, r))
+    return nb, results, expected, here
+
+
+def test_a_fragment_is_reused_only_for_the_same_notebook_and_results(archive, tmp_path, monkeypatch):
+    """The worker's fragment is used for the same notebook and results; a notebook or results
+    changed after it was rendered are rendered again, here."""
+    nb, results, expected, here = _watched_first_phase(archive, tmp_path, monkeypatch)
     other = {**results, "confirmation": {"how": "typed again", "given": "something else"}}
-    real = notebook_html.render
-    expected = real(nb.read_bytes(), results)
-    here = []  # renders in this process, not in the worker
-    monkeypatch.setattr(notebook_html, "render", lambda d, r: here.append(r) or real(d, r))
+    real = here.real
     fragments = notebook_html.Fragments()
     try:
         fragments.submit(nb, results)
@@ -139,14 +151,7 @@ def test_the_report_waits_for_a_fragment_the_worker_is_still_rendering(archive, 
     """At the end of a run the last phase's fragment is usually not written yet: the report
     waits for the worker (its exporter is loaded) instead of rendering it here; once the
     worker is gone, what it did not deliver is rendered here."""
-    run_dir, _ = archive
-    nb = tmp_path / "00_first.ipynb"
-    nb.write_bytes((run_dir / "00_first.ipynb").read_bytes())
-    results = manifest.latest_status(manifest.load(run_dir))["00_first"]["results"]
-    real = notebook_html.render
-    expected = real(nb.read_bytes(), results)
-    here = []  # renders in this process, not in the worker
-    monkeypatch.setattr(notebook_html, "render", lambda d, r: here.append(r) or real(d, r))
+    nb, results, expected, here = _watched_first_phase(archive, tmp_path, monkeypatch)
     fragments = notebook_html.Fragments()
     try:
         fragments.submit(nb, results)  # no wait(): asked at once, as finalise does
