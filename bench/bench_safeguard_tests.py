@@ -5,10 +5,12 @@ files) through `checks.run_tests`, the command line and environment phase 01 use
 each run's wall time and CPU time (user + system of the process and its threads, which a loaded
 machine disturbs less). With `--trees`, each run goes through the trees in turn (A B A B, the
 same minutes): a checkout of another commit is tested with its own code and this venv.
-Target on a quiet 2-core machine: <= 3 s wall.
+With `--forked`, each run goes launched then forked: forked is how a run's phase 01 starts it,
+from the run's fork server with phase 00's and 01's imports loaded (forkserver.py); its CPU is
+the server's child's, not counted here. Target on a quiet 2-core machine: <= 3 s wall.
 
     env -u PYTHONDONTWRITEBYTECODE .venv/bin/python bench/bench_safeguard_tests.py [--runs 4]
-        [--trees /path/to/a/checkout/of/the/before/commit .]
+        [--trees /path/to/a/checkout/of/the/before/commit .] [--forked]
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook_lib.run import checks  # noqa: E402
+from runbook_lib import paths  # noqa: E402
+from runbook_lib.run import checks, engine  # noqa: E402
+from runbook_lib.run.forkserver import SOCKET_ENV  # noqa: E402
 
 # Phase 01's list (notebooks/01_code_deployment.ipynb, `safeguard_tests`).
 SAFEGUARD_TESTS = [
@@ -47,26 +51,47 @@ def one_run(tree: Path) -> tuple[float, float, dict]:
     return wall, cpu, result
 
 
+def fork_server():
+    """Start a fork server with what a run's has loaded when phase 01 asks it for pytest."""
+    from runbook_lib.run import runner
+
+    ctx = runner.new_run("local", None, None, Path("/tmp/unused"), None, None, None)[0]
+    first = [nb for nb in runner.phase_notebooks(paths.NOTEBOOKS_DIR) if nb.stem < "02"]
+    imports = [m for nb in first for m in runner._kernel_imports(ctx, nb)]
+    return engine.fork_server(engine.kernel_name(), {}, ROOT, [imports])
+
+
 def main() -> None:
     """Print each run's figures and the medians per tree."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--trees", nargs="+", type=Path, default=[ROOT])
+    ap.add_argument("--forked", action="store_true", help="also forked, as in a run")
     args = ap.parse_args()
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print("note: PYTHONDONTWRITEBYTECODE is set: every run compiles from source")
-    figures: dict[Path, list[tuple[float, float]]] = {t: [] for t in args.trees}
+    server = fork_server() if args.forked else None
+    modes = ["launched", "forked"] if server else ["launched"]
+    figures = {(t, m): [] for t in args.trees for m in modes}
     for _ in range(args.runs):
-        for tree in args.trees:
+        for tree, mode in figures:
+            if mode == "forked":
+                os.environ[SOCKET_ENV] = server.socket_path
             wall, cpu, result = one_run(tree.resolve())
-            figures[tree].append((wall, cpu))
+            os.environ.pop(SOCKET_ENV, None)
+            assert result.get("started", "launched") == mode, result
+            figures[tree, mode].append((wall, cpu))
             load = os.getloadavg()[0]
-            print(f"{tree}: wall {wall:.2f} s, CPU {cpu:.2f} s, load average {load:.1f}: "
+            used = f"{cpu:.2f} s" if mode == "launched" else "not seen (the server's child)"
+            print(f"{tree} {mode}: wall {wall:.2f} s, CPU {used}, load average {load:.1f}: "
                   f"{result['summary']}", flush=True)  # fmt: skip
-    for tree, runs in figures.items():
+    if server:
+        server.stop()
+    for (tree, mode), runs in figures.items():
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
-        print(f"{tree}: median wall {statistics.median(walls):.2f} s "
-              f"({min(walls):.2f}-{max(walls):.2f}), median CPU {statistics.median(cpus):.2f} s")  # fmt: skip
+        used = f", median CPU {statistics.median(cpus):.2f} s" if mode == "launched" else ""
+        print(f"{tree} {mode}: median wall {statistics.median(walls):.2f} s "
+              f"({min(walls):.2f}-{max(walls):.2f}){used}")  # fmt: skip
 
 
 if __name__ == "__main__":
