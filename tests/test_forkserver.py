@@ -209,3 +209,20 @@ def test_a_run_should_fork_every_kernel_and_time_out_a_forked_cell(tmp_path, mon
     started = {e["phase"]: e["started"] for e in events if e["event"] == "kernel"}
     assert started == {"00_first": "forked", "01_slow": "forked"}
     assert not kernels_of(os.getpid())
+
+
+def test_a_preload_that_fails_should_leave_every_kernel_launched(tmp_path, probe):
+    """A module that fails at import leaves the server half-loaded: it forks nothing."""
+    (probe / "rbk_broken.py").write_text("raise RuntimeError('planted at import')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(probe), os.environ.get("PYTHONPATH", "")])}
+    forks = engine.fork_server(engine.kernel_name(), env, tmp_path, [["rbk_broken"]])
+    forks.env_given = env
+    try:
+        kernel = _kernel(forks, tmp_path)
+        try:
+            assert kernel.forked.startswith("launched (fork refused: importing rbk_broken failed")
+            assert _eval(kernel, "1 + 1") == ["2"]
+        finally:
+            kernel.shutdown()
+    finally:
+        forks.stop()

@@ -12,10 +12,11 @@ A fork is refused (and the runner launches a kernel from a new interpreter, as w
 server) when the fork would not be that kernel:
 - a module file the server loaded changed on disk since (phase 01's merge can change the
   code under test): the child would run the old code;
-- the request's environment differs from the server's beyond the per-phase keys
-  (`PER_KERNEL_ENV`): a module may have read the variable at import;
-- a different interpreter or launcher, or the server is not single-threaded (a fork copies
-  only the calling thread).
+- the request's environment differs from the server's beyond what differs per kernel (the
+  keys the runner names, what jupyter_client and the kernel set): a module may have read the
+  variable at import;
+- a different interpreter or launcher, the server is not single-threaded (a fork copies only
+  the calling thread), or one of its imports failed.
 
 The server process is forkserver_process.py; this module is the handles on it: the runner's
 (ForkServer: start, kernels, stop) and a kernel's (ForkClient: a process forked to run a module,

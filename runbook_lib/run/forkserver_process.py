@@ -108,6 +108,9 @@ class _Loaded:
                 importlib.import_module(name)
             except ImportError:  # a name that is not a module (`from m import func`)
                 pass
+            except Exception as e:  # noqa: BLE001 - half-imported: fork nothing from it
+                self.unusable = f"importing {name} failed in the fork server: {e}"
+                return
         self._note_files(began)
         loaded = [m for m in sys.modules if m.startswith(SHELL_AWARE)]
         if loaded:
