@@ -1,4 +1,4 @@
-"""The runner's papermill engine: the notebook saved around every cell."""
+"""The runner's papermill engine: the notebook saved around every cell, the kernel client."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbclient.util import run_sync
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from papermill.iorw import write_ipynb
 
-from runbook_lib.run.engine import _ProgressManager
+from runbook_lib.run.engine import ReadyClient, _ProgressManager, kernel_name, start_kernel
 
 
 def _notebook():
@@ -48,3 +49,35 @@ def test_a_save_cut_short_should_leave_the_previous_save_whole(tmp_path, monkeyp
     with pytest.raises(OSError):
         manager.save()
     assert path.read_bytes() == before
+
+
+def test_a_kernels_client_should_be_ready_on_its_answer_and_fail_for_a_dead_kernel(tmp_path):
+    """ReadyClient: ready once the kernel answered kernel_info on both channels (not after
+    0.2 s of IOPub silence), the first cell then gets its output; a dead kernel is reported as
+    dead."""
+    kernel = start_kernel(kernel_name(), "p", {}, tmp_path, [])
+    try:
+        client = kernel.km.client()
+        assert isinstance(client, ReadyClient)
+        client.start_channels()
+        run_sync(client.wait_for_ready)(timeout=60)
+        asked = client.execute("print('only this')")
+        shown = []
+        while True:
+            msg = run_sync(client.iopub_channel.get_msg)(timeout=30)
+            if msg["parent_header"].get("msg_id") != asked:
+                continue  # e.g. a kernel_info asked again while the kernel was slow to answer
+            if msg["msg_type"] == "stream":
+                shown.append(msg["content"]["text"])
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert shown == ["only this\n"]
+        client.stop_channels()
+        kernel.shutdown()
+        dead = kernel.km.client()
+        dead.start_channels()
+        with pytest.raises(RuntimeError, match="Kernel died"):
+            run_sync(dead.wait_for_ready)(timeout=30)
+        dead.stop_channels()
+    finally:
+        kernel.shutdown()

@@ -61,10 +61,10 @@ def _eval(kernel: engine.Kernel, *code: str) -> list[str]:
     """Run `code` in the kernel; return the repr of each expression's value, in order."""
     client = BlockingKernelClient()
     client.load_connection_info(kernel.km.get_connection_info())
-    client.start_channels()
     # A kernel launched from an interpreter on a loaded machine takes seconds to answer its
-    # first heartbeat: the 1 s default would call it dead.
+    # first heartbeat: the 1 s default would call it dead (set before the channel starts).
     client.hb_channel.time_to_dead = 30.0
+    client.start_channels()
     try:
         client.wait_for_ready(timeout=60)
         shown = []

@@ -16,14 +16,18 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
+from jupyter_core.utils import ensure_async
 from nbclient.util import run_sync
 from nbformat.v4 import nbjson
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
@@ -124,7 +128,12 @@ def start_kernel(
     """
     # IPC (Unix sockets) instead of TCP on 127.0.0.1: the kernel is reachable only by this user,
     # and ipykernel no longer warns about unencrypted TCP on every phase.
-    km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=str(_ipc_folder() / "k"))
+    km = AsyncKernelManager(
+        kernel_name=name,
+        transport="ipc",
+        ip=str(_ipc_folder() / "k"),
+        client_class=f"{__name__}.ReadyClient",
+    )
     if forks is not None:
         env = {**env, SOCKET_ENV: forks.socket_path}  # the kernel may fork from it too (pytest)
         km.kernel_id = str(uuid.uuid4())
@@ -185,6 +194,53 @@ class ForkedProvisioner(LocalProvisioner):
         if isinstance(self.process, ForkedProcess):
             self.process.killed = True
         await super().kill(restart)
+
+
+class ReadyClient(AsyncKernelClient):
+    """jupyter_client's kernel client, ready as soon as the kernel answered on both channels.
+
+    Its wait_for_ready ends by listening to IOPub until 0.2 s pass without a message, and waits
+    0.2 s more whenever the subscription missed the kernel's first status message (ZeroMQ's
+    slow joiner): 0.21 s before every phase's first cell, measured. This one is ready at the
+    kernel's idle status for a kernel_info request of its own (the last message the kernel
+    sends for it; every earlier message precedes it on IOPub), asking again after 1 s without
+    a reply or 0.05 s without that status. A message that arrives later belongs to no cell:
+    nbclient keeps only a cell's own.
+    """
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        asked: set[str] = set()  # every kernel_info sent: a slow kernel answers them in turn
+        while True:
+            asked.add(self.kernel_info())
+            try:
+                reply = await ensure_async(self.shell_channel.get_msg(timeout=1))
+            except Empty:
+                reply = None
+            if reply and reply["msg_type"] == "kernel_info_reply" and await self._idle(asked):
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    wait_for_ready = _async_wait_for_ready  # AsyncKernelClient binds the name to the base's
+
+    async def _idle(self, asked: set[str]) -> bool:
+        """Read IOPub up to an idle status for a request in `asked`; False after 0.05 s of
+        silence (the subscription missed it: ask again)."""
+        while True:
+            try:
+                msg = await ensure_async(self.iopub_channel.get_msg(timeout=0.05))
+            except Empty:
+                return False
+            if (
+                msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+                and msg["parent_header"].get("msg_id") in asked
+            ):
+                return True
 
 
 def _ipc_folder() -> Path:
