@@ -222,7 +222,7 @@ class ForkedProcess:
         return self.wait(timeout=0, raise_timeout=False)
 
     def wait(self, timeout: float | None = None, raise_timeout: bool = True) -> int | None:
-        if self.returncode is None and select.select([self._fd], [], [], timeout)[0]:
+        if self.returncode is None and readable(self._fd, timeout):
             os.close(self._fd)
             self._ended()
         if self.returncode is None and raise_timeout:
@@ -245,6 +245,17 @@ class ForkedProcess:
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
+
+
+def readable(fd: int, timeout: float | None) -> bool:
+    """Return whether `fd` becomes readable within `timeout` seconds (None: wait for it).
+
+    poll, not select: select refuses a descriptor numbered 1024 or more, which a long-lived
+    process holding many files reaches (seen in the test suite's workers).
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
 
 
 def read_line(conn: socket.socket) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import sys
@@ -24,6 +23,7 @@ from runbook_lib.run.forkserver import (
     die_with_parent,
     name_process,
     read_line,
+    readable,
 )
 
 # Environment keys jupyter_client adds when it launches a kernel: a forked kernel may differ
@@ -67,7 +67,7 @@ def _serve(socket_path: str, setup: dict) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels are reaped as they exit
     served = 0
     while True:
-        if later and served >= 2 and not select.select([listener], [], [], 0)[0]:
+        if later and served >= 2 and not readable(listener.fileno(), 0):
             state.preload([later.pop(0)])  # nobody waiting: load the next module
             continue
         conn, _ = listener.accept()
