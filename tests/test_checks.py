@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,10 @@ def started_as(request, tmp_path, monkeypatch):
         during = {"PYTEST_CURRENT_TEST": f"{request.node.nodeid} (call)"}
         server = engine.fork_server(engine.kernel_name(), during, tmp_path, [["pytest"]])
         request.addfinalizer(server.stop)
+        # A run's kernel asks once it runs, forked by the server: the server is up by then.
+        deadline = time.monotonic() + 60
+        while not Path(server.socket_path).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         monkeypatch.setenv(SOCKET_ENV, server.socket_path)
     return request.param
 

@@ -126,7 +126,9 @@ class ForkClient:
                     conn.settimeout(max(deadline - time.monotonic(), 0.1))
                     return json.loads(read_line(conn))
             except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
+                # Only the process that started the server waits for it to come up: a kernel
+                # was forked by it, so for a kernel a missing server is a gone one.
+                if self.process is None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
@@ -154,7 +156,13 @@ class ForkServer(ForkClient):
         # Its kernels find it through SOCKET_ENV: the server has it too, so theirs matches.
         self.env = {**env, SOCKET_ENV: self.socket_path}
         per_kernel = (*per_kernel, SOCKET_ENV)
-        setup = {"stages": [list(stage) for stage in stages], "per_kernel": list(per_kernel)}
+        setup = {
+            "stages": [list(stage) for stage in stages],
+            "per_kernel": list(per_kernel),
+            "parent": os.getpid(),
+        }
+        # No preexec_fn: it forces a plain fork of this process, unsafe beside its threads (with
+        # gRPC loaded the child died before exec); the server arms its own death signal.
         self.process = subprocess.Popen(
             [
                 *self.prefix,
@@ -166,7 +174,6 @@ class ForkServer(ForkClient):
             env=self.env,
             cwd=str(cwd),
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a run killed by SIGKILL takes it along
         )
 
     def fork(self, cmd: list[str], env: dict[str, str], cwd: str) -> int:

@@ -54,6 +54,8 @@ def _serve(socket_path: str, setup: dict) -> None:
     soon as the first phase starts), a request waiting never longer than one module's import.
     """
     die_with_parent()
+    if os.getppid() != setup["parent"]:  # the runner died before the signal was armed
+        sys.exit(0)
     name_process(SERVER_NAME)
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher does: imports never come from the cwd
