@@ -409,7 +409,7 @@ def _chain(
     so finalise assembles the report instead of rendering every notebook at the end.
     """
     result = RunResult(ctx.run_id, ctx.run_dir, ctx.params.env)
-    fragments = Fragments()
+    fragments = Fragments().start()  # loads its exporter while the first kernel starts
     kernels: list = []  # the kernels this chain holds, stopped however it ends
     try:
         for rec in manifest.load(ctx.run_dir)["records"]:
