@@ -16,6 +16,7 @@ a URL keeps its scheme and host, a header keeps `Bearer`, so a reader still sees
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -189,17 +190,37 @@ def secret_values(mapping: Mapping) -> set[str]:
     return found
 
 
+# Texts this process found clean (sha256 of the text, and the patterns and known values it was
+# scanned with), so a file unchanged since its last scan is not scanned again: a run's end scans
+# every file of its archive, and each phase's notebook and results were scanned as it ended.
+_CLEAN: dict[str, list[tuple[tuple[str, ...], frozenset[str]]]] = {}
+_CLEAN_MAX = 4096
+
+
 def scrub_file(path: Path, known: Iterable[str] = ()) -> int:
-    """Redact secrets in a text file in place; return how many (a binary file is left alone)."""
+    """Redact secrets in a text file in place; return how many (a binary file is left alone).
+
+    A text found clean before is clean again if the patterns are the same and the known values
+    are among those it was scanned for; it is not scanned twice.
+    """
     path = Path(path)
     try:
         text = path.read_text()
     except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
         return 0
+    known = frozenset(str(v) for v in known)
+    patterns = tuple(p.pattern for p in VALUE_PATTERNS.values())
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if any(p == patterns and known <= k for p, k in _CLEAN.get(digest, ())):
+        return 0
     clean, count = redact_text(text, known)
     if count:
-        path.write_text(clean)
-    return count
+        path.write_text(clean)  # scanned again next time: only a text found clean is noted
+        return count
+    if len(_CLEAN) >= _CLEAN_MAX:
+        _CLEAN.clear()
+    _CLEAN.setdefault(digest, []).append((patterns, known))
+    return 0
 
 
 def scrub_tree(folder: Path, known: Iterable[str] = (), skip: Iterable[str] = ()) -> dict[str, int]:

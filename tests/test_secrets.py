@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -138,6 +139,36 @@ def test_scrub_tree_cleans_every_text_file_and_leaves_binary_ones(tmp_path):
     assert hits == {"notes.txt": 1, "results/journal.jsonl": 1}
     assert "AKIA" not in (tmp_path / "results" / "journal.jsonl").read_text()
     assert (tmp_path / "blob.bin").read_bytes().startswith(b"\xff\xfeAKIA")
+
+
+def test_a_file_found_clean_is_scanned_again_only_when_text_known_values_or_patterns_change(
+    tmp_path, monkeypatch
+):
+    """A run's end scans every file, most already scanned as their phase ended: a text found
+    clean with the same patterns and (a superset of) the same known values is skipped."""
+    scans = []
+    redact_text = secrets.redact_text
+    monkeypatch.setattr(
+        secrets,
+        "redact_text",
+        lambda text, known=(): scans.append(text) or redact_text(text, known),
+    )
+    path = tmp_path / "phase.ipynb"
+    path.write_text('{"text": "hook at hunter2-long-value"}')
+    assert secrets.scrub_file(path, {"other-known-value", "third-value"}) == 0
+    assert secrets.scrub_file(path, {"other-known-value"}) == 0  # fewer known values: skipped
+    assert len(scans) == 1
+    # A known value it was not scanned for, an edit, a new pattern: each is scanned for again.
+    assert secrets.scrub_file(path, {"hunter2-long-value"}) == 1
+    assert "hunter2" not in path.read_text()
+    path.write_text("token ghp_abcdefghijklmnopqrstuvwxyz0123456789\n")
+    assert secrets.scrub_file(path) == 1
+    path.write_text("planted-value-xyz")
+    assert secrets.scrub_file(path) == 0
+    patterns = {**secrets.VALUE_PATTERNS, "planted": re.compile(r"(?P<secret>planted-\S+)")}
+    monkeypatch.setattr(secrets, "VALUE_PATTERNS", patterns)
+    assert secrets.scrub_file(path) == 1
+    assert path.read_text() == REDACTED
 
 
 def test_masked_env_keeps_scheme_and_host_of_a_secret_url():
