@@ -73,6 +73,42 @@ def test_an_empty_stale_rows_chart_says_why():
     assert _texts(charts.stale_rows_by_date(full, None, dt.date(2025, 4, 3))) == ""
 
 
+def test_the_stale_rows_chart_draws_a_day_wide_bar_per_row_from_zero():
+    """One bar per table and date, a day wide and as high as its rows; before, after, cutoff
+    in the legend; the axis starts at 0 rows and reads as dates."""
+    before = pd.DataFrame(
+        {
+            "table": ["a", "a", "b"],
+            "game_date": [dt.date(2025, 3, 1), dt.date(2025, 3, 5), dt.date(2025, 3, 1)],
+            "rows": [10, 30, 20],
+        }
+    )
+    after = before[before["table"] == "b"]
+    fig = charts.stale_rows_by_date(before, after, dt.date(2025, 3, 10))
+    (ax,) = fig.axes
+    bars = {
+        c.get_label(): sorted(
+            (
+                round(p.vertices[:, 0].min(), 3),
+                round(p.vertices[:, 0].max() - p.vertices[:, 0].min(), 3),
+                p.vertices[:, 1].max(),
+            )
+            for p in c.get_paths()
+        )
+        for c in ax.collections
+    }
+    day = charts.mdates.date2num(pd.Timestamp("2025-03-01"))
+    assert bars == {
+        "a before": [(day - 0.5, 1.0, 10.0), (day + 3.5, 1.0, 30.0)],
+        "b before": [(day - 0.5, 1.0, 20.0)],
+        "b after": [(day - 0.5, 1.0, 20.0)],
+    }
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["cutoff 2025-03-10", "a before", "b before", "b after"]
+    assert ax.get_ylim()[0] == 0
+    assert ax.xaxis.get_major_formatter().format_data(day) == "2025-03-01"
+
+
 def test_an_empty_coverage_chart_says_why():
     empty = pd.DataFrame(columns=["game_date", "expected", "actual", "coverage_pct"])
     assert "nothing was backfilled" in _texts(charts.coverage_bars(empty))

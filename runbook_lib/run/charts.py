@@ -6,8 +6,11 @@ which Jupyter shows inline and nbconvert embeds as PNG in the offline report.
 
 from __future__ import annotations
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 
@@ -23,22 +26,48 @@ def stale_rows_by_date(before: pd.DataFrame, after: pd.DataFrame | None, cutoff)
     fig, ax = plt.subplots(figsize=(10, 3.5))
     if before.empty:
         _say_why_empty(ax, f"no stale rows older than the cutoff {cutoff}: nothing to delete")
-    for table, part in before.groupby("table"):
-        ax.bar(
-            _dates(part["game_date"]), part["rows"], width=1.0, alpha=0.6, label=f"{table} before"
-        )
+    ax.xaxis_date()
+    shown = [(table, part, "before", 0.6) for table, part in before.groupby("table")]
     if after is not None and len(after):
-        for table, part in after.groupby("table"):
-            ax.bar(_dates(part["game_date"]), part["rows"], width=1.0, label=f"{table} after")
-    ax.axvline(pd.Timestamp(str(cutoff)), color="red", linestyle="--", label=f"cutoff {cutoff}")
+        shown += [(table, part, "after", 1.0) for table, part in after.groupby("table")]
+    bars = [
+        _day_bars(ax, part, f"C{n}", alpha, f"{table} {when}")
+        for n, (table, part, when, alpha) in enumerate(shown)
+    ]
+    line = ax.axvline(
+        pd.Timestamp(str(cutoff)), color="red", linestyle="--", label=f"cutoff {cutoff}"
+    )
     ax.set_ylabel("rows")
     title = "Stale rows by date" + (
         " (after cleanup: none left)" if after is not None and after.empty else ""
     )
     ax.set_title(title)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(handles=[line, *bars], loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _day_bars(ax, part: pd.DataFrame, color: str, alpha: float, label: str) -> PolyCollection:
+    """Draw one bar a day wide per row (game_date, rows) as a single artist.
+
+    What `ax.bar` draws, without its one patch per bar: the stale chart has a bar per table
+    and date (hundreds), and adding each patch took 0.25 s of a 0.4 s chart.
+    """
+    x = mdates.date2num(_dates(part["game_date"]))
+    top = part["rows"].to_numpy(dtype=float)
+    left, right, ground = x - 0.5, x + 0.5, np.zeros_like(top)
+    corners = [(left, ground), (left, top), (right, top), (right, ground)]
+    bars = PolyCollection(
+        np.stack([np.column_stack(c) for c in corners], axis=1),
+        facecolors=color,
+        edgecolors="none",
+        alpha=alpha,
+        label=label,
+    )
+    bars.sticky_edges.y.append(0)  # as bars: the axis starts at 0 rows, no margin below
+    ax.add_collection(bars, autolim=True)
+    ax.autoscale_view()
+    return bars
 
 
 def _say_why_empty(ax, why: str) -> None:
