@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +69,36 @@ def test_probe_access_should_refuse_a_dataset_in_another_location_than_the_param
 
 def test_byte_compile_should_count_every_module():
     assert checks.byte_compile() >= 20
+
+
+def test_byte_compile_should_compile_again_a_module_changed_since_its_pyc(tmp_path, monkeypatch):
+    """A .pyc vouches only for the source it was compiled from: the same size with another
+    modification time, or the same time with another size, is compiled again and refused."""
+    package = tmp_path / "probe_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "mod.py"
+    module.write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    try:
+        assert checks.byte_compile("probe_pkg") == 2
+        pyc = Path(importlib.util.cache_from_source(str(module)))
+        compiled = module.stat().st_mtime
+        module.write_text("x = (\n")  # the same size; a later time
+        os.utime(module, (compiled + 10, compiled + 10))
+        with pytest.raises(SyntaxError, match="mod.py"):
+            checks.byte_compile("probe_pkg")
+        module.write_text("x = 2\n")
+        os.utime(module, (compiled + 20, compiled + 20))
+        assert checks.byte_compile("probe_pkg") == 2
+        module.write_text("x = (((\n")  # another size; the time the .pyc names
+        os.utime(module, (compiled + 20, compiled + 20))
+        assert pyc.read_bytes()[8:12] == int(compiled + 20).to_bytes(4, "little")
+        with pytest.raises(SyntaxError, match="mod.py"):
+            checks.byte_compile("probe_pkg")
+    finally:
+        sys.modules.pop("probe_pkg", None)
 
 
 @pytest.fixture(params=["launched", "forked"])

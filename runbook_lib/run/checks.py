@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import compileall
 import importlib
+import importlib.util
 import inspect
 import io
 import os
@@ -299,14 +300,38 @@ def run_tests(test_paths: list[str], root: Path = paths.SOURCE_ROOT) -> dict:
 
 
 def byte_compile(package: str = "runbook_lib") -> int:
-    """Byte-compile every module of `package`; return how many files compiled (raise on error)."""
+    """Byte-compile every module of `package`; return how many files compiled (raise on error).
+
+    A module whose .pyc was compiled from its source as it is now (the .pyc's header names the
+    source's modification time and size, the test the import makes before it runs a .pyc) is
+    not compiled again: it compiled, and that .pyc is what will run. Compiling all ~100 modules
+    again took 0.3-0.6 s of phase 01 on 2 cores, beside its safeguard tests.
+    """
     folder = Path(importlib.import_module(package).__file__).parent
     files = sorted(folder.rglob("*.py"))
+    stale = [f for f in files if not _compiled_as_is(f)]
     with redirect_stdout(io.StringIO()):
-        failed = [str(f) for f in files if not compileall.compile_file(str(f), quiet=2, force=True)]
+        failed = [str(f) for f in stale if not compileall.compile_file(str(f), quiet=2, force=True)]
     if failed:
         raise SyntaxError(f"these files do not compile: {failed}")
     return len(files)
+
+
+def _compiled_as_is(source: Path) -> bool:
+    """Return whether `source`'s .pyc (of this interpreter) was compiled from it as it is now:
+    the header the import validates (magic number, timestamp flags, source mtime and size)."""
+    stat = source.stat()
+    expected = (
+        importlib.util.MAGIC_NUMBER
+        + (0).to_bytes(4, "little")  # flags 0: validated by timestamp, not by hash
+        + (int(stat.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+        + (stat.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    )
+    try:
+        with open(importlib.util.cache_from_source(str(source)), "rb") as pyc:
+            return pyc.read(16) == expected
+    except OSError:  # no .pyc yet (or not readable): compile it
+        return False
 
 
 def has_parameters(func, *names: str) -> bool:
