@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,25 +86,10 @@ def empty_wh(local_params, empty_file):
     return connect(local_params)
 
 
-@contextmanager
-def held_scratch(wh):
-    """Hold one connection to `wh`, a scratch copy nothing reads after the block, for the block.
-
-    The file is thrown away afterwards, so its close skips the checkpoint (writing the block's
-    changes into the file, ~25 ms). DuckDB runs each statement on one thread: on the tests'
-    tables of a few dozen rows a second thread only adds its start and hand-over to every
-    window, join and sort (the safeguard tests took 10-25% more CPU with two, measured), and
-    which thread computes a result does not change it.
-    """
-    with wh.session(), wh._con() as con:
-        con.execute("PRAGMA disable_checkpoint_on_shutdown")
-        con.execute("SET threads = 1")
-        yield con
-
-
 @pytest.fixture(autouse=True)
 def _one_connection_per_safeguard_test(request):
-    """Hold one connection to a safeguard test's warehouse for the whole test (`held_scratch`).
+    """Hold one connection to a safeguard test's warehouse for the whole test: the file is a
+    copy thrown away with the test (DuckDBWarehouse.scratch_session).
 
     Phase 01 waits for the safeguard tests, and opening and closing the DuckDB file around each
     statement was half their time. They run in this process only, so nothing else needs the file
@@ -117,7 +101,7 @@ def _one_connection_per_safeguard_test(request):
     ):
         yield
         return
-    with held_scratch(request.getfixturevalue("empty_wh")):
+    with request.getfixturevalue("empty_wh").scratch_session():
         yield
 
 

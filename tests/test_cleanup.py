@@ -27,7 +27,6 @@ from runbook_lib.platform.schema import Tables
 from runbook_lib.run.params import load_params
 from runbook_lib.warehouse import connect
 from runbook_lib.warehouse.ids import TableId
-from tests.conftest import held_scratch
 
 TODAY = dt.date(2025, 4, 10)
 CUTOFF = dt.date(2025, 4, 3)  # TODAY - 7 days
@@ -85,14 +84,14 @@ def _shared_stale(tmp_path_factory, empty_file):
 
     Opening a warehouse creates a DuckDB instance (30-45 ms on 2 cores) and the rows take two
     loads: phase 01 waits for these tests, and when they pass they only read. Held open like
-    the safeguard tests' own warehouses (`held_scratch`).
+    the safeguard tests' own warehouses (`scratch_session`).
     """
     folder = tmp_path_factory.mktemp("shared-stale") / "warehouse"
     folder.mkdir()
     shutil.copy(empty_file, folder / empty_file.name)
     params = load_params("local", {"warehouse_dir": str(folder), "today": str(TODAY)})
     shared = connect(params)
-    with held_scratch(shared):
+    with shared.scratch_session():
         load_stale_rows(shared, params.tables)
         yield shared, params.tables, _state(shared, params.tables)
 

@@ -189,7 +189,8 @@ def _backfill_options() -> str:
         params, wh = _probe_warehouse(Path(folder))
         # One connection for the whole probe: opening and closing the file around each
         # statement was most of its time. The backfill opens its sessions inside this one.
-        with wh.session():
+        # The file is thrown away with the folder: no checkpoint at close, one thread.
+        with wh.scratch_session():
             _seed_probe(wh, params.tables)
             try:
                 _logged(run_backfill, wh, params, dates=[str(DAY)])
