@@ -48,8 +48,11 @@ def next_attempt(run_dir: Path, name: str) -> int:
     """Return the number of phase `name`'s next attempt: one past any on disk or recorded."""
     recorded = []
     if (Path(run_dir) / manifest.MANIFEST).exists():
-        recorded = [r.get("attempt") or 0 for r in manifest.load(run_dir)["records"]
-                    if r.get("phase") == name]
+        recorded = [
+            r.get("attempt") or 0
+            for r in manifest.load(run_dir)["records"]
+            if r.get("phase") == name
+        ]
     return max([0, *attempts_on_disk(run_dir, name), *recorded]) + 1
 
 
@@ -114,20 +117,27 @@ def finalise(run_dir: Path, params: Params, overrides: dict, fragments=None) -> 
     """
     from runbook_lib.run import deployment_log, report
 
-    writers = (
-        ("deployment log", deployment_log.write),
-        ("report", lambda d: report.write(d, fragments)),
-    )
-    for what, fn in writers:
-        try:
-            fn(run_dir)
-        except Exception:  # noqa: BLE001 - the run's verdict must not depend on its report
-            log.exception("could not write the %s of %s", what, run_dir)
     # Every text file of the run dir (log, report, results, journals, the bundle ...) is scanned;
-    # the manifest scrubs its own records as they are chained.
-    hits = secrets.scrub_tree(run_dir, known_secrets(params, overrides), skip={manifest.MANIFEST})
+    # the manifest scrubs its own records as they are chained. All but the report first, while
+    # the report's last notebooks are still being rendered (notebook_html.Fragments), then the
+    # report, which is made from the scanned notebooks.
+    known = known_secrets(params, overrides)
+    _write("deployment log", deployment_log.write, run_dir)
+    hits = secrets.scrub_tree(run_dir, known, skip={manifest.MANIFEST, report.REPORT_NAME})
+    _write("report", lambda d: report.write(d, fragments), run_dir)
+    in_report = secrets.scrub_file(Path(run_dir) / report.REPORT_NAME, known)  # none: 0
+    if in_report:
+        hits[report.REPORT_NAME] = in_report
     for rel, n in hits.items():
         log.error("%d secret value(s) reached %s; redacted", n, rel)
     return manifest.append_archive(
         run_dir, secrets_redacted=sum(hits.values()), before_save=anchor.writer(params)
     )
+
+
+def _write(what: str, write, run_dir: Path) -> None:
+    """Write one of the run's documents, best effort: the run's verdict must not depend on it."""
+    try:
+        write(run_dir)
+    except Exception:  # noqa: BLE001
+        log.exception("could not write the %s of %s", what, run_dir)
