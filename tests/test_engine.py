@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 from pathlib import Path
 
 import nbformat
@@ -49,6 +50,31 @@ def test_a_save_cut_short_should_leave_the_previous_save_whole(tmp_path, monkeyp
     with pytest.raises(OSError):
         manager.save()
     assert path.read_bytes() == before
+
+
+def test_a_run_should_leave_no_thread_and_no_open_client_behind(tmp_path, monkeypatch):
+    """papermill hands nbclient our kernel manager, so nbclient left each phase's client open:
+    its heartbeat thread and sockets lived until the runner exited. A run now closes them."""
+    from runbook_lib.run import runner
+    from tests.phase_notebooks import write_phase
+
+    monkeypatch.setattr(runner.paths, "ROOT", tmp_path)
+    folder = tmp_path / "notebooks"
+    for name in ("00_first", "01_second"):
+        write_phase(folder, name, ['phase.check("ran", True)'])
+    clients = []
+    real_client = ReadyClient.start_channels
+
+    def noted(self, *args, **kwargs):
+        clients.append(self)
+        return real_client(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReadyClient, "start_channels", noted)
+    before = set(threading.enumerate())
+    runner.run("local", notebooks_dir=folder, out_root=tmp_path / "out")
+    assert set(threading.enumerate()) - before == set()
+    assert len(clients) == 2
+    assert not any(client.channels_running for client in clients)
 
 
 def test_a_kernels_client_should_be_ready_on_its_answer_and_fail_for_a_dead_kernel(tmp_path):

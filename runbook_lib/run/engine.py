@@ -29,7 +29,10 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.utils import ensure_async
 from nbclient.util import run_sync
+from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
+from papermill.log import logger as papermill_log
+from papermill.utils import merge_kwargs, remove_args
 
 from runbook_lib.run.forkserver import SOCKET_ENV, ForkedProcess, ForkRefused, ForkServer
 from runbook_lib.run.notebook_save import NotebookSaver
@@ -227,6 +230,11 @@ class ReadyClient(AsyncKernelClient):
 
     wait_for_ready = _async_wait_for_ready  # AsyncKernelClient binds the name to the base's
 
+    def start_channels(self, shell=True, iopub=True, stdin=True, hb=True, control=True) -> None:
+        """Start the channels but the heartbeat's: whether the kernel lives is asked of its
+        manager (this client's parent), and the heartbeat's thread would outlive the phase."""
+        super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
+
     async def _idle(self, asked: set[str]) -> bool:
         """Read IOPub up to an idle status for a request in `asked`; False after 0.05 s of
         silence (the subscription missed it: ask again)."""
@@ -321,6 +329,35 @@ class RunbookEngine(NBClientEngine):
             nb_man.cleanup_pbar()
             nb_man.notebook_complete()
         return nb_man.nb
+
+    @classmethod
+    def execute_managed_notebook(
+        cls, nb_man, kernel_name, log_output=False, start_timeout=60, execution_timeout=None, **kw
+    ):
+        """Execute as papermill's engine does, then stop the client's channels.
+
+        papermill hands nbclient a kernel manager of its own (ours), so nbclient leaves the
+        client's channels open: each phase's sockets, ZeroMQ context and heartbeat thread (still
+        pinging the stopped kernel) lived until the runner exited.
+        """
+        timeout = execution_timeout or kw.get("timeout")
+        kw = remove_args(["input_path", "timeout", "startup_timeout"], **kw)
+        client = PapermillNotebookClient(
+            nb_man,
+            **merge_kwargs(
+                kw,
+                timeout=timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=papermill_log,
+                log_output=log_output,
+            ),
+        )
+        try:
+            return client.execute()
+        finally:
+            if client.kc is not None:
+                client.kc.stop_channels()
 
 
 papermill_engines.register(ENGINE_NAME, RunbookEngine)
