@@ -1,12 +1,14 @@
 """Wall time of a full local run against the same work done directly, and a papermill CLI chain.
 
-Three ways to execute the same phase notebooks on a freshly seeded local warehouse:
+Four ways to execute the same phase notebooks on a freshly seeded local warehouse:
 1. `runner.run` (what `runbook run --env local` calls): papermill's Python API, one process,
    a fresh kernel per phase started while the previous phase runs, forked from the run's fork
    server (RUNBOOK_FORK_KERNELS=0 in the environment launches each from an interpreter);
-2. direct: every notebook's code cells exec'd in this one Python process (no kernel, no
-   papermill), the same library work;
-3. one `papermill` CLI call per phase (a new Python process and kernel each), the comparison.
+2. the same run as the command a user types, `runbook run --env local` (a process of its own,
+   its start-up and exit included);
+3. direct: every notebook's code cells exec'd in this one Python process (no kernel, no
+   papermill, no display of results), the same library work;
+4. one `papermill` CLI call per phase (a new Python process and kernel each), the comparison.
 Overhead per phase = (run - direct) / phases. Targets on 2 cores: run <= 15 s, overhead <= 0.7 s.
 It prints each phase's seconds (the run's record, and direct) as the per-phase profile.
 
@@ -65,6 +67,29 @@ def time_runner(folder: Path, overrides: dict, phases) -> tuple[float, str, dict
         status, records = f"FAILED: {e}", getattr(getattr(e, "result", None), "records", [])
     seconds = {r["phase"]: r["seconds"] or 0.0 for r in records if r["status"] != "SKIPPED"}
     return time.perf_counter() - t0, status, seconds
+
+
+def time_runbook_cli(folder: Path, overrides: dict, phases=None) -> tuple[float, str]:
+    """Run `runbook run --env local` as a user types it (what `make run` runs), start to exit.
+
+    The project root is a folder of its own (RUNBOOK_ROOT: the notebooks and params linked, the
+    outputs its own), so the bench leaves no run in the checkout's outputs.
+    """
+    root = folder / "root"
+    root.mkdir()
+    for name in ("notebooks", "params"):
+        (root / name).symlink_to(ROOT / name)
+    cmd = [str(Path(sys.executable).parent / "runbook"), "run", "--env", "local"]
+    cmd += ["--phases", *phases] if phases else []
+    for key, value in overrides.items():
+        cmd += ["--set", f"{key}={value}"]
+    env = {**os.environ, "RUNBOOK_ROOT": str(root)}
+    env.pop("RUNBOOK_PARAMS_DIR", None)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    status = "SUCCEEDED" if done.returncode == 0 else f"FAILED (exit {done.returncode})"
+    return seconds, status
 
 
 def time_direct(
@@ -159,6 +184,10 @@ def main() -> None:
             *_fresh(base, base / "seed", "run"), args.phases
         )
         print(f"runbook run (papermill API, one process): {run_s:6.2f} s  {run_status}")
+        cli_run_s, cli_run_status = time_runbook_cli(
+            *_fresh(base, base / "seed", "runbook"), args.phases
+        )
+        print(f"`runbook run --env local` (the command):  {cli_run_s:6.2f} s  {cli_run_status}")
         direct_s, direct_status, direct_phases = time_direct(
             *_fresh(base, base / "seed", "direct"), notebooks
         )
