@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient.util import run_sync
-from nbformat.v4 import new_code_cell, new_notebook, new_output
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from papermill.iorw import write_ipynb
 
 from runbook_lib.run.engine import ReadyClient, _ProgressManager, kernel_name, start_kernel
@@ -50,6 +50,45 @@ def test_a_save_cut_short_should_leave_the_previous_save_whole(tmp_path, monkeyp
     with pytest.raises(OSError):
         manager.save()
     assert path.read_bytes() == before
+
+
+def test_the_notebook_on_disk_should_move_on_at_each_code_cells_start_and_at_the_end(tmp_path):
+    """Saved at a code cell's start (what came before it complete), not at a markdown cell
+    or a cell's end: a run killed mid-cell leaves the notebook as its running cell started."""
+    path = tmp_path / "phase.ipynb"
+    nb = new_notebook(
+        cells=[new_markdown_cell("# a"), new_code_cell("1"), new_markdown_cell("b")]
+        + [new_code_cell("2")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}, "papermill": {}},
+    )
+    manager = _ProgressManager(nb, output_path=str(path), progress_bar=False)
+    saves = []
+    real_save = manager.save
+
+    def on_disk() -> list[tuple[str, int]]:
+        cells = nbformat.read(path, as_version=4).cells
+        return [(c.metadata.papermill["status"], len(c.get("outputs", []))) for c in cells]
+
+    def save(**kwargs):  # every state the file on disk goes through, in order
+        real_save(**kwargs)
+        if not saves or saves[-1] != on_disk():
+            saves.append(on_disk())
+
+    manager.save = save
+    manager.notebook_start()
+    for i, cell in enumerate(nb.cells):  # papermill's order: start, execute, complete
+        manager.cell_start(cell, i)
+        if cell.cell_type == "code":
+            cell.outputs.append(new_output("stream", text=f"{i}\n"))
+        manager.cell_complete(cell, i)
+    manager.notebook_complete()
+    pending, running, completed = "pending", "running", "completed"
+    assert saves == [
+        [(pending, 0), (pending, 0), (pending, 0), (pending, 0)],  # notebook start
+        [(completed, 0), (running, 0), (pending, 0), (pending, 0)],  # cell 1 starts
+        [(completed, 0), (completed, 1), (completed, 0), (running, 0)],  # cell 3 starts
+        [(completed, 0), (completed, 1), (completed, 0), (completed, 1)],  # the end
+    ]
 
 
 def test_a_run_should_leave_no_thread_and_no_open_client_behind(tmp_path, monkeypatch):

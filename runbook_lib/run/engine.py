@@ -260,15 +260,24 @@ def _ipc_folder() -> Path:
 
 
 class _ProgressManager(NotebookExecutionManager):
-    """papermill's execution manager, reporting each finished cell to a callback."""
+    """papermill's execution manager, reporting each finished cell to a callback.
+
+    papermill saves the notebook at every cell's start and end, markdown cells included, and
+    each save sits between two cells, where the kernel waits for the next one. A save here is
+    made where the notebook on disk must move on: a code cell's start (with everything before
+    it, now complete), a long cell's autosave, the notebook's end. A cell's end is saved with
+    the next code cell's start, a few milliseconds later; a markdown cell runs instantly.
+    A run killed at any point leaves the notebook as it was when its running cell started.
+    """
 
     progress: Callable[[dict], None] | None = None
     phase = ""
     saver: NotebookSaver | None = None
+    _defer = False  # the next save is made at the next code cell's start or the notebook's end
 
     def save(self, **kwargs):
-        """Save the notebook as it runs (before and after every cell): the bytes papermill
-        writes, replaced whole, without validating the notebook at each save.
+        """Save the notebook as it runs: the bytes papermill writes, replaced whole, without
+        validating the notebook at each save.
 
         papermill's save validates the whole notebook against its schema every time: 244 saves
         took 3.8 s of a run on the critical path. papermill validates it when it writes the
@@ -276,6 +285,9 @@ class _ProgressManager(NotebookExecutionManager):
         (notebook_save.py). Replacing the file (instead of rewriting it in place) means a run
         killed mid-save leaves the previous save, never half a notebook.
         """
+        if self._defer:
+            self._defer = False
+            return
         if self.output_path:
             self.saver = self.saver or NotebookSaver()
             path = Path(self.output_path)
@@ -284,7 +296,12 @@ class _ProgressManager(NotebookExecutionManager):
             part.replace(path)
         self.last_save_time = self.now()
 
+    def cell_start(self, cell, cell_index=None, **kwargs):
+        self._defer = cell.get("cell_type") != "code"
+        super().cell_start(cell, cell_index=cell_index, **kwargs)
+
     def cell_complete(self, cell, cell_index=None, **kwargs):
+        self._defer = True
         super().cell_complete(cell, cell_index=cell_index, **kwargs)
         if self.progress and cell_index is not None:
             self.progress(
