@@ -18,6 +18,7 @@ BENCHES = [
     ["bench_run.py", "--skip-cli"],
     ["bench_safeguard_tests.py", "--runs", "3", "--forked"],
     ["bench_kernel_ready.py", "--runs", "3"],
+    ["bench_cli_exit.py", "--runs", "5"],
     ["bench_function.py", "--runs", "5"],
     ["bench_lab.py", "--runs", "2"],
     ["bench_monitor.py", "--runs", "20"],

@@ -20,7 +20,7 @@ SOURCE_PARAMS = paths.PARAMS_DIR  # the project's own params, before any test po
 RUNBOOK_PROCESS = [
     sys.executable,
     "-c",
-    "import sys; from runbook_lib.cli import main; sys.exit(main())",
+    "from runbook_lib.cli import entry; entry()",
 ]
 
 

@@ -269,7 +269,7 @@ def listening(url: str) -> bool:
 def start_serve(root: Path) -> tuple[subprocess.Popen, dict]:
     """Run `runbook function serve --env local` with its warehouse under `root` (its own lock);
     return it and the URLs and bundle it printed."""
-    code = "import sys; from runbook_lib.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "from runbook_lib.cli import entry; entry()"
     env = {**os.environ, "RUNBOOK_ROOT": str(root), "RUNBOOK_PARAMS_DIR": str(paths.PARAMS_DIR)}
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "function", "serve", "--env", "local"],

@@ -53,7 +53,7 @@ def _run(root: Path, phases=None) -> Path:
 def _command(root: Path, *argv: str) -> tuple[list[str], dict]:
     """Return the `runbook ARGV` command line and environment, rooted at `root`."""
     env = dict(os.environ, RUNBOOK_ROOT=str(root), RUNBOOK_PARAMS_DIR=str(paths.PARAMS_DIR))
-    code = "import sys; from runbook_lib.cli import main; sys.exit(main())"
+    code = "from runbook_lib.cli import entry; entry()"
     return [sys.executable, "-c", code, *argv], env
 
 

@@ -8,12 +8,15 @@ Exit codes: 0 success, 1 a safeguard or check failed, 2 bad input (nothing chang
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from runbook_lib.errors import (
     ConfirmationRequired,
@@ -106,5 +109,26 @@ def main(argv: list[str] | None = None) -> int:
     return int(code or 0)
 
 
+def entry() -> NoReturn:
+    """The `runbook` console command: `main`, then the process ends without its teardown.
+
+    A process that loaded pandas, DuckDB, Jupyter's client and papermill spends a long time
+    freeing its modules one by one at exit, after its work is done (bench/bench_cli_exit.py;
+    figures in bench/README.md, "Command exit"). The atexit handlers still run (temporary
+    folders, the flush of logging), the output is flushed, and the exit code is main's. With a
+    thread still running, the process exits as Python does, waiting for it.
+    """
+    code = main()
+    if threading.active_count() == 1:
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # closed, or a reader gone: nothing left to say
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
