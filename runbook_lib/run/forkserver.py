@@ -18,9 +18,18 @@ server) when the fork would not be that kernel:
 - a different interpreter or launcher, the server is not single-threaded (a fork copies only
   the calling thread), or one of its imports failed.
 
+A kernel may ask for a module run (`python -m module`: phase 01's safeguard pytest, phases 03
+and 05's functions-framework server): the child applies what an interpreter reads from the
+environment at start-up (PYTHONPATH's entries after the folder, unbuffered output, no bytecode),
+drops the preloaded modules of the packages the request names fresh (the function bundle's own
+copy of the library is then imported from its folder), and is killed with its process group
+when the process that asked for it ends, as a process launched in a kernel's group is. Refused
+beyond the above when a preloaded module configured logging (the bundle's basicConfig would do
+nothing), or the server's path does not start with its own PYTHONPATH.
+
 The server process is forkserver_process.py; this module is the handles on it: the runner's
-(ForkServer: start, kernels, stop) and a kernel's (ForkClient: a process forked to run a module,
-such as phase 01's safeguard pytest). Both import only the standard library.
+(ForkServer: start, kernels, stop) and a kernel's (ForkClient: a process forked to run a module).
+Both import only the standard library.
 """
 
 from __future__ import annotations
@@ -45,6 +54,18 @@ _READY_TIMEOUT = 60.0
 SERVER_NAME = "rbk-forkserver"
 KERNEL_NAME = "rbk-kernel"
 PROCESS_NAME = "rbk-forked"  # a module run forked for a kernel (phase 01's pytest)
+# What the module runs kernels ask for import before their own code (phases 03 and 05 serve
+# their function under functions-framework and gunicorn): the server loads them after every
+# kernel's imports, so a run pays only for its own code.
+MODULE_RUN_IMPORTS = (
+    "functions_framework",
+    "functions_framework._cli",
+    "functions_framework._http.gunicorn",
+    "gunicorn.arbiter",
+)
+# What the interpreter reads from its environment at start-up, and a forked module run applies
+# itself from the environment asked for: the path's head, unbuffered output, no bytecode.
+INTERPRETER_ENV = ("PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
 
 
 def die_with_parent() -> None:
@@ -66,10 +87,15 @@ def _prctl(option: int, value) -> None:
         pass
 
 
+class ForkRefused(Exception):  # noqa: N818 - an answer, not a failure: the runner falls back
+    """The fork server did not fork this kernel; the message says why."""
+
+
 class ForkClient:
     """A handle on a running fork server: ask it to fork a process."""
 
     process: subprocess.Popen | None = None  # the server, when this process started it
+    Refused = ForkRefused  # what a refusal raises, for callers that may not import this module
 
     def __init__(self, socket_path: str):
         self.socket_path = socket_path
@@ -88,22 +114,32 @@ class ForkClient:
         env: dict[str, str],
         output: Path,
         runtime_env: tuple[str, ...] = (),
+        *,
+        log: Path | None = None,
+        fresh: tuple[str, ...] = (),
     ) -> ForkedProcess:
         """Fork a process that runs `python -m module *args` in `cwd` with `env`.
 
-        Its stdout and stderr go to `output`.out and `output`.err, its exit status to
-        `output`.exit. `runtime_env` names variables the module reads only when it runs (they
-        may differ from the server's). Raise ForkRefused with the reason.
+        Its stdout and stderr go to `output`.out and `output`.err (both to `log` when given, as
+        `2>&1` would), its exit status to `output`.exit. `runtime_env` names variables the
+        module reads only when it runs (they may differ from the server's). What the
+        interpreter reads from `env` at start-up (INTERPRETER_ENV: PYTHONPATH, unbuffered
+        output, no bytecode) the child applies itself. `fresh` names packages whose modules the
+        server preloaded and the child drops, so they are imported again from its path (a
+        function bundle's own copy of the library). Raise ForkRefused with the reason.
         """
-        request = {
+        request = {  # paths absolute: the server does not run in this process's folder
             "module": module,
             "argv": list(args),
-            "cwd": str(cwd),
+            "cwd": os.path.abspath(cwd),
             "env": dict(env),
-            "output": str(output),
+            "output": os.path.abspath(output),
             "runtime_env": list(runtime_env),
+            "fresh": list(fresh),
         }
-        return ForkedProcess(self._pid(request), Path(f"{output}.exit"))
+        if log is not None:
+            request["stdout"] = request["stderr"] = os.path.abspath(log)
+        return ForkedProcess(self._pid(request), Path(f"{request['output']}.exit"))
 
     def _pid(self, request: dict) -> int:
         try:
@@ -148,7 +184,7 @@ class ForkServer(ForkClient):
 
         Kernels get `env` except for the keys in `per_kernel`, set per request. The server
         preloads `stages` of imports: the first before its first fork, each next one after a
-        fork (names that are not modules are skipped).
+        fork (names that are not modules are skipped), then MODULE_RUN_IMPORTS.
         """
         self._dir = Path(_short_tempdir())
         super().__init__(str(self._dir / "s"))
@@ -157,7 +193,7 @@ class ForkServer(ForkClient):
         self.env = {**env, SOCKET_ENV: self.socket_path}
         per_kernel = (*per_kernel, SOCKET_ENV)
         setup = {
-            "stages": [list(stage) for stage in stages],
+            "stages": [*(list(stage) for stage in stages), list(MODULE_RUN_IMPORTS)],
             "per_kernel": list(per_kernel),
             "parent": os.getpid(),
         }
@@ -191,10 +227,6 @@ class ForkServer(ForkClient):
         for path in self._dir.glob("*"):
             path.unlink(missing_ok=True)
         self._dir.rmdir()
-
-
-class ForkRefused(Exception):  # noqa: N818 - an answer, not a failure: the runner falls back
-    """The fork server did not fork this kernel; the message says why."""
 
 
 def _short_tempdir() -> str:
@@ -242,10 +274,14 @@ class ForkedProcess:
         except (AttributeError, OSError, ValueError):  # none written: killed, or not asked
             self.returncode = -signal.SIGKILL if self.killed else 0
 
-    def send_signal(self, sig: int) -> None:
+    def send_signal(self, sig: int, group: bool = True) -> None:
+        """Signal its process group (what it started goes too), or with group=False only it."""
         if self.returncode is None:
             self.killed |= sig == signal.SIGKILL
-            os.killpg(self.pid, sig)  # its own process group: what it started goes too
+            if group:
+                os.killpg(self.pid, sig)  # its own process group, led by it
+            else:
+                signal.pidfd_send_signal(self._fd, sig)  # never another process with its pid
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)

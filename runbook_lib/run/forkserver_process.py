@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -17,13 +18,13 @@ import threading
 import time
 
 from runbook_lib.run.forkserver import (
+    INTERPRETER_ENV,
     KERNEL_NAME,
     PROCESS_NAME,
     SERVER_NAME,
     die_with_parent,
     name_process,
     read_line,
-    readable,
 )
 
 # Environment keys jupyter_client adds when it launches a kernel: a forked kernel may differ
@@ -67,23 +68,82 @@ def _serve(socket_path: str, setup: dict) -> None:
     state.preload(["ipykernel.kernelapp", *stages[0]])
     later = [name for stage in stages[1:] for name in stage]
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernels are reaped as they exit
+    askers = _Askers()
     served = 0
     while True:
-        if later and served >= 2 and not readable(listener.fileno(), 0):
+        idle = 0 if later and served >= 2 else None
+        if not askers.wait_for(listener, idle):
             state.preload([later.pop(0)])  # nobody waiting: load the next module
             continue
         conn, _ = listener.accept()
         served += 1
         with conn:
-            try:
-                request = json.loads(read_line(conn))
-                refused = state.refusal(request)
-                if not refused:
-                    request["env"] = state.kernel_env(request["env"])
-                reply = {"refused": refused} if refused else {"pid": _fork(request, listener, conn)}
-            except Exception as e:  # noqa: BLE001 - a bad request is answered, never fatal
-                reply = {"refused": f"{type(e).__name__}: {e}"}
-            conn.sendall(json.dumps(reply).encode() + b"\n")
+            conn.sendall(json.dumps(_answer(conn, state, listener, askers)).encode() + b"\n")
+
+
+def _answer(conn: socket.socket, state: _Loaded, listener: socket.socket, askers: _Askers) -> dict:
+    """Read one request from `conn`; return the answer: the forked pid, or why not."""
+    try:
+        request = json.loads(read_line(conn))
+        refused = state.refusal(request)
+        if refused:
+            return {"refused": refused}
+        if "module" in request:  # the interpreter's own path, after PYTHONPATH's
+            request["path_rest"] = state.path_rest()
+        request["env"] = state.kernel_env(request["env"])
+        pid = _fork(request, [listener, conn, askers])
+    except Exception as e:  # noqa: BLE001 - a bad request is answered, never fatal
+        return {"refused": f"{type(e).__name__}: {e}"}
+    if "module" in request:
+        askers.watch(_peer_pid(conn), pid)
+    return {"pid": pid}
+
+
+def _peer_pid(conn: socket.socket) -> int:
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[0]
+
+
+class _Askers:
+    """The processes that asked for module runs, each watched through a pidfd: when one ends,
+    the runs it asked for end too (SIGKILL to each run's process group), as a process launched
+    in a kernel's process group ends when the kernel is killed."""
+
+    def __init__(self):
+        self.runs: dict[int, int] = {}  # a pidfd of an asker (one per request) -> the run
+
+    def watch(self, asker: int, run: int) -> None:
+        try:
+            self.runs[os.pidfd_open(asker)] = run
+        except OSError:  # gone already
+            _kill_group(run)
+
+    def wait_for(self, listener: socket.socket, timeout: float | None) -> bool:
+        """Return whether `listener` has a connection within `timeout` (None: wait for one),
+        ending the runs of every asker that ends meanwhile."""
+        while True:
+            poller = select.poll()
+            for fd in (listener.fileno(), *self.runs):
+                poller.register(fd, select.POLLIN)
+            ready = [fd for fd, _ in poller.poll(None if timeout is None else int(timeout * 1000))]
+            for fd in set(ready) & set(self.runs):
+                _kill_group(self.runs.pop(fd))
+                os.close(fd)
+            if listener.fileno() in ready or not ready:
+                return bool(ready)
+
+    def close(self) -> None:
+        for fd in self.runs:
+            os.close(fd)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:  # the run and what it started are gone
+        pass
 
 
 class _Loaded:
@@ -147,6 +207,10 @@ class _Loaded:
         allowed = self.allowed
         if "module" in request:  # asked for by a kernel: its shell's variables, the module's own
             allowed = allowed | set(KERNEL_SET_ENV) | set(request.get("runtime_env", ()))
+            refused = self._module_refusal(request)
+            if refused:
+                return refused
+            allowed |= set(INTERPRETER_ENV)  # the child applies them as an interpreter would
         imported = self._imported_env()
         differ = sorted(
             k
@@ -161,6 +225,23 @@ class _Loaded:
                 f"the environment asked for differs from the fork server's in {', '.join(differ)}"
             )
         return ""
+
+    def _module_refusal(self, request: dict) -> str:
+        """Return why the child could not start as `python -m` with the request's environment."""
+        if request.get("fresh") and logging_configured():
+            # A module the child imports again would find logging already set up (its
+            # basicConfig would do nothing) where a launched interpreter has none.
+            return "logging was configured in the fork server"
+        if self.path_rest() is None:
+            return "the fork server's path does not start with its PYTHONPATH"
+        return ""
+
+    def path_rest(self) -> list[str] | None:
+        """Return the server's path after its own PYTHONPATH's entries, None if it does not
+        start with them (the cwd the server was started in is already dropped)."""
+        own = self.start_env.get("PYTHONPATH")
+        head = [os.path.abspath(p) for p in own.split(os.pathsep)] if own else []
+        return sys.path[len(head) :] if sys.path[: len(head)] == head else None
 
     def kernel_env(self, env: dict[str, str]) -> dict[str, str]:
         """Return a forked process's environment: `env` and what the preloaded modules set.
@@ -178,7 +259,7 @@ class _Loaded:
         }
 
 
-def _fork(request: dict, listener: socket.socket, conn: socket.socket) -> int:
+def _fork(request: dict, inherited: list) -> int:
     """Fork the requested process; return its pid once it leads a process group of its own."""
     ready, told = os.pipe()
     pid = os.fork()
@@ -189,13 +270,14 @@ def _fork(request: dict, listener: socket.socket, conn: socket.socket) -> int:
         return pid
     # The child: become the phase's kernel or the module's run, never return into the loop.
     code = 1
+    child = os.getpid()  # a process the module forks in turn unwinds through here too
     try:
         os.close(ready)
         os.setsid()  # its own session and process group, as jupyter_client launches kernels
         os.write(told, b"!")
         os.close(told)
-        listener.close()
-        conn.close()
+        for thing in inherited:  # the server's listener, connection and watched pidfds
+            thing.close()
         _become_process(request)
         _run_module(request) if "module" in request else _become_kernel(request)
         code = 0
@@ -208,7 +290,9 @@ def _fork(request: dict, listener: socket.socket, conn: socket.socket) -> int:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        if "output" in request:  # its parent here is the server: the asker reads the status
+        # Its parent here is the server: the asker reads the status. Only this child's: a
+        # process it forked (a gunicorn worker) exits through here as well.
+        if "output" in request and os.getpid() == child:
             with open(f"{request['output']}.exit", "w") as f:
                 f.write(str(code))
         os._exit(code)
@@ -232,15 +316,66 @@ def _run_module(request: dict) -> None:
     import runpy
 
     name_process(PROCESS_NAME)
-    for fd, suffix in ((1, "out"), (2, "err")):
-        target = os.open(f"{request['output']}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(target, fd)
-        os.close(target)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process's own stdout
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    sys.path.insert(0, os.getcwd())  # `python -m` puts the folder it runs in first
+    _redirect(request)
+    _start_as_interpreter(request)
     sys.argv = [request["module"], *request["argv"]]
     runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+
+
+def _redirect(request: dict) -> None:
+    """Point stdout and stderr at the request's files, buffered as the environment says."""
+    output = request["output"]
+    paths = {1: request.get("stdout", f"{output}.out"), 2: request.get("stderr", f"{output}.err")}
+    opened: dict[str, int] = {}
+    for fd, path in paths.items():
+        if path not in opened:  # one file for both (2>&1): one description, one offset
+            opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(opened[path], fd)
+    for target in opened.values():
+        os.close(target)
+    unbuffered = bool(request["env"].get("PYTHONUNBUFFERED"))
+    sys.stdout = _text_stream(1, sys.stdout, unbuffered, line_buffering=False)
+    sys.stderr = _text_stream(2, sys.stderr, unbuffered, line_buffering=True)
+
+
+def _text_stream(fd: int, old, unbuffered: bool, line_buffering: bool):
+    """Return a text stream on `fd` as the interpreter makes it (-u: every write goes out)."""
+    import io
+
+    raw = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)  # noqa: SIM115
+    return io.TextIOWrapper(
+        raw,
+        encoding=old.encoding,
+        errors=old.errors,
+        line_buffering=line_buffering and not unbuffered,
+        write_through=unbuffered,
+    )
+
+
+def _start_as_interpreter(request: dict) -> None:
+    """Apply what an interpreter reads at start-up (the path, -B), and drop the `fresh` packages'
+    preloaded modules so they are imported again from that path."""
+    import importlib
+
+    env = request["env"]
+    sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
+    # As `python -m` in this folder: the folder, PYTHONPATH's entries made absolute, the rest.
+    head = (
+        [os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep)]
+        if env.get("PYTHONPATH")
+        else []
+    )
+    sys.path[:] = [os.getcwd(), *head, *request["path_rest"]]
+    fresh = set(request.get("fresh", ()))
+    for name in [m for m in sys.modules if m.split(".")[0] in fresh]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def logging_configured() -> bool:
+    """Return whether a preloaded module gave the root logger a handler (nothing is loaded
+    when logging is not)."""
+    return "logging" in sys.modules and bool(sys.modules["logging"].root.handlers)
 
 
 def _become_kernel(request: dict) -> None:
