@@ -24,6 +24,7 @@ from runbook_lib.platform.cloud_function import local
 from runbook_lib.platform.cloud_function.gcloud import GcloudRunner
 from runbook_lib.platform.deployment import DeployPlan
 from runbook_lib.platform.schema import Tables
+from runbook_lib.run.forkserver import ForkClient
 from runbook_lib.run.params import Params
 from runbook_lib.run.phase_checks import Check
 from runbook_lib.warehouse.base import Warehouse
@@ -142,8 +143,11 @@ def _serve(params: Params, bundle: Path, webhook_url: str | None) -> Deployment:
     try:
         channel = resources.enter_context(alert_channel(params, webhook_url))
         env = next_scheduled_run(params).function_config(channel.url).to_env()
-        # Not waited for: it boots (about a second) while the phase goes on; trigger waits.
-        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).launch()
+        # Not waited for: it boots while the phase goes on; trigger waits. Forked from the run's
+        # fork server when this is one of its kernels (its imports loaded), else launched.
+        server = local.LocalFunctionServer(bundle, ENTRY_POINT, "cloudevent", env).launch(
+            ForkClient.from_env()
+        )
     except BaseException:
         resources.close()
         raise
@@ -306,8 +310,11 @@ def trigger_and_stop(deployment: Deployment, wait_seconds: float = 90) -> dict:
 def result_record(deployment: Deployment, answer: dict, audit: dict) -> dict:
     """Return what phase 03 records for the deployment log: how, rows deleted, the audit row."""
     how = "served" if deployment.server is not None else "deployed"
+    # How the local server started: forked from the run's fork server, or launched (and why).
+    started = {"started": deployment.server.started} if deployment.server is not None else {}
     return {
         how: deployment.applied,
+        **started,
         "rows_deleted": answer["summary"].get("total_records_deleted"),
         "alerts": {
             "channel": deployment.alerts.label,

@@ -23,6 +23,7 @@ from runbook_lib import clock
 from runbook_lib.errors import MonitorDemoError
 from runbook_lib.platform import monitor, monitor_sql
 from runbook_lib.platform.schema import Tables
+from runbook_lib.run.forkserver import ForkClient
 from runbook_lib.run.params import Params
 from runbook_lib.warehouse.base import RowsDigest, Warehouse, one_connection
 
@@ -101,7 +102,12 @@ class MonitorFunction:
         # The function prints its summary before it answers, unbuffered: the line is there now.
         output = self.server.output()
         lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-        return {"served": True, "http_status": status, "summary": lines[-1] if lines else {}}
+        return {
+            "served": True,
+            "started": self.server.started,  # forked from the run's fork server, or launched
+            "http_status": status,
+            "summary": lines[-1] if lines else {},
+        }
 
 
 @contextmanager
@@ -124,7 +130,7 @@ def monitor_function(params: Params, channel, run_id: str = "") -> Iterator[Moni
         bundle = build_bundle(folder, params.engine)
         server = local.LocalFunctionServer(bundle, MONITOR_ENTRY_POINT, "cloudevent", env)
         try:
-            yield MonitorFunction(params, run_id, server.launch())
+            yield MonitorFunction(params, run_id, server.launch(ForkClient.from_env()))
         finally:
             server.stop(answered=True)  # the block's own server: only trigger posts there
 

@@ -128,7 +128,8 @@ class LocalFunctionServer:
         self.target, self.signature_type, self.env = target, signature_type, env
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | None = None  # or the fork server's ForkedProcess
+        self.started = ""  # "forked", "launched", or "launched (fork refused: why)"
         self._final_output: str | None = None
         self._listening = False
         self._unanswered = 0  # posts of this object's sent and not (yet) answered
@@ -153,10 +154,14 @@ class LocalFunctionServer:
             str(self.port),
         ]
 
-    def launch(self) -> LocalFunctionServer:
+    def launch(self, forks=None) -> LocalFunctionServer:
         """Start the server process and return at once, while it boots (about a second).
 
         The caller does other work meanwhile; `post` (or `wait_listening`) waits for the port.
+        With `forks` (a run's fork server: run/forkserver.ForkClient), the process is forked
+        from it, its imports already loaded, as `python -m functions_framework` with the same
+        command line, folder, environment and log; the bundle's own copy of the library is
+        imported afresh. A refused fork launches it from a new interpreter.
         """
         # The bundle goes first on the path so the server runs the bundle's copy of the library.
         # Unbuffered: every line the function prints is in the log the moment it is printed,
@@ -169,11 +174,40 @@ class LocalFunctionServer:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+        self.started = "launched"
+        if forks is not None:
+            try:
+                _, _, module, *args = self.command()
+                self.process = forks.run_module(
+                    module,
+                    args,
+                    self.bundle_dir,
+                    env,
+                    self.log_path,
+                    runtime_env=tuple(self.env),  # the function reads them as it runs
+                    log=self.log_path,
+                    fresh=self._bundled(),
+                )
+                self.started = "forked"
+                return self
+            except forks.Refused as e:
+                self.started = f"launched (fork refused: {e})"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.bundle_dir, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         return self
+
+    def _bundled(self) -> tuple[str, ...]:
+        """Return the modules and packages at the top of the bundle: first on the path, they are
+        what the server imports under those names, never a copy the fork server preloaded."""
+        return tuple(
+            sorted(
+                p.stem if p.suffix == ".py" else p.name
+                for p in self.bundle_dir.iterdir()
+                if p.suffix == ".py" or (p / "__init__.py").is_file()
+            )
+        )
 
     def wait_listening(self, timeout: float = 30) -> LocalFunctionServer:
         """Wait until the launched server's port accepts connections; stop it if it never does."""
@@ -218,7 +252,7 @@ class LocalFunctionServer:
             # poll loop. Phases 03 and 05 stop a server once its answer is back, and the output
             # is unbuffered, so nothing is cut short. Before gunicorn has set its handlers,
             # SIGINT is Python's KeyboardInterrupt: the process ends all the same.
-            self.process.send_signal(signal.SIGINT)
+            self._signal_master(signal.SIGINT)
             if workers:
                 if answered and not self._unanswered:
                     _kill(workers)  # after the SIGINT: the master, stopping, starts none again
@@ -233,6 +267,15 @@ class LocalFunctionServer:
         if self._final_output is None:
             self._final_output = self.output()  # kept in memory: output() works after stop()
             self.log_path.unlink(missing_ok=True)
+            Path(f"{self.log_path}.exit").unlink(missing_ok=True)  # a forked one's exit status
+
+    def _signal_master(self, sig: int) -> None:
+        """Signal gunicorn's master only (a forked server leads a process group of its own with
+        its workers: the master stops them itself, as in a launched one)."""
+        if self.started == "forked":
+            self.process.send_signal(sig, group=False)
+        else:
+            self.process.send_signal(sig)
 
     def _kill_stragglers(self) -> None:
         """Kill any process still running this server's command line once its master is gone.
@@ -240,8 +283,16 @@ class LocalFunctionServer:
         A stop that lands while gunicorn boots can leave a worker behind (seen in the suite: the
         worker forked just before the quick shutdown, not yet answering signals of its own,
         outlived its master and kept serving the port). Such a worker keeps the master's command
-        line, which names this server's own bundle and port and no other process's.
+        line, which names this server's own bundle and port and no other process's. A forked
+        server's command line is its fork server's: its workers are found as the members of the
+        process group its master led (a group lives on while any member does).
         """
+        if self.started == "forked":
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:  # nobody left in the group
+                pass
+            return
         wanted = "\0".join(self.command()[1:]).encode()
         for proc in Path("/proc").glob("[0-9]*"):
             try:
