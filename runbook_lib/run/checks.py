@@ -204,6 +204,10 @@ class PytestRun:
             "no:cacheprovider",
             "-W",
             "ignore::pytest.PytestConfigWarning",
+            # The tests run in a worker per core, forked after the collection (pytest_fork.py).
+            "-p",
+            "runbook_lib.run.pytest_fork",
+            f"--fork-workers={_cores()}",
             *test_paths,
         ]
         # The tests' temporary files in a folder of this run's own (on /dev/shm where there is
@@ -229,6 +233,14 @@ class PytestRun:
     def __repr__(self) -> str:
         state = "running" if self._proc.poll() is None else f"exited {self._proc.returncode}"
         return f"pytest {' '.join(self.command[3:])} (pid {self._proc.pid}, {state})"
+
+
+def _cores() -> int:
+    """Return how many cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _start(command: list[str], root: Path, env: dict, output: Path) -> tuple[object, str]:
