@@ -4,7 +4,8 @@ Runs the notebook's own test list (`-m safeguard` on the backfill, checkpoint an
 files) through `checks.run_tests`, the command line and environment phase 01 uses, and prints
 each run's wall time and CPU time (user + system of the process and its threads, which a loaded
 machine disturbs less). With `--trees`, each run goes through the trees in turn (A B A B, the
-same minutes): a checkout of another commit is tested with its own code and this venv.
+same minutes): a checkout of another commit is tested with its own code and this venv, each
+run by that checkout's copy of this script (its checks.py's command line, its fork server).
 With `--forked`, each run goes launched then forked: forked is how a run's phase 01 starts it,
 from the run's fork server with phase 00's and 01's imports loaded (forkserver.py); its CPU is
 the server's child's, not counted here. Target on a quiet 2-core machine: <= 3 s wall.
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,6 +64,18 @@ def fork_server():
     return engine.fork_server(engine.kernel_name(), {}, ROOT, [imports])
 
 
+FIGURES = re.compile(r"^\S+ (launched|forked): wall ([0-9.]+) s, CPU (?:([0-9.]+) s|not seen)")
+
+
+def tree_runs(tree: Path, forked: bool) -> list[tuple[str, float, float, str]]:
+    """Run one round in `tree` by its own copy of this script; return (mode, wall, CPU, line)."""
+    command = [sys.executable, str(tree / "bench" / Path(__file__).name), "--runs", "1"]
+    done = subprocess.run(command + (["--forked"] if forked else []), cwd=tree,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    found = [(m, line) for line in done.stdout.splitlines() if (m := FIGURES.match(line))]
+    return [(m[1], float(m[2]), float(m[3] or 0), line) for m, line in found]
+
+
 def main() -> None:
     """Print each run's figures and the medians per tree."""
     ap = argparse.ArgumentParser()
@@ -70,9 +85,16 @@ def main() -> None:
     args = ap.parse_args()
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print("note: PYTHONDONTWRITEBYTECODE is set: every run compiles from source")
-    server = fork_server() if args.forked else None
-    modes = ["launched", "forked"] if server else ["launched"]
+    modes = ["launched", "forked"] if args.forked else ["launched"]
     figures = {(t, m): [] for t in args.trees for m in modes}
+    if [t.resolve() for t in args.trees] != [ROOT]:
+        for _ in range(args.runs):
+            for tree in args.trees:
+                for mode, wall, cpu, line in tree_runs(tree.resolve(), args.forked):
+                    figures[tree, mode].append((wall, cpu))
+                    print(line.replace(str(tree.resolve()), str(tree), 1), flush=True)
+        return _medians(figures)
+    server = fork_server() if args.forked else None
     for _ in range(args.runs):
         for tree, mode in figures:
             if mode == "forked":
@@ -87,6 +109,10 @@ def main() -> None:
                   f"{result['summary']}", flush=True)  # fmt: skip
     if server:
         server.stop()
+    _medians(figures)
+
+
+def _medians(figures: dict) -> None:
     for (tree, mode), runs in figures.items():
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
         used = f", median CPU {statistics.median(cpus):.2f} s" if mode == "launched" else ""
