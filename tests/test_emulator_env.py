@@ -124,6 +124,29 @@ def test_emulator_commands_refuse_an_environment_without_endpoint(emulator_root)
     assert done.returncode == 2 and "bigquery.endpoint" in done.stderr
 
 
+# -- the server's parse cache ---------------------------------------------------------------------
+
+
+def test_bqemulator_parses_a_sql_text_once_and_each_caller_gets_its_own_tree():
+    """A kept tree handed out twice would carry one caller's in-place rewrite into the next."""
+    import sqlglot
+    from bqemulator.catalog.ddl_sync import _detect_catalog_drop
+    from bqemulator.sql.translator import SQLTranslator
+
+    emulator_server._patch_bqemulator()
+    sql = "DROP TABLE `p.d.orders`"
+    first = _detect_catalog_drop(sql)
+    hits = sqlglot.parse_one.cache_info().hits
+    first.this.set("this", sqlglot.exp.to_identifier("changed"))
+    second = _detect_catalog_drop(sql)
+    assert sqlglot.parse_one.cache_info().hits == hits + 1
+    assert second is not first and second.this.name == "orders"
+    assert second.sql("bigquery") == sqlglot.parse_one(sql, read="bigquery").sql("bigquery")
+    query = "SELECT SAFE_DIVIDE(a, b) AS r FROM `p.d.t` WHERE d IN UNNEST(@days)"
+    translator = SQLTranslator()
+    assert translator.translate(query).value == translator.translate(query).value
+
+
 # -- the whole chain ------------------------------------------------------------------------------
 
 
