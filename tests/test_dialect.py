@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from runbook_lib.warehouse import dialect
 from runbook_lib.warehouse.dialect import duckdb_type, to_duckdb
 
 
@@ -50,3 +57,67 @@ def test_declared_types_map_to_duckdb_types():
     assert duckdb_type("TIMESTAMP") == "TIMESTAMPTZ"
     with pytest.raises(KeyError):
         duckdb_type("GEOGRAPHY")
+
+
+# -- translations kept across processes -------------------------------------------------------
+SQL = "SELECT COUNTIF(x > 1) AS n FROM t WHERE d = @day"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A cache folder of the test's own, and no translation of this process's memory."""
+    folder = tmp_path / "backfill-runbook" / "duckdb-sql"  # as under XDG_CACHE_HOME=tmp_path
+    monkeypatch.setattr(dialect, "CACHE_ROOT", folder)
+    monkeypatch.setattr(dialect, "_checked", set())
+    to_duckdb.cache_clear()
+    yield folder
+    to_duckdb.cache_clear()
+
+
+def _entry(cache) -> Path:
+    (entry,) = cache.glob("*/*.json")
+    return entry
+
+
+def test_a_translation_is_kept_and_read_back_by_another_process(cache):
+    first = to_duckdb(SQL)
+    assert json.loads(_entry(cache).read_text()) == {"sql": SQL, "duckdb": first}
+    # What another process finds there is what it returns (here marked, to tell it was read).
+    _entry(cache).write_text(json.dumps({"sql": SQL, "duckdb": ["SELECT 'kept'"]}))
+    code = (
+        "import json, sys; from runbook_lib.warehouse.dialect import to_duckdb; "
+        "print(json.dumps(to_duckdb(sys.argv[1])))"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache.parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, SQL],
+        cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == ["SELECT 'kept'"]
+
+
+@pytest.mark.parametrize(
+    "found",
+    ["{not json", json.dumps({"sql": "SELECT 2", "duckdb": ["SELECT 2"]}), json.dumps([1, 2])],
+)
+def test_an_entry_that_does_not_hold_this_sqls_translation_is_made_again(cache, found):
+    fresh = to_duckdb(SQL)
+    _entry(cache).write_text(found)
+    to_duckdb.cache_clear()
+    assert to_duckdb(SQL) == fresh
+    assert json.loads(_entry(cache).read_text()) == {"sql": SQL, "duckdb": fresh}
+
+
+def test_a_cache_that_cannot_be_written_still_translates(cache):
+    cache.parent.mkdir(parents=True)
+    cache.write_text("a file where the folder would be")
+    assert "COUNT(*) FILTER" in to_duckdb(SQL)[0]
+
+
+def test_a_full_cache_folder_is_emptied_before_it_grows(cache, monkeypatch):
+    monkeypatch.setattr(dialect, "MAX_KEPT", 2)
+    for n in range(3):
+        to_duckdb(f"SELECT {n}")
+    monkeypatch.setattr(dialect, "_checked", set())  # a new process
+    to_duckdb("SELECT 3")
+    assert [json.loads(p.read_text())["sql"] for p in cache.glob("*/*.json")] == ["SELECT 3"]

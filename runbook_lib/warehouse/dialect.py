@@ -15,7 +15,13 @@ contract tests that run the same SQL on both backends:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import threading
 from functools import lru_cache
+from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
@@ -63,9 +69,70 @@ def _fix(node: exp.Expression) -> exp.Expression:
     return node
 
 
+# Translations kept across processes: every phase's kernel, each worker of the safeguard tests
+# and the probes are processes of their own, and each translated the same statements again
+# (the factors INSERT, 10 KB of SQL, takes 60 ms). A translation depends on the SQL, sqlglot's
+# version and this module's code, nothing else: the last two name the folder, the SQL its file.
+CACHE_ROOT = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "backfill-runbook"
+    / "duckdb-sql"
+)
+_VERSION = hashlib.sha256(sqlglot.__version__.encode() + b"\0" + Path(__file__).read_bytes())
+# More files than this in the folder (statements naming dated backups add a few a run): emptied.
+MAX_KEPT = 5000
+
+
 @lru_cache(maxsize=512)
 def to_duckdb(sql: str) -> list[str]:
-    """Return DuckDB statements equivalent to one or more BigQuery statements."""
+    """Return DuckDB statements equivalent to one or more BigQuery statements.
+
+    A translation made before by this code and this sqlglot, in any process, is read back
+    from CACHE_ROOT instead of made again (a file that does not hold this SQL's is ignored).
+    """
+    folder = CACHE_ROOT / _VERSION.hexdigest()[:16]
+    entry = folder / f"{hashlib.sha256(sql.encode()).hexdigest()}.json"
+    kept = _kept(entry, sql)
+    if kept is not None:
+        return kept
+    out = _translate(sql)
+    _keep(entry, sql, out)
+    return out
+
+
+def _kept(entry: Path, sql: str) -> list[str] | None:
+    """Return the statements `entry` holds for `sql`, None when it holds none (or another's)."""
+    try:
+        data = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    statements = data.get("duckdb") if isinstance(data, dict) and data.get("sql") == sql else None
+    if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+        return None
+    return statements
+
+
+_checked: set[Path] = set()  # folders this process has checked for their size
+
+
+def _keep(entry: Path, sql: str, statements: list[str]) -> None:
+    """Write the translation to `entry` whole (a reader sees the old file or the new one);
+    a cache that cannot be written is no error."""
+    folder = entry.parent
+    try:
+        if folder not in _checked:
+            _checked.add(folder)
+            if folder.is_dir() and sum(1 for _ in folder.iterdir()) > MAX_KEPT:
+                shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{entry.name}.{os.getpid()}.{threading.get_ident()}"
+        partial.write_text(json.dumps({"sql": sql, "duckdb": statements}), encoding="utf-8")
+        os.replace(partial, entry)
+    except OSError:
+        pass
+
+
+def _translate(sql: str) -> list[str]:
     out = []
     for tree in sqlglot.parse(sql, read="bigquery"):
         if tree is None:
