@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,21 @@ def test_bqemulator_parses_a_sql_text_once_and_each_caller_gets_its_own_tree():
     query = "SELECT SAFE_DIVIDE(a, b) AS r FROM `p.d.t` WHERE d IN UNNEST(@days)"
     translator = SQLTranslator()
     assert translator.translate(query).value == translator.translate(query).value
+
+
+def test_the_bigquery_backend_imports_nothing_a_fork_server_refuses_to_preload():
+    """google-cloud-bigquery imports tqdm.notebook and so ipywidgets, which made the run's fork
+    server refuse to fork any kernel once it preloaded the BigQuery backend."""
+    from runbook_lib.run.forkserver_process import SHELL_AWARE
+
+    code = (
+        "import sys, runbook_lib.warehouse.bigquery_backend, google.cloud.bigquery\n"
+        f"print([m for m in sys.modules if m.startswith({SHELL_AWARE + ('tqdm.notebook',)!r})])\n"
+        "import tqdm.notebook, ipywidgets\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 # -- the whole chain ------------------------------------------------------------------------------

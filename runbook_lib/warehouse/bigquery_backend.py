@@ -20,7 +20,6 @@ import db_dtypes  # noqa: F401 - registers the "dbdate" pandas dtype
 import numpy as np
 import pandas as pd
 from google.api_core import exceptions as gexc
-from google.cloud import bigquery
 
 from runbook_lib.errors import (
     EnvironmentMismatchError,
@@ -30,6 +29,7 @@ from runbook_lib.errors import (
     WarehouseError,
 )
 from runbook_lib.warehouse.base import Warehouse, scalar_type, trace
+from runbook_lib.warehouse.bigquery_import import bigquery
 from runbook_lib.warehouse.ids import TableId, check_name, check_project
 from runbook_lib.warehouse.schema import Field, TableSchema
 

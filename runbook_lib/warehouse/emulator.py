@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import bigquery
+
+from runbook_lib.warehouse.bigquery_import import bigquery
 
 
 def client_for(endpoint: str, project: str) -> bigquery.Client:
