@@ -1,8 +1,9 @@
 """`--env emulator`: the whole runbook on a BigQuery-API server (bqemulator) on 127.0.0.1.
 
 The chain runs once, as a user types it, each command a process of its own: `runbook emulator
-start`, `seed`, `run`, `rollback`, `verify`, `emulator stop` (about 3.5 minutes on 2 cores:
-start ~8 s, seed ~15 s, phases 00-06 ~120 s, rollback ~25 s). Every phase but 01 (the checkout
+start`, `seed`, `run`, `rollback`, `verify`, `emulator stop` (about 66 s on 2 cores shared at load
+~5, 2026-12-01: start ~4 s, seed ~12-17 s, phases 00-06 ~42-50 s, rollback ~10 s, stop ~4 s;
+bench/README.md has the figures). Every phase but 01 (the checkout
 and the safeguard tests, on a DuckDB file of their own) goes through google-cloud-bigquery.
 """
 
