@@ -184,6 +184,7 @@ def _serve(folder: Path) -> None:
 
 def _warm() -> None:
     """Load the exporter, its templates, markdown and highlighting by rendering a small notebook."""
+    import nbformat
     from nbformat import v4
 
     output = v4.new_output("display_data", data={"text/html": "<b>x</b>", "text/plain": "x"})
@@ -191,8 +192,7 @@ def _warm() -> None:
         cells=[v4.new_markdown_cell("# x\n\n*x*"), v4.new_code_cell("x = 1", outputs=[output])],
         metadata={"language_info": {"name": "python", "pygments_lexer": "ipython3"}},
     )
-    with _RENDER_LOCK:
-        _exporter().from_notebook_node(nb)
+    render(nbformat.writes(nb).encode("utf-8"), None)
 
 
 if __name__ == "__main__":
